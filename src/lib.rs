@@ -1,2 +1,4 @@
-//! rostersync: reconciles Canvas LMS enrollments with a school's SIS.
+//! rostersync: reconciles Canvas LMS enrollments with a school's SIS, auditing every change.
+pub mod config;
+pub mod domain;
 pub mod sim;

@@ -1,0 +1,287 @@
+//! The removal brake. Enrolments are cheap to add back; removals are what a bad SIS export turns into a district-wide
+//! outage. So: an empty SIS result removes nothing, and too many removals (by count, by ratio, or within one
+//! course) stop every removal they cover while the other changes still apply.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use super::plan::Plan;
+use super::{Action, Sym};
+
+#[derive(Debug, Clone, Copy)]
+pub struct GuardLimits {
+    pub max_removals: u64,
+    pub max_removal_ratio: f64,
+    pub max_course_removal_ratio: f64,
+}
+
+/// Why the brake tripped. `Display` is the log line an operator reads.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Trip {
+    EmptySis,
+    MaxRemovals {
+        removals: u64,
+        limit: u64,
+    },
+    MaxRatio {
+        removals: u64,
+        live: u64,
+        limit: f64,
+    },
+    CourseRatio {
+        courses: Vec<(String, u64, u64)>,
+        limit: f64,
+    },
+}
+
+impl fmt::Display for Trip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Trip::EmptySis => write!(
+                f,
+                "the SIS query returned no usable rows; nothing is removed on an empty SIS result"
+            ),
+            Trip::MaxRemovals { removals, limit } => write!(
+                f,
+                "{removals} removals exceed reconcile.max_removals = {limit}; no enrollment was removed"
+            ),
+            Trip::MaxRatio {
+                removals,
+                live,
+                limit,
+            } => write!(
+                f,
+                "{removals} removals of {live} live enrollments in managed courses ({:.1}%) exceed \
+                 reconcile.max_removal_ratio = {limit} ({:.1}%); no enrollment was removed",
+                ratio(*removals, *live) * 100.0,
+                limit * 100.0
+            ),
+            Trip::CourseRatio { courses, limit } => {
+                write!(
+                    f,
+                    "{} course(s) would lose more than reconcile.max_course_removal_ratio = {limit} of their \
+                     enrollments; their removals were held: ",
+                    courses.len()
+                )?;
+                for (i, (course, removals, live)) in courses.iter().take(5).enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{course} ({removals} of {live})")?;
+                }
+                if courses.len() > 5 {
+                    write!(f, ", and {} more", courses.len() - 5)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn ratio(n: u64, d: u64) -> f64 {
+    if d == 0 {
+        if n == 0 { 0.0 } else { f64::INFINITY }
+    } else {
+        n as f64 / d as f64
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct GuardDecision {
+    /// Set when every removal is blocked.
+    pub global: Option<Trip>,
+    /// Set when only some courses' removals are blocked.
+    pub per_course: Option<Trip>,
+    pub blocked_courses: HashSet<Sym>,
+}
+
+impl GuardDecision {
+    pub fn tripped(&self) -> bool {
+        self.global.is_some() || self.per_course.is_some()
+    }
+    /// The reason to report: the global trip if any, else the per-course one.
+    pub fn reason(&self) -> Option<String> {
+        self.global
+            .as_ref()
+            .or(self.per_course.as_ref())
+            .map(ToString::to_string)
+    }
+    /// Whether a removal in `course` may go ahead.
+    pub fn allows_removal_in(&self, course: Sym) -> bool {
+        self.global.is_none() && !self.blocked_courses.contains(&course)
+    }
+}
+
+/// Decides the brake for one plan.
+/// `usable_sis_rows`: rows that parsed; `live_per_course`: live enrollments listed per managed course.
+pub fn evaluate(
+    plan: &Plan,
+    usable_sis_rows: usize,
+    live_per_course: &HashMap<Sym, u64>,
+    limits: &GuardLimits,
+    course_name: impl Fn(Sym) -> String,
+) -> GuardDecision {
+    let mut decision = GuardDecision::default();
+    let removals_by_course = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Remove)
+        .fold(HashMap::<Sym, u64>::new(), |mut m, c| {
+            *m.entry(c.course).or_default() += 1;
+            m
+        });
+    let removals: u64 = removals_by_course.values().sum();
+    let live: u64 = live_per_course.values().sum();
+
+    decision.global = if usable_sis_rows == 0 {
+        Some(Trip::EmptySis)
+    } else if removals > limits.max_removals {
+        Some(Trip::MaxRemovals {
+            removals,
+            limit: limits.max_removals,
+        })
+    } else if ratio(removals, live) > limits.max_removal_ratio {
+        Some(Trip::MaxRatio {
+            removals,
+            live,
+            limit: limits.max_removal_ratio,
+        })
+    } else {
+        None
+    };
+
+    if decision.global.is_none() {
+        let mut courses: Vec<(Sym, u64, u64)> = removals_by_course
+            .iter()
+            .filter_map(|(&course, &n)| {
+                let live = live_per_course.get(&course).copied().unwrap_or(0);
+                (ratio(n, live) > limits.max_course_removal_ratio).then_some((course, n, live))
+            })
+            .collect();
+        if !courses.is_empty() {
+            courses.sort_by_key(|&(c, n, _)| (std::cmp::Reverse(n), c));
+            decision.blocked_courses = courses.iter().map(|&(c, _, _)| c).collect();
+            decision.per_course = Some(Trip::CourseRatio {
+                courses: courses
+                    .into_iter()
+                    .map(|(c, n, l)| (course_name(c), n, l))
+                    .collect(),
+                limit: limits.max_course_removal_ratio,
+            });
+        }
+    }
+    decision
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RemovalPolicy;
+    use crate::domain::plan::{PlanInput, plan};
+    use crate::domain::{EnrollmentState, Ids, LiveEnrollment, RoleId, SectionKey};
+
+    fn removals(ids: &mut Ids, course: &str, n: u64, keep: u64) -> (Plan, HashMap<Sym, u64>) {
+        let c = ids.intern(course);
+        let live: Vec<_> = (0..n + keep)
+            .map(|i| LiveEnrollment {
+                id: i + 1,
+                user: Some(ids.intern(&format!("u{i}"))),
+                canvas_user_id: i,
+                course: c,
+                canvas_course_id: 1,
+                section: SectionKey::Default,
+                canvas_section_id: 1,
+                role: RoleId(3),
+                state: EnrollmentState::Active,
+                associated_user_id: None,
+            })
+            .collect();
+        let desired: Vec<_> = live[n as usize..]
+            .iter()
+            .map(|l| crate::domain::DesiredEnrollment {
+                user: l.user.unwrap_or(c),
+                course: c,
+                section: SectionKey::Default,
+                role: RoleId(3),
+                state: crate::domain::DesiredState::Active,
+            })
+            .collect();
+        let p = plan(&PlanInput {
+            desired: &desired,
+            live: &live,
+            removal: RemovalPolicy::Conclude,
+            manage_non_sis_users: false,
+            hold: &HashSet::new(),
+        });
+        (p, [(c, n + keep)].into())
+    }
+
+    fn limits(max: u64, ratio: f64) -> GuardLimits {
+        GuardLimits {
+            max_removals: max,
+            max_removal_ratio: ratio,
+            max_course_removal_ratio: 1.0,
+        }
+    }
+
+    #[test]
+    fn thresholds_are_inclusive_limits() {
+        let mut ids = Ids::new();
+        let (p, live) = removals(&mut ids, "c", 25, 75);
+        assert!(
+            !evaluate(&p, 75, &live, &limits(25, 0.25), |_| String::new()).tripped(),
+            "exactly at both"
+        );
+        let d = evaluate(&p, 75, &live, &limits(24, 0.9), |_| String::new());
+        assert_eq!(
+            d.global,
+            Some(Trip::MaxRemovals {
+                removals: 25,
+                limit: 24
+            })
+        );
+        let d = evaluate(&p, 75, &live, &limits(500, 0.2), |_| String::new());
+        assert!(matches!(
+            d.global,
+            Some(Trip::MaxRatio {
+                removals: 25,
+                live: 100,
+                ..
+            })
+        ));
+        assert!(d.reason().is_some_and(|r| r.contains("25 removals of 100")));
+    }
+
+    #[test]
+    fn empty_sis_trips_even_with_nothing_to_remove() {
+        let d = evaluate(
+            &Plan::default(),
+            0,
+            &HashMap::new(),
+            &limits(500, 0.1),
+            |_| String::new(),
+        );
+        assert_eq!(d.global, Some(Trip::EmptySis));
+    }
+
+    #[test]
+    fn per_course_ratio_blocks_only_that_course() {
+        let mut ids = Ids::new();
+        let (p, live) = removals(&mut ids, "c", 20, 0);
+        let l = GuardLimits {
+            max_removals: 500,
+            max_removal_ratio: 1.0,
+            max_course_removal_ratio: 0.5,
+        };
+        let d = evaluate(&p, 10, &live, &l, |_| "COURSE-1".into());
+        assert!(d.global.is_none());
+        assert!(d.tripped());
+        let c = ids.intern("c");
+        assert!(!d.allows_removal_in(c));
+        assert!(d.allows_removal_in(ids.intern("other")));
+        assert!(
+            d.reason()
+                .is_some_and(|r| r.contains("COURSE-1 (20 of 20)"))
+        );
+    }
+}
