@@ -1,4 +1,19 @@
 //! rostersync: reconciles Canvas LMS enrollments with a school's SIS, auditing every change.
+//!
+//! The decision is pure (`domain`); reading and writing happen at the edges (`sis`, `canvas`, `store`);
+//! `reconcile` runs one cycle; `daemon` schedules cycles and serves metrics; `sim` is the bundled Canvas simulator.
+
+pub mod app;
+pub mod canvas;
+pub mod check;
+pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod domain;
+pub mod metrics;
+pub mod pgtemp;
+pub mod reconcile;
 pub mod sim;
+pub mod sis;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,171 @@
+//! What can go wrong talking to Canvas. Messages carry Canvas's own words and never the token.
+
+/// A failed Canvas request, after any retries it was allowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CanvasError {
+    #[error("Canvas rejected the token ({status}): {message}")]
+    Unauthorized { status: u16, message: String },
+    #[error("Canvas refused the request (403): {message}")]
+    Forbidden { message: String },
+    #[error("not found in Canvas (404): {message}")]
+    NotFound { message: String },
+    #[error("Canvas rejected the request ({status}): {message}")]
+    Rejected { status: u16, message: String },
+    #[error("Canvas server error ({status}) after {attempts} attempt(s): {message}")]
+    Server {
+        status: u16,
+        message: String,
+        attempts: u32,
+    },
+    #[error("Canvas throttled the request {attempts} time(s) (Rate Limit Exceeded)")]
+    Throttled { attempts: u32 },
+    #[error("Canvas request timed out after {attempts} attempt(s)")]
+    Timeout { attempts: u32 },
+    #[error("could not reach Canvas after {attempts} attempt(s): {message}")]
+    Network { message: String, attempts: u32 },
+    #[error(
+        "Canvas answered {status} with a redirect to {location}; redirects are not followed so the token never goes \
+         to another host (is canvas.base_url right, or is Canvas in maintenance?)"
+    )]
+    Redirect { status: u16, location: String },
+    #[error("unexpected Canvas response: {0}")]
+    Decode(String),
+    #[error("incomplete Canvas listing: {0}")]
+    Pagination(String),
+    #[error("Canvas response is larger than canvas.max_response_bytes ({limit} bytes)")]
+    TooLarge { limit: u64 },
+    #[error(
+        "Canvas looks unavailable: the cycle's retry budget (limits.cycle_retry_budget) is used up and requests \
+         keep failing; the rest of this cycle is not attempted"
+    )]
+    Unavailable,
+    #[error("canvas token: {0}")]
+    Token(String),
+}
+
+impl CanvasError {
+    /// The HTTP status Canvas answered, when there was one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            CanvasError::Unauthorized { status, .. }
+            | CanvasError::Rejected { status, .. }
+            | CanvasError::Server { status, .. }
+            | CanvasError::Redirect { status, .. } => Some(*status),
+            CanvasError::Forbidden { .. } => Some(403),
+            CanvasError::NotFound { .. } => Some(404),
+            CanvasError::Throttled { .. } => Some(429),
+            _ => None,
+        }
+    }
+
+    /// Errors that make continuing the cycle pointless or harmful (a revoked token, a Canvas that is down):
+    /// the cycle stops instead of turning every remaining change into a failed request.
+    pub fn ends_cycle(&self) -> bool {
+        matches!(
+            self,
+            CanvasError::Unauthorized { .. } | CanvasError::Unavailable | CanvasError::Token(_)
+        )
+    }
+
+    /// A short class for metrics labels and audit summaries.
+    pub fn class(&self) -> &'static str {
+        match self {
+            CanvasError::Unauthorized { .. } => "unauthorized",
+            CanvasError::Forbidden { .. } => "forbidden",
+            CanvasError::NotFound { .. } => "not_found",
+            CanvasError::Rejected { .. } => "rejected",
+            CanvasError::Server { .. } => "server_error",
+            CanvasError::Throttled { .. } => "throttled",
+            CanvasError::Timeout { .. } => "timeout",
+            CanvasError::Network { .. } => "network",
+            CanvasError::Redirect { .. } => "redirect",
+            CanvasError::Decode(_) => "decode",
+            CanvasError::Pagination(_) => "pagination",
+            CanvasError::TooLarge { .. } => "too_large",
+            CanvasError::Unavailable => "unavailable",
+            CanvasError::Token(_) => "token",
+        }
+    }
+}
+
+/// Canvas's message from an error body: `{"errors":[{"message":..}]}`, `{"errors":"..."}`, `{"errors":["..."]}`,
+/// `{"message":..}` or `{"error":..}` (facts §7); otherwise the start of the body as text.
+pub fn canvas_message(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) {
+        let pick = |v: &serde_json::Value| -> Option<String> {
+            match v {
+                serde_json::Value::String(s) => Some(s.clone()),
+                serde_json::Value::Object(o) => {
+                    o.get("message").and_then(|m| m.as_str()).map(str::to_owned)
+                }
+                _ => None,
+            }
+        };
+        if let Some(errors) = value.get("errors") {
+            let messages: Vec<String> = match errors {
+                serde_json::Value::Array(items) => items.iter().filter_map(pick).collect(),
+                other => pick(other).into_iter().collect(),
+            };
+            if !messages.is_empty() {
+                return truncate(&messages.join("; "));
+            }
+        }
+        for key in ["message", "error"] {
+            if let Some(s) = value.get(key).and_then(|m| m.as_str()) {
+                return truncate(s);
+            }
+        }
+    }
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        "(empty body)".to_owned()
+    } else {
+        truncate(trimmed)
+    }
+}
+
+fn truncate(s: &str) -> String {
+    const MAX: usize = 300;
+    if s.chars().count() <= MAX {
+        s.to_owned()
+    } else {
+        let cut: String = s.chars().take(MAX).collect();
+        format!("{cut}…")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_every_canvas_error_shape() {
+        assert_eq!(
+            canvas_message(br#"{"errors":[{"message":"Invalid access token."}]}"#),
+            "Invalid access token."
+        );
+        assert_eq!(
+            canvas_message(br#"{"errors":"Invalid as_user_id"}"#),
+            "Invalid as_user_id"
+        );
+        assert_eq!(
+            canvas_message(br#"{"errors":["SIS imports are not enabled"]}"#),
+            "SIS imports are not enabled"
+        );
+        assert_eq!(
+            canvas_message(br#"{"message":"Can't add an enrollment to a concluded course."}"#),
+            "Can't add an enrollment to a concluded course."
+        );
+        assert_eq!(
+            canvas_message(br#"{"error":"enrollment not inactive"}"#),
+            "enrollment not inactive"
+        );
+        assert_eq!(
+            canvas_message(b"403 Forbidden (Rate Limit Exceeded)\n"),
+            "403 Forbidden (Rate Limit Exceeded)"
+        );
+        assert_eq!(canvas_message(b""), "(empty body)");
+        assert!(canvas_message(&[b'x'; 5000]).chars().count() < 400);
+    }
+}

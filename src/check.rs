@@ -1,0 +1,171 @@
+//! `rostersync check`: validates the configuration and reaches everything a cycle needs, printing one line per
+//! check. Every check runs even after one fails, so an operator sees the whole picture at once.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use crate::canvas::{CanvasClient, ClientOptions};
+use crate::config::Settings;
+use crate::domain::RoleId;
+use crate::domain::roles::{RoleBook, RoleInfo, RoleStatus};
+use crate::metrics::Metrics;
+use crate::{sis, store};
+
+struct Checklist {
+    failed: bool,
+}
+
+impl Checklist {
+    fn ok(&mut self, what: &str, detail: impl AsRef<str>) {
+        println!("ok    {what:<16} {}", detail.as_ref());
+    }
+    fn fail(&mut self, what: &str, detail: impl AsRef<str>) {
+        self.failed = true;
+        println!("FAIL  {what:<16} {}", detail.as_ref());
+    }
+}
+
+pub async fn run(settings: Settings) -> ExitCode {
+    let mut list = Checklist { failed: false };
+    list.ok(
+        "config",
+        format!(
+            "valid; schedule `{}`, removal {:?}, max_removals {}, max_removal_ratio {}, {} role rule(s)",
+            settings.schedule.cron,
+            settings.reconcile.removal,
+            settings.reconcile.max_removals,
+            settings.reconcile.max_removal_ratio,
+            settings.role_rules.len()
+        ),
+    );
+
+    match store::connect("rostersync", &settings.database.url, 2).await {
+        Ok(pool) => {
+            let applied: Result<i64, _> =
+                sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+                    .fetch_one(&pool)
+                    .await;
+            match applied {
+                Ok(n) => list.ok(
+                    "database",
+                    format!("{} (migrations applied: {n})", settings.database.url),
+                ),
+                Err(_) => list.ok(
+                    "database",
+                    format!(
+                        "{} (schema not created yet: run `rostersync migrate`)",
+                        settings.database.url
+                    ),
+                ),
+            }
+        }
+        Err(e) => list.fail("database", e.to_string()),
+    }
+
+    let sis_url = settings.sis_url().clone();
+    match store::connect("SIS", &sis_url, 2).await {
+        Ok(pool) => {
+            list.ok("sis database", sis_url.to_string());
+            match sis::check_enrollments_query(&pool, &settings.sis.enrollments_query).await {
+                Ok(()) => list.ok(
+                    "sis query",
+                    "read-only, returns user_id, course_id, section_id, role, status as text",
+                ),
+                Err(e) => list.fail("sis query", e.to_string()),
+            }
+            for rule in &settings.role_rules {
+                match sis::read_rule_users(&pool, &rule.name, &rule.users_query).await {
+                    Ok(users) => list.ok(
+                        "rule users",
+                        format!("`{}`: {} user(s)", rule.name, users.len()),
+                    ),
+                    Err(e) => list.fail("rule users", e.to_string()),
+                }
+            }
+        }
+        Err(e) => list.fail("sis database", e.to_string()),
+    }
+
+    let client = CanvasClient::new(
+        ClientOptions::new(
+            &settings.canvas,
+            &settings.limits,
+            settings.sis.user_id_kind,
+        ),
+        Arc::new(Metrics::new()),
+    );
+    match client {
+        Err(e) => list.fail("canvas", e.to_string()),
+        Ok(client) => {
+            match client.get_self().await {
+                Ok(user) => list.ok(
+                    "canvas",
+                    format!(
+                        "{} accepts the token (user {}{})",
+                        settings.canvas.base_url,
+                        user.id,
+                        user.name.map(|n| format!(" \"{n}\"")).unwrap_or_default()
+                    ),
+                ),
+                Err(e) => list.fail("canvas", format!("{}: {e}", settings.canvas.base_url)),
+            }
+            match client.get_account(&settings.canvas.account_id).await {
+                Ok(account) => list.ok(
+                    "canvas account",
+                    format!(
+                        "{}{}",
+                        account.id,
+                        account
+                            .name
+                            .map(|n| format!(" \"{n}\""))
+                            .unwrap_or_default()
+                    ),
+                ),
+                Err(e) => list.fail(
+                    "canvas account",
+                    format!("account `{}`: {e}", settings.canvas.account_id),
+                ),
+            }
+            match client.list_roles(&settings.canvas.account_id).await {
+                Ok(roles) => {
+                    let book = RoleBook::new(roles.into_iter().map(|r| RoleInfo {
+                        id: RoleId(r.id),
+                        name: r.role,
+                        base_type: r.base_role_type,
+                        status: match r.workflow_state.as_str() {
+                            "built_in" => RoleStatus::BuiltIn,
+                            "active" => RoleStatus::Active,
+                            _ => RoleStatus::Inactive,
+                        },
+                    }));
+                    list.ok("canvas roles", format!("{} course role(s)", book.len()));
+                    for rule in &settings.role_rules {
+                        let from = book.resolve(&rule.from_role);
+                        let to = book.resolve(&rule.to_role);
+                        match (from, to) {
+                            (Ok(f), Ok(t)) => list.ok(
+                                "role rule",
+                                format!(
+                                    "`{}`: {} (id {f}) → {} (id {t})",
+                                    rule.name, rule.from_role, rule.to_role
+                                ),
+                            ),
+                            (Err(e), _) => {
+                                list.fail("role rule", format!("`{}`: from_role: {e}", rule.name))
+                            }
+                            (_, Err(e)) => {
+                                list.fail("role rule", format!("`{}`: to_role: {e}", rule.name))
+                            }
+                        }
+                    }
+                }
+                Err(e) => list.fail("canvas roles", e.to_string()),
+            }
+        }
+    }
+    if list.failed {
+        ExitCode::from(crate::cli::EXIT_FATAL)
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,73 @@
+//! Leadership among replicas: whoever holds the PostgreSQL advisory lock applies changes; the others stand by and
+//! try again every few seconds and at every tick, so they take over within one tick of the leader's death.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use crate::config::DatabaseUrl;
+use crate::metrics::Metrics;
+use crate::store::lock::LeaderLock;
+
+const DB_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct Leadership {
+    url: DatabaseUrl,
+    lock: Option<LeaderLock>,
+    metrics: Arc<Metrics>,
+}
+
+impl Leadership {
+    pub fn new(url: DatabaseUrl, metrics: Arc<Metrics>) -> Self {
+        metrics.leader.set(0);
+        Self {
+            url,
+            lock: None,
+            metrics,
+        }
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.lock.is_some()
+    }
+
+    /// Leader now? Takes the lock if free.
+    pub async fn ensure(&mut self) -> bool {
+        if self.lock.is_none() {
+            match tokio::time::timeout(DB_TIMEOUT, LeaderLock::try_acquire(&self.url)).await {
+                Ok(Ok(Some(lock))) => {
+                    info!("leader lock acquired: this replica applies changes");
+                    self.lock = Some(lock);
+                }
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => warn!(error = %e, "cannot try the leader lock"),
+                Err(_) => warn!("timed out trying the leader lock"),
+            }
+        }
+        self.metrics.leader.set(i64::from(self.lock.is_some()));
+        self.lock.is_some()
+    }
+
+    /// Verifies a held lock (a terminated backend or a dead connection loses it) or tries to take a free one.
+    pub async fn refresh(&mut self) -> bool {
+        if let Some(lock) = &mut self.lock {
+            let held = tokio::time::timeout(DB_TIMEOUT, lock.still_held())
+                .await
+                .unwrap_or(false);
+            if !held {
+                warn!("leader lock lost (connection to the database gone or terminated)");
+                self.lock = None;
+            }
+        }
+        self.ensure().await
+    }
+
+    pub async fn release(&mut self) {
+        if let Some(lock) = self.lock.take() {
+            let _ = tokio::time::timeout(DB_TIMEOUT, lock.release()).await;
+            info!("leader lock released");
+        }
+        self.metrics.leader.set(0);
+    }
+}

@@ -1,0 +1,247 @@
+//! `rostersync run`: the long-running daemon.
+//!
+//! One loop owns everything that changes: schedule ticks arrive on a channel (tokio-cron-scheduler only sends
+//! them), leadership is refreshed on a short interval, and signals end the loop. A tick starts a cycle only on the
+//! leader and only when the previous cycle has finished (otherwise it is logged and counted as skipped). On
+//! SIGTERM/SIGINT the running cycle is cancelled: the changes in flight finish, the rest are recorded as not
+//! attempted, the run row is closed, and the process exits 0.
+
+pub mod leader;
+pub mod server;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_cron_scheduler::{Job, JobScheduler};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::app;
+use crate::cli::EXIT_FATAL;
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::reconcile::{CycleContext, CycleOptions, CycleReport, run_cycle};
+use crate::store::RunStatus;
+use leader::Leadership;
+
+/// How often leadership is re-checked (and, on a standby, re-tried).
+const LEADERSHIP_INTERVAL: Duration = Duration::from_secs(2);
+/// How long shutdown waits for the changes in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(45);
+
+/// Health facts the HTTP server reads.
+#[derive(Debug)]
+pub struct Health {
+    /// False after a cycle that found Canvas unreachable or the token rejected, until a cycle gets through.
+    pub canvas_ok: AtomicBool,
+}
+
+pub async fn run(settings: Settings) -> ExitCode {
+    let metrics = Arc::new(Metrics::new());
+    let listen = settings.server.listen;
+    let cron = settings.schedule.cron.clone();
+    let run_on_start = settings.schedule.run_on_start;
+    let db_url = settings.database.url.clone();
+    let ctx = match app::connect(settings, metrics.clone()).await {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            error!(error = %e, "cannot start");
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_FATAL);
+        }
+    };
+    let health = Arc::new(Health {
+        canvas_ok: AtomicBool::new(true),
+    });
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            error!(error = %e, %listen, "cannot listen");
+            eprintln!("error: cannot listen on {listen} (server.listen): {e}");
+            return ExitCode::from(EXIT_FATAL);
+        }
+    };
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(server::serve(
+        listener,
+        server::ServerState {
+            metrics: metrics.clone(),
+            db: ctx.db.clone(),
+            sis: ctx.sis.clone(),
+            health: health.clone(),
+        },
+        shutdown.clone(),
+    ));
+    info!(%listen, schedule = %cron, "rostersync started");
+
+    let (tick_tx, mut ticks) = mpsc::unbounded_channel::<&'static str>();
+    let mut scheduler = match start_scheduler(&cron, tick_tx.clone()).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: schedule.cron `{cron}`: {e}");
+            return ExitCode::from(EXIT_FATAL);
+        }
+    };
+    if run_on_start {
+        let _ = tick_tx.send("start");
+    }
+    notify_systemd(&[sd_notify::NotifyState::Ready]);
+
+    let mut leadership = Leadership::new(db_url, metrics.clone());
+    let mut leadership_timer = tokio::time::interval(LEADERSHIP_INTERVAL);
+    let mut current: Option<(JoinHandle<CycleReport>, CancellationToken)> = None;
+    let watchdog_every = watchdog_interval();
+    let mut watchdog_timer =
+        tokio::time::interval(watchdog_every.unwrap_or(Duration::from_secs(3600)));
+    let mut signals = Signals::new();
+
+    loop {
+        tokio::select! {
+            signal = signals.recv() => {
+                info!(signal, "shutting down: the changes in flight finish, the rest wait for the next start");
+                break;
+            }
+            Some(origin) = ticks.recv() => {
+                if let Some((handle, _)) = &current && !handle.is_finished() {
+                    metrics.skipped_ticks.inc();
+                    warn!(tick = origin, "schedule tick skipped: the previous cycle is still running");
+                    continue;
+                }
+                if let Some((handle, _)) = current.take() {
+                    finish(handle, &health).await;
+                }
+                if !leadership.ensure().await {
+                    info!(tick = origin, "standby: another replica holds the leader lock");
+                    continue;
+                }
+                let cancel = CancellationToken::new();
+                current = Some((spawn_cycle(ctx.clone(), cancel.clone()), cancel));
+            }
+            _ = leadership_timer.tick() => {
+                let was_leader = leadership.is_leader();
+                let leader_now = leadership.refresh().await;
+                if was_leader && !leader_now && let Some((_, cancel)) = &current {
+                    error!("leader lock lost: stopping the running cycle's writes");
+                    cancel.cancel();
+                }
+            }
+            _ = watchdog_timer.tick(), if watchdog_every.is_some() => {
+                notify_systemd(&[sd_notify::NotifyState::Watchdog]);
+            }
+        }
+    }
+
+    notify_systemd(&[sd_notify::NotifyState::Stopping]);
+    let _ = scheduler.shutdown().await;
+    if let Some((handle, cancel)) = current.take() {
+        cancel.cancel();
+        match tokio::time::timeout(SHUTDOWN_GRACE, handle).await {
+            Ok(Ok(report)) => {
+                info!(run.id = %report.run_id, status = report.status.as_str(), "last cycle closed")
+            }
+            Ok(Err(e)) => error!(error = %e, "cycle task ended abnormally"),
+            Err(_) => error!(
+                grace_secs = SHUTDOWN_GRACE.as_secs(),
+                "cycle did not finish within the shutdown grace period"
+            ),
+        }
+    }
+    leadership.release().await;
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    info!("rostersync stopped");
+    ExitCode::SUCCESS
+}
+
+async fn start_scheduler(
+    cron: &str,
+    ticks: mpsc::UnboundedSender<&'static str>,
+) -> Result<JobScheduler, tokio_cron_scheduler::JobSchedulerError> {
+    let scheduler = JobScheduler::new().await?;
+    let job = Job::new(cron, move |_, _| {
+        let _ = ticks.send("cron");
+    })?;
+    scheduler.add(job).await?;
+    scheduler.start().await?;
+    Ok(scheduler)
+}
+
+fn spawn_cycle(ctx: CycleContext, cancel: CancellationToken) -> JoinHandle<CycleReport> {
+    tokio::spawn(async move {
+        let opts = CycleOptions {
+            cancel,
+            holds_lock: true,
+            ..CycleOptions::default()
+        };
+        run_cycle(&ctx, &opts).await
+    })
+}
+
+async fn finish(handle: JoinHandle<CycleReport>, health: &Health) {
+    if let Ok(report) = handle.await {
+        record_health(&report, health);
+    }
+}
+
+/// A cycle that ended because Canvas rejected the token or was unreachable makes the replica not ready.
+fn record_health(report: &CycleReport, health: &Health) {
+    let broken = report.status == RunStatus::Failed
+        && report.error.as_deref().is_some_and(|e| {
+            e.contains("token") || e.contains("unavailable") || e.contains("reach Canvas")
+        });
+    health.canvas_ok.store(!broken, Ordering::SeqCst);
+}
+
+fn watchdog_interval() -> Option<Duration> {
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+    Some(Duration::from_micros(usec / 2).max(Duration::from_secs(1)))
+}
+
+fn notify_systemd(state: &[sd_notify::NotifyState]) {
+    if std::env::var_os("NOTIFY_SOCKET").is_some() {
+        let _ = sd_notify::notify(false, state);
+    }
+}
+
+/// SIGTERM and SIGINT.
+struct Signals {
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        Self {
+            term: signal(SignalKind::terminate()).ok(),
+            int: signal(SignalKind::interrupt()).ok(),
+        }
+    }
+
+    async fn recv(&mut self) -> &'static str {
+        let term = async {
+            match &mut self.term {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        let int = async {
+            match &mut self.int {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = term => "SIGTERM",
+            _ = int => "SIGINT",
+        }
+    }
+}

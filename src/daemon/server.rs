@@ -1,0 +1,85 @@
+//! The HTTP endpoints (CONTRACT.md): `/metrics` (OpenMetrics), `/healthz` (the process runs), `/readyz` (both
+//! databases answer and this replica can run cycles: Canvas accepted the token and was reachable last time).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use super::Health;
+use crate::metrics::{Metrics, OPENMETRICS_CONTENT_TYPE};
+
+#[derive(Clone)]
+pub struct ServerState {
+    pub metrics: Arc<Metrics>,
+    pub db: PgPool,
+    pub sis: PgPool,
+    pub health: Arc<Health>,
+}
+
+pub fn router(state: ServerState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: ServerState,
+    shutdown: CancellationToken,
+) {
+    let result = axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "HTTP server stopped");
+    }
+}
+
+async fn metrics(State(state): State<ServerState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)],
+        state.metrics.encode(),
+    )
+}
+
+async fn ping(pool: &PgPool) -> bool {
+    matches!(
+        tokio::time::timeout(
+            Duration::from_secs(2),
+            sqlx::query("SELECT 1").execute(pool)
+        )
+        .await,
+        Ok(Ok(_))
+    )
+}
+
+async fn readyz(State(state): State<ServerState>) -> impl IntoResponse {
+    let mut problems = Vec::new();
+    if !ping(&state.db).await {
+        problems.push("rostersync database unreachable");
+    }
+    if !ping(&state.sis).await {
+        problems.push("SIS database unreachable");
+    }
+    if !state.health.canvas_ok.load(Ordering::SeqCst) {
+        problems.push("Canvas rejected the token or was unreachable in the last cycle");
+    }
+    if problems.is_empty() {
+        (StatusCode::OK, "ready\n".to_owned())
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {}\n", problems.join("; ")),
+        )
+    }
+}

@@ -1,0 +1,204 @@
+//! Every Prometheus metric the daemon exposes, in one place (CONTRACT.md "Metrics"). One [`Metrics`] value is built
+//! at start-up and passed down; nothing is global. Labels are bounded: never a user, course or enrollment id.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChangeLabels {
+    pub action: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub method: String,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub cycles: Family<OutcomeLabels, Counter>,
+    pub changes: Family<ChangeLabels, Counter>,
+    pub canvas_requests: Family<RequestLabels, Counter>,
+    pub canvas_retries: Family<ReasonLabels, Counter>,
+    pub cycle_duration: Histogram,
+    pub last_success: Gauge<f64, AtomicU64>,
+    pub safety_trips: Counter,
+    pub safety_tripped: Gauge,
+    pub leader: Gauge,
+    pub skipped_ticks: Counter,
+    pub skipped_rows: Family<ReasonLabels, Counter>,
+    pub users_not_found: Gauge,
+    pub unresolved_planned: Gauge,
+    pub in_flight_limit: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let cycles = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "rostersync_cycles",
+            "Reconcile cycles by outcome (succeeded, partial, failed, safety_tripped)",
+            cycles.clone(),
+        );
+        let changes = Family::<ChangeLabels, Counter>::default();
+        registry.register(
+            "rostersync_changes",
+            "Changes by action and final outcome",
+            changes.clone(),
+        );
+        let canvas_requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "rostersync_canvas_requests",
+            "Canvas API requests by method and HTTP status (or timeout/error), retries included",
+            canvas_requests.clone(),
+        );
+        let canvas_retries = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "rostersync_canvas_retries",
+            "Canvas requests retried, by reason (throttled, server_error, timeout, network)",
+            canvas_retries.clone(),
+        );
+        let cycle_duration = Histogram::new([
+            1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0,
+        ]);
+        registry.register(
+            "rostersync_cycle_duration_seconds",
+            "Wall time of reconcile cycles",
+            cycle_duration.clone(),
+        );
+        let last_success = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "rostersync_last_success_timestamp_seconds",
+            "Unix time of the last cycle that ended succeeded (or partial: it ran to the end)",
+            last_success.clone(),
+        );
+        let safety_trips = Counter::default();
+        registry.register(
+            "rostersync_safety_trips",
+            "Cycles in which the removal safety guard tripped",
+            safety_trips.clone(),
+        );
+        let safety_tripped = Gauge::default();
+        registry.register(
+            "rostersync_safety_tripped",
+            "1 while the last cycle's safety guard was tripped (stays until a cycle applies without tripping)",
+            safety_tripped.clone(),
+        );
+        let leader = Gauge::default();
+        registry.register(
+            "rostersync_leader",
+            "1 on the replica that holds the leader lock and applies changes",
+            leader.clone(),
+        );
+        let skipped_ticks = Counter::default();
+        registry.register(
+            "rostersync_skipped_ticks",
+            "Schedule ticks skipped because the previous cycle was still running",
+            skipped_ticks.clone(),
+        );
+        let skipped_rows = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "rostersync_sis_rows_skipped",
+            "SIS rows skipped, by reason class",
+            skipped_rows.clone(),
+        );
+        let users_not_found = Gauge::default();
+        registry.register(
+            "rostersync_users_not_found",
+            "SIS rows of the last cycle whose user does not exist in Canvas yet (retried every cycle)",
+            users_not_found.clone(),
+        );
+        let unresolved_planned = Gauge::default();
+        registry.register(
+            "rostersync_unresolved_planned_changes",
+            "Audit rows left `planned` by an interrupted earlier run, as seen by the last cycle",
+            unresolved_planned.clone(),
+        );
+        let in_flight_limit = Gauge::default();
+        registry.register(
+            "rostersync_canvas_in_flight_limit",
+            "Current adaptive limit on concurrent Canvas requests",
+            in_flight_limit.clone(),
+        );
+        Self {
+            registry,
+            cycles,
+            changes,
+            canvas_requests,
+            canvas_retries,
+            cycle_duration,
+            last_success,
+            safety_trips,
+            safety_tripped,
+            leader,
+            skipped_ticks,
+            skipped_rows,
+            users_not_found,
+            unresolved_planned,
+            in_flight_limit,
+        }
+    }
+
+    /// OpenMetrics text, as served on `/metrics`.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    pub fn count_request(&self, method: &str, status: &str) {
+        self.canvas_requests
+            .get_or_create(&RequestLabels {
+                method: method.to_owned(),
+                status: status.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn count_retry(&self, reason: &str) {
+        self.canvas_retries
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn count_change(&self, action: &str, outcome: &str) {
+        self.changes
+            .get_or_create(&ChangeLabels {
+                action: action.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+}
+
+/// `Content-Type` of `/metrics`.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";

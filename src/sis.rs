@@ -1,0 +1,176 @@
+//! Reads the SIS: `sis.enrollments_query` streamed row by row, and each role rule's `users_query`.
+//!
+//! Both run inside a READ ONLY transaction, so a query that would write (`DELETE ... RETURNING`) fails instead
+//! of changing the SIS. The result's columns are checked before the first row is read: a query with a missing or
+//! non-text column is a configuration error at once, never "0 usable rows".
+
+use futures::TryStreamExt;
+use sqlx::{AssertSqlSafe, Column, Executor, PgPool, Row, SqlSafeStr, Type, TypeInfo};
+
+use crate::domain::sis_row::SisRow;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SisError {
+    #[error("{what}: the query's result must have text column(s) {expected}; {problem}")]
+    Columns {
+        what: String,
+        expected: String,
+        problem: String,
+    },
+    #[error("{what} failed on the SIS database: {message}")]
+    Query { what: String, message: String },
+}
+
+pub const ENROLLMENT_COLUMNS: [&str; 5] = ["user_id", "course_id", "section_id", "role", "status"];
+
+fn query_error(what: &str) -> impl Fn(sqlx::Error) -> SisError + '_ {
+    move |e| SisError::Query {
+        what: what.to_owned(),
+        message: match &e {
+            sqlx::Error::Database(db) => db.message().to_owned(),
+            other => other.to_string(),
+        },
+    }
+}
+
+/// Checks the named columns exist and are text-compatible; returns their positions.
+async fn check_columns<'c>(
+    conn: impl Executor<'c, Database = sqlx::Postgres>,
+    query: &str,
+    what: &str,
+    wanted: &[&str],
+) -> Result<Vec<usize>, SisError> {
+    let described = conn
+        .describe(AssertSqlSafe(query.to_owned()).into_sql_str())
+        .await
+        .map_err(query_error(what))?;
+    let columns = described.columns();
+    let expected = wanted.join(", ");
+    let mut positions = Vec::with_capacity(wanted.len());
+    for name in wanted {
+        let Some(col) = columns.iter().find(|c| c.name() == *name) else {
+            let found: Vec<&str> = columns.iter().map(|c| c.name()).collect();
+            return Err(SisError::Columns {
+                what: what.to_owned(),
+                expected,
+                problem: format!(
+                    "column `{name}` is missing (the result has: {})",
+                    found.join(", ")
+                ),
+            });
+        };
+        if !<String as Type<sqlx::Postgres>>::compatible(col.type_info()) {
+            return Err(SisError::Columns {
+                what: what.to_owned(),
+                expected,
+                problem: format!(
+                    "column `{name}` is {}, not text (cast it: `{name}::text`)",
+                    col.type_info().name()
+                ),
+            });
+        }
+        positions.push(col.ordinal());
+    }
+    Ok(positions)
+}
+
+/// Streams the enrollment rows into `on_row`; returns how many were read.
+pub async fn read_enrollments(
+    pool: &PgPool,
+    query: &str,
+    mut on_row: impl FnMut(SisRow),
+) -> Result<u64, SisError> {
+    const WHAT: &str = "sis.enrollments_query";
+    let mut tx = pool.begin().await.map_err(query_error(WHAT))?;
+    sqlx::query("SET TRANSACTION READ ONLY")
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error(WHAT))?;
+    let pos = check_columns(&mut *tx, query, WHAT, &ENROLLMENT_COLUMNS).await?;
+    let mut count = 0u64;
+    {
+        let mut rows = sqlx::query(AssertSqlSafe(query.to_owned())).fetch(&mut *tx);
+        while let Some(row) = rows.try_next().await.map_err(query_error(WHAT))? {
+            let get = |i: usize| row.try_get::<Option<String>, _>(pos[i]).ok().flatten();
+            on_row(SisRow {
+                user_id: get(0),
+                course_id: get(1),
+                section_id: get(2),
+                role: get(3),
+                status: get(4),
+            });
+            count += 1;
+        }
+    }
+    tx.rollback().await.map_err(query_error(WHAT))?;
+    Ok(count)
+}
+
+/// Runs a role rule's `users_query` (first column, text) and returns the non-empty user ids.
+pub async fn read_rule_users(
+    pool: &PgPool,
+    rule_name: &str,
+    query: &str,
+) -> Result<Vec<String>, SisError> {
+    let what = format!("role rule `{rule_name}`: users_query");
+    let mut tx = pool.begin().await.map_err(query_error(&what))?;
+    sqlx::query("SET TRANSACTION READ ONLY")
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error(&what))?;
+    let described = (&mut *tx)
+        .describe(AssertSqlSafe(query.to_owned()).into_sql_str())
+        .await
+        .map_err(query_error(&what))?;
+    let Some(first) = described.columns().first() else {
+        return Err(SisError::Columns {
+            what,
+            expected: "one".into(),
+            problem: "the query returns no columns".into(),
+        });
+    };
+    if !<String as Type<sqlx::Postgres>>::compatible(first.type_info()) {
+        return Err(SisError::Columns {
+            what,
+            expected: "one".into(),
+            problem: format!(
+                "its first column `{}` is {}, not text",
+                first.name(),
+                first.type_info().name()
+            ),
+        });
+    }
+    let rows = sqlx::query(AssertSqlSafe(query.to_owned()))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(query_error(&what))?;
+    tx.rollback().await.map_err(query_error(&what))?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| r.try_get::<Option<String>, _>(0).ok().flatten())
+        .filter(|s| !s.trim().is_empty())
+        .collect())
+}
+
+/// Checks, without reading rows, that `sis.enrollments_query` is a read-only query returning the five text columns.
+/// Wrapping it as a subquery makes PostgreSQL refuse anything but a plain query (a `DELETE ... RETURNING` is not
+/// allowed there), and `LIMIT 0` runs it without reading the table.
+pub async fn check_enrollments_query(pool: &PgPool, query: &str) -> Result<(), SisError> {
+    const WHAT: &str = "sis.enrollments_query";
+    let wrapped = format!(
+        "SELECT * FROM ({}\n) AS rostersync_check LIMIT 0",
+        query.trim().trim_end_matches(';')
+    );
+    let mut tx = pool.begin().await.map_err(query_error(WHAT))?;
+    sqlx::query("SET TRANSACTION READ ONLY")
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error(WHAT))?;
+    check_columns(&mut *tx, &wrapped, WHAT, &ENROLLMENT_COLUMNS).await?;
+    sqlx::query(AssertSqlSafe(wrapped))
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error(WHAT))?;
+    tx.rollback().await.map_err(query_error(WHAT))?;
+    Ok(())
+}

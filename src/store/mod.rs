@@ -1,0 +1,84 @@
+//! rostersync's own PostgreSQL schema: the run records, the audit log and the leader lock.
+
+pub mod audit;
+pub mod lock;
+pub mod runs;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::config::DatabaseUrl;
+
+pub use audit::{AuditLog, AuditOutcome, AuditRow};
+pub use runs::{RunStatus, Runs};
+
+/// A database problem. Connection errors name which database and where (password hidden).
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot connect to the {which} database at {url}: {source}")]
+    Connect {
+        which: &'static str,
+        url: String,
+        source: sqlx::Error,
+    },
+    #[error("{which} database URL {url} is not usable: {source}")]
+    BadUrl {
+        which: &'static str,
+        url: String,
+        source: sqlx::Error,
+    },
+    #[error("cannot apply rostersync's migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("rostersync database: {context}: {source}")]
+    Query {
+        context: &'static str,
+        source: sqlx::Error,
+    },
+}
+
+impl DbError {
+    pub fn query(context: &'static str) -> impl FnOnce(sqlx::Error) -> DbError {
+        move |source| DbError::Query { context, source }
+    }
+}
+
+pub fn connect_options(
+    which: &'static str,
+    url: &DatabaseUrl,
+) -> Result<PgConnectOptions, DbError> {
+    PgConnectOptions::from_str(url.expose())
+        .map(|o| o.application_name("rostersync"))
+        .map_err(|source| DbError::BadUrl {
+            which,
+            url: url.to_string(),
+            source,
+        })
+}
+
+/// Opens a pool and checks that the server answers, so that a wrong URL fails at start-up with a clear message.
+pub async fn connect(
+    which: &'static str,
+    url: &DatabaseUrl,
+    max_connections: u32,
+) -> Result<PgPool, DbError> {
+    let options = connect_options(which, url)?;
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .map_err(|source| DbError::Connect {
+            which,
+            url: url.to_string(),
+            source,
+        })
+}
+
+/// Creates or upgrades the `rostersync` schema.
+pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
+    sqlx::migrate!("./migrations").run(pool).await?;
+    Ok(())
+}
