@@ -1,1 +1,240 @@
-//! canvas-sim: a Canvas REST simulator that follows `canvas-api-facts.md`, quirks included.
+//! canvas-sim: an in-process Canvas LMS REST API that follows `canvas-api-facts.md`, quirks
+//! included, for tests, demos and benchmarks.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use rostersync::sim::{Seed, SeedCourse, SeedUser, SimOptions, spawn};
+//! let seed = Seed::default().user(SeedUser::new(10, "Ada Lovelace").with_sis_user_id("S10"))
+//!     .course(SeedCourse::new(20, "Math").with_sis_course_id("MATH-1"));
+//! let sim = spawn(SimOptions { seed, ..SimOptions::default() }).await?;
+//! println!("{}/api/v1/courses/20/enrollments", sim.base_url());
+//! sim.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! This module depends on no other module of the crate, so it builds while the rest changes.
+
+mod enrollments;
+mod errors;
+mod faults;
+mod ids;
+mod model;
+mod pagination;
+mod params;
+mod render;
+mod roles;
+mod routes;
+mod seed;
+mod server;
+mod store;
+mod throttle;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use errors::{ApiError, NOT_FOUND_MESSAGE};
+pub use faults::{FaultAction, FaultOptions, FaultRule, FaultsFileError};
+pub use ids::IdRef;
+pub use model::{
+    Account, Course, CourseState, Enrollment, EnrollmentState, EnrollmentType, ObserverLink, Role,
+    RoleState, Section, User,
+};
+pub use seed::{
+    Seed, SeedAccount, SeedCourse, SeedEnrollment, SeedError, SeedRole, SeedSection, SeedUser,
+};
+pub use store::{ROOT_ACCOUNT_ID, Store, StoreError};
+pub use throttle::{ThrottleOptions, ThrottleStatus};
+
+use server::{App, lock};
+
+/// The token a default simulator accepts.
+pub const DEFAULT_TOKEN: &str = "sim-token";
+
+/// Everything a simulator starts with.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// The one admin token accepted (CONTRACT.md "Binaries").
+    pub token: String,
+    pub throttle: ThrottleOptions,
+    pub faults: FaultOptions,
+    pub seed: Seed,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            token: DEFAULT_TOKEN.to_string(),
+            throttle: ThrottleOptions::default(),
+            faults: FaultOptions::default(),
+            seed: Seed::default(),
+        }
+    }
+}
+
+/// One request the simulator served (throttled, faulted and abandoned ones included).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestRecord {
+    pub method: String,
+    /// The route template, e.g. `/api/v1/courses/:id/enrollments`, or `(unmatched)`.
+    pub route: String,
+    pub path_and_query: String,
+    /// 499 when the client hung up before the answer was ready.
+    pub status: u16,
+    pub started: Instant,
+    pub finished: Instant,
+    pub user_agent: Option<String>,
+    pub throttled: bool,
+}
+
+/// Why a simulator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error(transparent)]
+    Seed(#[from] SeedError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+impl From<SpawnError> for std::io::Error {
+    fn from(error: SpawnError) -> Self {
+        match error {
+            SpawnError::Bind { source, .. } => source,
+            other => std::io::Error::new(std::io::ErrorKind::InvalidInput, other.to_string()),
+        }
+    }
+}
+
+/// A running simulator.
+pub struct SimHandle {
+    app: Arc<App>,
+    addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+/// Starts a simulator on `127.0.0.1:0` in a tokio task.
+pub async fn spawn(opts: SimOptions) -> std::io::Result<SimHandle> {
+    Ok(spawn_at(SocketAddr::from(([127, 0, 0, 1], 0)), opts).await?)
+}
+
+/// Starts a simulator on the given address.
+pub async fn spawn_at(listen: SocketAddr, opts: SimOptions) -> Result<SimHandle, SpawnError> {
+    let store = Store::from_seed(&opts.seed)?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| SpawnError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| SpawnError::Bind {
+        addr: listen,
+        source,
+    })?;
+    let app = Arc::new(App {
+        store: Mutex::new(store),
+        token: Mutex::new(opts.token),
+        throttle_options: opts.throttle,
+        throttle: Mutex::new(Default::default()),
+        faults: Mutex::new(faults::FaultState::new(opts.faults)),
+        records: Mutex::new(Vec::new()),
+        next_seq: AtomicU64::new(0),
+    });
+    let router = Router::new()
+        .fallback(server::serve_request)
+        .with_state(app.clone());
+    let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let served = axum::serve(listener, service)
+            .with_graceful_shutdown(async {
+                let _ = shutdown_rx.await;
+            })
+            .await;
+        if let Err(error) = served {
+            tracing::error!(%error, "canvas-sim stopped serving");
+        }
+    });
+    Ok(SimHandle {
+        app,
+        addr,
+        shutdown: Some(shutdown_tx),
+        task,
+    })
+}
+
+impl SimHandle {
+    /// `http://127.0.0.1:PORT` (no trailing slash, no `/api/v1`).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Every finished request, in arrival order.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        let mut records = lock(&self.app.records).clone();
+        records.sort_by_key(|(seq, _)| *seq);
+        records.into_iter().map(|(_, record)| record).collect()
+    }
+
+    /// How many finished requests had this method and route template.
+    pub fn count(&self, method: &str, route: &str) -> usize {
+        lock(&self.app.records)
+            .iter()
+            .filter(|(_, r)| r.method.eq_ignore_ascii_case(method) && r.route == route)
+            .count()
+    }
+
+    pub fn reset_requests(&self) {
+        lock(&self.app.records).clear();
+    }
+
+    /// Direct access to the simulated Canvas (arrange or inspect state in tests).
+    pub fn with_store<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
+        f(&mut lock(&self.app.store))
+    }
+
+    /// Replaces the fault options; rule counters and the RNG start over.
+    pub fn set_faults(&self, faults: FaultOptions) {
+        *lock(&self.app.faults) = faults::FaultState::new(faults);
+    }
+
+    /// Token rotation: only the new token is accepted afterwards.
+    pub fn set_token(&self, token: &str) {
+        *lock(&self.app.token) = token.to_string();
+    }
+
+    /// Stops serving: waits briefly for in-flight requests, then aborts (hung requests included).
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if tokio::time::timeout(Duration::from_secs(2), &mut self.task)
+            .await
+            .is_err()
+        {
+            self.task.abort();
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        // A handle dropped without `shutdown` must not leave a server running in the test runtime.
+        if self.shutdown.is_some() {
+            self.task.abort();
+        }
+    }
+}
