@@ -100,6 +100,18 @@ pub async fn find_or_start() -> Result<PgServer, PgError> {
     Ok(PgServer::Temp(started))
 }
 
+/// For test suites: `DATABASE_URL` when set, else a throwaway cluster (blocking). One server per test process;
+/// each test creates its own database on it.
+pub fn for_tests() -> Result<PgServer, PgError> {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.trim().is_empty() => Ok(PgServer::Existing {
+            url,
+            origin: "DATABASE_URL",
+        }),
+        _ => TempPostgres::start().map(PgServer::Temp),
+    }
+}
+
 /// A throwaway cluster, stopped and removed on drop (or by its watchdog when the process dies).
 #[derive(Debug)]
 pub struct TempPostgres {

@@ -1,0 +1,5 @@
+//! The one integration-test binary: every module shares one PostgreSQL server (a fresh database per test) and
+//! starts its own Canvas simulator on port 0.
+
+mod reconcile;
+mod support;
