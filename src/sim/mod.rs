@@ -17,15 +17,19 @@
 mod enrollments;
 mod errors;
 mod faults;
+mod files;
 mod ids;
 mod model;
+mod multipart;
 mod pagination;
 mod params;
 mod render;
+mod report;
 mod roles;
 mod routes;
 mod seed;
 mod server;
+mod sis_import;
 mod store;
 mod throttle;
 

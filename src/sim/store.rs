@@ -42,13 +42,24 @@ pub struct Store {
     pub(crate) enrollments: BTreeMap<u64, Enrollment>,
     pub(crate) observer_links: Vec<ObserverLink>,
     pub(crate) token_user_id: u64,
+    // Phase 2: stored files, reports and SIS imports (files.rs, report.rs, sis_import.rs).
+    pub(crate) files: BTreeMap<u64, super::files::StoredFile>,
+    pub(crate) reports: BTreeMap<u64, super::report::Report>,
+    pub(crate) sis_imports: BTreeMap<u64, super::sis_import::SisImport>,
+    /// The last rows of each diffing data set: (import id, rows).
+    pub(crate) diff_sets: std::collections::HashMap<String, (u64, Vec<super::sis_import::CsvRow>)>,
+    /// Polls a job shows as running before it completes.
+    pub(crate) job_polls: u32,
 }
 
 impl Store {
     /// Builds the store from a seed, adding the root account, built-in roles and token user
     /// when missing (see `seed.rs` for the defaults).
     pub fn from_seed(seed: &Seed) -> Result<Store, SeedError> {
-        let mut store = Store::default();
+        let mut store = Store {
+            job_polls: 1,
+            ..Store::default()
+        };
         for account in &seed.accounts {
             store.add_account(account.clone())?;
         }

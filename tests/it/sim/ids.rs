@@ -18,7 +18,7 @@ async fn sis_ids_are_utf8_and_percent_encoded() {
     )
     .await;
     assert_eq!(status, 200);
-    assert_eq!(ids(&body), vec![ADA_CS]);
+    assert_eq!(ids(&body), vec![NO_LOGIN_CS, ADA_CS]);
 }
 
 #[tokio::test]

@@ -10,6 +10,8 @@ mod ids;
 mod list;
 mod objects;
 mod pagination;
+mod report;
 mod roles;
+mod sis_import;
 mod support;
 mod throttle;

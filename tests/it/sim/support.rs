@@ -15,7 +15,8 @@ pub const UPPER_ABC: u64 = 13; // sis "ABC"
 pub const OLIVE: u64 = 14; // observer of SAM
 pub const TESS: u64 = 15; // teacher
 pub const SAM: u64 = 16; // student with a linked observer, not enrolled
-pub const NEW_USER: u64 = 17; // enrolled nowhere, integration id INT-17
+pub const NEW_USER: u64 = 17; // sis S17, integration id INT-17, login nia
+pub const NO_LOGIN: u64 = 19; // sis S19, no login, student in CS
 
 // Accounts: 1 root, 2 "Science" and 3 "Arts" are its children.
 pub const SCIENCE: u64 = 2;
@@ -55,6 +56,7 @@ pub const OLIVE_MATH_REJECTED: u64 = 106; // student, rejected
 pub const NEW_MATH_PENDING: u64 = 107; // student, creation_pending
 pub const ADA_MATH_LAB: u64 = 108; // Lab Assistant (custom TA role), active
 pub const ADA_CS: u64 = 109; // student in CS-1, active
+pub const NO_LOGIN_CS: u64 = 110; // student in CS-1, active
 
 pub fn standard_seed() -> Seed {
     Seed::default()
@@ -75,16 +77,38 @@ pub fn standard_seed() -> Seed {
                 .with_sis_user_id("S11")
                 .with_login_id("BOB@EXAMPLE.EDU"),
         )
-        .user(SeedUser::new(LOWER_ABC, "Lower Case").with_sis_user_id("abc"))
-        .user(SeedUser::new(UPPER_ABC, "Upper Case").with_sis_user_id("ABC"))
-        .user(SeedUser::new(OLIVE, "Olive Observer").with_sis_user_id("O14"))
-        .user(SeedUser::new(TESS, "Tess Teacher").with_sis_user_id("T15"))
-        .user(SeedUser::new(SAM, "Sam Student").with_sis_user_id("S16"))
+        .user(
+            SeedUser::new(LOWER_ABC, "Lower Case")
+                .with_sis_user_id("abc")
+                .with_login_id("lower"),
+        )
+        .user(
+            SeedUser::new(UPPER_ABC, "Upper Case")
+                .with_sis_user_id("ABC")
+                .with_login_id("upper"),
+        )
+        .user(
+            SeedUser::new(OLIVE, "Olive Observer")
+                .with_sis_user_id("O14")
+                .with_login_id("olive"),
+        )
+        .user(
+            SeedUser::new(TESS, "Tess Teacher")
+                .with_sis_user_id("T15")
+                .with_login_id("tess"),
+        )
+        .user(
+            SeedUser::new(SAM, "Sam Student")
+                .with_sis_user_id("S16")
+                .with_login_id("sam"),
+        )
         .user(
             SeedUser::new(NEW_USER, "Nia New")
                 .with_sis_user_id("S17")
-                .with_integration_id("INT-17"),
+                .with_integration_id("INT-17")
+                .with_login_id("nia"),
         )
+        .user(SeedUser::new(NO_LOGIN, "Nolan Login").with_sis_user_id("S19"))
         .course(
             SeedCourse::new(MATH, "Math 101")
                 .with_sis_course_id("MATH-101")
@@ -172,6 +196,11 @@ pub fn standard_seed() -> Seed {
         .enrollment(
             SeedEnrollment::new(ADA, CS)
                 .with_id(ADA_CS)
+                .in_section(CS_1),
+        )
+        .enrollment(
+            SeedEnrollment::new(NO_LOGIN, CS)
+                .with_id(NO_LOGIN_CS)
                 .in_section(CS_1),
         )
         .observer_link(OLIVE, SAM)
