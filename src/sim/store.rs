@@ -338,7 +338,12 @@ impl Store {
                 id: account_id,
             });
         }
+        // Canvas reserves the type names for the built-in roles, so an unmarked role named after
+        // its own base type is the built-in one.
+        let named_like_builtin =
+            EnrollmentType::parse(&seed.role).is_some() && seed.role == seed.base_role_type;
         let workflow_state = match seed.workflow_state.as_deref() {
+            None if named_like_builtin => RoleState::BuiltIn,
             None => RoleState::Active,
             Some(text) => RoleState::parse(text).ok_or(StoreError::InvalidValue {
                 field: "role.workflow_state",

@@ -460,3 +460,16 @@ async fn create_on_deleted_course_is_not_found() {
     let (status, _) = create(&sim, "24", &[("enrollment[user_id]", &SAM.to_string())]).await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn create_for_a_user_that_cannot_be_enrolled_is_not_found() {
+    let sim = start().await;
+    sim.with_store(|s| {
+        let mut gone = rostersync::sim::SeedUser::new(77, "Gone User");
+        gone.workflow_state = Some("deleted".into());
+        s.add_user(gone)
+    })
+    .expect("user");
+    let (status, _) = create(&sim, "20", &[("enrollment[user_id]", "77")]).await;
+    assert_eq!(status, 404);
+}

@@ -392,3 +392,38 @@ async fn ids_are_json_integers() {
         }
     }
 }
+
+#[tokio::test]
+async fn list_sis_filters_match_exact_sis_ids() {
+    let sim = start().await;
+    let (_, body) = get_json(
+        &sim,
+        &format!("/courses/{MATH}/enrollments?sis_user_id[]=S10&sis_user_id[]=S11"),
+    )
+    .await;
+    assert_eq!(id_set(&body), vec![ADA_MATH, BOB_MATH_B, ADA_MATH_LAB]);
+    let (_, body) = get_json(
+        &sim,
+        &format!("/courses/{MATH}/enrollments?sis_user_id[]=s10"),
+    )
+    .await;
+    assert_eq!(body, json!([]), "sis_user_id is case-sensitive");
+    let (_, body) = get_json(
+        &sim,
+        &format!("/courses/{MATH}/enrollments?sis_section_id[]=MATH-101-B"),
+    )
+    .await;
+    assert_eq!(ids(&body), vec![BOB_MATH_B]);
+    let (_, body) = get_json(
+        &sim,
+        &format!("/users/{ADA}/enrollments?sis_course_id[]=CS/101.11%C3%A9"),
+    )
+    .await;
+    assert_eq!(ids(&body), vec![ADA_CS]);
+    let (_, body) = get_json(
+        &sim,
+        &format!("/users/{ADA}/enrollments?sis_account_id[]=SCI"),
+    )
+    .await;
+    assert_eq!(id_set(&body), vec![ADA_MATH, ADA_MATH_LAB]);
+}

@@ -98,3 +98,20 @@ async fn seed_json_uses_canvas_field_names() {
     assert_eq!(body[0]["role"], "Helper");
     assert_eq!(body[0]["enrollment_state"], "inactive");
 }
+
+#[tokio::test]
+async fn seed_roles_named_after_their_type_are_the_built_ins() {
+    let seed: Seed = serde_json::from_value(json!({
+        "roles": [{"id": 13, "role": "StudentEnrollment", "base_role_type": "StudentEnrollment"}]
+    }))
+    .expect("seed");
+    let sim = start_with(SimOptions {
+        seed,
+        ..SimOptions::default()
+    })
+    .await;
+    let (_, body) = get_json(&sim, "/accounts/1/roles").await;
+    assert_eq!(ids(&body), vec![4, 5, 6, 7, 13]);
+    assert_eq!(body[4]["workflow_state"], "built_in");
+    assert_eq!(body[4]["label"], "Student");
+}

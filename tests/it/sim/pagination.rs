@@ -195,3 +195,21 @@ async fn numbered_collections_have_prev_and_last() {
     let rels: Vec<String> = links(&response).into_iter().map(|(rel, _)| rel).collect();
     assert_eq!(rels, ["current", "next", "prev", "first", "last"]);
 }
+
+#[tokio::test]
+async fn link_header_is_capped_keeping_next_and_last_first() {
+    let sim = start().await;
+    // A long query makes each link about 1.4 KB; five of them exceed the ~6 KB cap.
+    let long = "x".repeat(1300);
+    let response = get(
+        &sim,
+        &format!("/accounts/1/roles?per_page=1&page=2&filler={long}"),
+    )
+    .await;
+    let rels: Vec<String> = links(&response).into_iter().map(|(rel, _)| rel).collect();
+    assert_eq!(
+        rels,
+        ["current", "next", "prev", "last"],
+        "first is dropped first"
+    );
+}
