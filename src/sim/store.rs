@@ -319,6 +319,7 @@ impl Store {
                 sis_section_id: seed.sis_section_id,
                 integration_id: seed.integration_id,
                 default_section: seed.default_section,
+                nonxlist_course_id: None,
                 workflow_state: seed.workflow_state.unwrap_or_else(|| "active".to_string()),
                 created_at: Utc::now(),
             },
@@ -412,6 +413,58 @@ impl Store {
             .get_mut(&id)
             .ok_or(StoreError::Missing { kind: "course", id })?;
         course.workflow_state = parsed;
+        Ok(())
+    }
+
+    /// Deletes a section; Canvas deletes its enrollments with it (§10).
+    pub fn delete_section(&mut self, id: u64) -> Result<(), StoreError> {
+        let section = self.sections.get_mut(&id).ok_or(StoreError::Missing {
+            kind: "section",
+            id,
+        })?;
+        section.workflow_state = "deleted".to_string();
+        let now = Utc::now();
+        for e in self
+            .enrollments
+            .values_mut()
+            .filter(|e| e.course_section_id == id)
+        {
+            e.workflow_state = EnrollmentState::Deleted;
+            e.updated_at = now;
+        }
+        Ok(())
+    }
+
+    /// Cross-lists a section into another course: the section and its enrollments move
+    /// (`course_id` changes) and `nonxlist_course_id` keeps the original course (§10).
+    pub fn crosslist_section(&mut self, id: u64, to_course_id: u64) -> Result<(), StoreError> {
+        let root_account_id = self
+            .courses
+            .get(&to_course_id)
+            .ok_or(StoreError::Missing {
+                kind: "course",
+                id: to_course_id,
+            })?
+            .root_account_id;
+        let section = self.sections.get_mut(&id).ok_or(StoreError::Missing {
+            kind: "section",
+            id,
+        })?;
+        if section.nonxlist_course_id.is_none() {
+            section.nonxlist_course_id = Some(section.course_id);
+        }
+        section.course_id = to_course_id;
+        section.default_section = false;
+        let now = Utc::now();
+        for e in self
+            .enrollments
+            .values_mut()
+            .filter(|e| e.course_section_id == id)
+        {
+            e.course_id = to_course_id;
+            e.root_account_id = root_account_id;
+            e.updated_at = now;
+        }
         Ok(())
     }
 
@@ -604,6 +657,7 @@ impl Store {
                 sis_section_id: None,
                 integration_id: None,
                 default_section: true,
+                nonxlist_course_id: None,
                 workflow_state: "active".to_string(),
                 created_at: Utc::now(),
             },

@@ -115,3 +115,35 @@ async fn seed_roles_named_after_their_type_are_the_built_ins() {
     assert_eq!(body[4]["workflow_state"], "built_in");
     assert_eq!(body[4]["label"], "Student");
 }
+
+#[tokio::test]
+async fn deleting_a_section_deletes_its_enrollments() {
+    let sim = start().await;
+    sim.with_store(|s| s.delete_section(MATH_B))
+        .expect("deleted");
+    let (_, body) = get_json(
+        &sim,
+        &format!("/courses/{MATH}/enrollments?state[]=deleted&user_id={BOB}"),
+    )
+    .await;
+    assert!(ids(&body).contains(&BOB_MATH_B));
+    let (_, sections) = get_json(&sim, &format!("/courses/{MATH}/sections")).await;
+    assert_eq!(ids(&sections), vec![MATH_DEFAULT]);
+}
+
+#[tokio::test]
+async fn crosslisting_moves_a_section_and_its_enrollments_to_another_course() {
+    let sim = start().await;
+    sim.with_store(|s| s.crosslist_section(MATH_B, CS))
+        .expect("moved");
+    let (_, body) = get_json(&sim, "/sections/sis_section_id:MATH-101-B/enrollments").await;
+    assert_eq!(ids(&body), vec![BOB_MATH_B]);
+    assert_eq!(body[0]["course_id"], CS);
+    let (_, sections) = get_json(&sim, &format!("/courses/{CS}/sections")).await;
+    let moved = sections
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["id"] == MATH_B))
+        .cloned()
+        .expect("moved section");
+    assert_eq!(moved["nonxlist_course_id"], MATH);
+}
