@@ -84,3 +84,67 @@ async fn binary_with_a_bad_seed_exits_1_with_a_message() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot read seed file"));
 }
+
+/// Starts the binary with extra flags on an empty seed; returns the child and its base URL.
+async fn start_binary(args: &[&str]) -> (std::process::Child, String) {
+    let mut child = Command::new(BINARY)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("binary starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).map(|_| line)
+    })
+    .await
+    .expect("reader")
+    .expect("first line");
+    let base = line.trim().trim_start_matches("listening on ").to_string();
+    (child, base)
+}
+
+#[tokio::test]
+async fn binary_throttle_and_fault_flags_take_effect() {
+    let (mut child, base) =
+        start_binary(&["--token", "t", "--hwm", "0", "--throttle-status", "429"]).await;
+    let response = reqwest::Client::new()
+        .get(format!("{base}/api/v1/users/self"))
+        .bearer_auth("t")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(response.status(), 429);
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let faults = dir.path().join("faults.json");
+    std::fs::write(
+        &faults,
+        r#"{"rules": [{"times": 1, "action": {"Status": {"status": 503}}}]}"#,
+    )
+    .expect("write");
+    let faults_arg = faults.to_string_lossy().to_string();
+    let (mut child, base) = start_binary(&["--token", "t", "--faults", &faults_arg]).await;
+    let client = reqwest::Client::new();
+    let first = client
+        .get(format!("{base}/api/v1/users/self"))
+        .bearer_auth("t")
+        .send()
+        .await
+        .expect("GET");
+    let second = client
+        .get(format!("{base}/api/v1/users/self"))
+        .bearer_auth("t")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(
+        (first.status().as_u16(), second.status().as_u16()),
+        (503, 200)
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}

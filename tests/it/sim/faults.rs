@@ -330,3 +330,47 @@ async fn faults_file_loads_with_millisecond_durations() {
         FaultAction::Hang(Duration::from_secs(5))
     );
 }
+
+#[tokio::test]
+async fn fault_timeout_rate_hangs_for_hang_for_then_answers() {
+    let options = FaultOptions {
+        timeout_rate: 1.0,
+        hang_for: Duration::from_millis(250),
+        ..FaultOptions::default()
+    };
+    let sim = start_with(SimOptions {
+        seed: standard_seed(),
+        faults: options,
+        ..SimOptions::default()
+    })
+    .await;
+    let started = Instant::now();
+    assert_eq!(get(&sim, "/courses/20").await.status(), 200);
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    // A client that gives up first sees a timeout.
+    let result = request(&sim, reqwest::Method::GET, "/courses/20")
+        .timeout(Duration::from_millis(50))
+        .send()
+        .await;
+    assert!(result.is_err_and(|e| e.is_timeout()));
+}
+
+#[tokio::test]
+async fn fault_latency_jitter_stays_within_bounds() {
+    let options = FaultOptions {
+        latency_jitter: Duration::from_millis(100),
+        fault_seed: 9,
+        ..FaultOptions::default()
+    };
+    let sim = start_with(SimOptions {
+        seed: standard_seed(),
+        faults: options,
+        ..SimOptions::default()
+    })
+    .await;
+    for _ in 0..3 {
+        let started = Instant::now();
+        get(&sim, "/courses/20").await;
+        assert!(started.elapsed() < Duration::from_millis(400));
+    }
+}
