@@ -238,7 +238,74 @@ impl Store {
         } else if params.is_present("type") {
             condition.types = Some(params.list("type"));
         }
+        self.add_sis_filters(params, &mut condition);
         Ok(condition)
+    }
+
+    /// `sis_user_id[]`, `sis_section_id[]`, `sis_course_id[]`, `sis_account_id[]` (§1): exact SIS
+    /// ids; the admin token has read_sis, so they always apply.
+    fn add_sis_filters(&self, params: &Params, condition: &mut IndexCondition) {
+        if params.is_present("sis_user_id") {
+            let wanted = params.list("sis_user_id");
+            condition.user_ids = Some(
+                self.users
+                    .values()
+                    .filter(|u| u.sis_user_id.as_ref().is_some_and(|s| wanted.contains(s)))
+                    .map(|u| u.id)
+                    .collect(),
+            );
+        }
+        if params.is_present("sis_section_id") {
+            let wanted = params.list("sis_section_id");
+            condition.section_ids = Some(
+                self.sections
+                    .values()
+                    .filter(|s| {
+                        s.sis_section_id
+                            .as_ref()
+                            .is_some_and(|id| wanted.contains(id))
+                    })
+                    .map(|s| s.id)
+                    .collect(),
+            );
+        }
+        let mut course_ids: Option<Vec<u64>> = None;
+        if params.is_present("sis_course_id") {
+            let wanted = params.list("sis_course_id");
+            course_ids = Some(
+                self.courses
+                    .values()
+                    .filter(|c| {
+                        c.sis_course_id
+                            .as_ref()
+                            .is_some_and(|id| wanted.contains(id))
+                    })
+                    .map(|c| c.id)
+                    .collect(),
+            );
+        }
+        if params.is_present("sis_account_id") {
+            let wanted = params.list("sis_account_id");
+            let in_accounts: Vec<u64> = self
+                .courses
+                .values()
+                .filter(|c| {
+                    self.accounts
+                        .get(&c.account_id)
+                        .and_then(|a| a.sis_account_id.as_ref())
+                        .is_some_and(|id| wanted.contains(id))
+                })
+                .map(|c| c.id)
+                .collect();
+            course_ids = Some(match course_ids {
+                Some(ids) => ids
+                    .into_iter()
+                    .filter(|id| in_accounts.contains(id))
+                    .collect(),
+                None => in_accounts,
+            });
+        }
+        condition.course_ids = course_ids;
     }
 
     /// `POST /courses/:id/enrollments` and `POST /sections/:id/enrollments` (§1). Returns the id of
@@ -335,6 +402,10 @@ impl Store {
         let user = self
             .resolve_user(&IdRef::parse(user_ref).ok_or(ApiError::NotFound)?)?
             .clone();
+        // A user that cannot be enrolled (deleted) is "not found" too (§1).
+        if user.workflow_state == "deleted" {
+            return Err(ApiError::NotFound);
+        }
 
         // Concluded course: allowed only to move a user already in the course into a section.
         if course.workflow_state == CourseState::Completed
@@ -607,13 +678,22 @@ struct IndexCondition {
     role_ids: Option<Vec<u64>>,
     types: Option<Vec<String>>,
     states: Option<Vec<String>>,
+    user_ids: Option<Vec<u64>>,
+    section_ids: Option<Vec<u64>>,
+    course_ids: Option<Vec<u64>>,
 }
 
 impl IndexCondition {
     fn matches(&self, e: &Enrollment) -> bool {
-        self.role_ids
-            .as_ref()
-            .is_none_or(|ids| ids.contains(&e.role_id))
+        let within =
+            |ids: &Option<Vec<u64>>, id: u64| ids.as_ref().is_none_or(|ids| ids.contains(&id));
+        within(&self.user_ids, e.user_id)
+            && within(&self.section_ids, e.course_section_id)
+            && within(&self.course_ids, e.course_id)
+            && self
+                .role_ids
+                .as_ref()
+                .is_none_or(|ids| ids.contains(&e.role_id))
             && self
                 .types
                 .as_ref()

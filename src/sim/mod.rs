@@ -13,19 +13,38 @@
 //! ```
 //!
 //! This module depends on no other module of the crate, so it builds while the rest changes.
+//!
+//! Layout: `server.rs` is the per-request pipeline (record, throttle, faults, auth), `routes.rs`
+//! the route table and handlers, `store.rs` the in-memory Canvas, `enrollments.rs` and
+//! `roles.rs` the API rules over it, `render.rs` the JSON shapes, `pagination.rs`, `ids.rs`,
+//! `params.rs` the request conventions, `report.rs`, `sis_import.rs`, `files.rs` the async jobs.
+//!
+//! Where it knowingly differs from Canvas (each also noted where it is implemented):
+//! - the token is an account admin with every permission; no masquerading (§6), no scoped,
+//!   expired or revoked tokens, no `Accept: application/json+canvas-string-ids`;
+//! - dates are not simulated: no terms, the date-based state of the self user route equals the
+//!   workflow state, and `concluded?` means `workflow_state == completed`;
+//! - roles and sections lists use numbered pages (array-backed in Canvas), enrollment lists
+//!   bookmarks; the built-in `AccountAdmin` role is not listed;
+//! - reports and SIS imports advance when polled (`Store::set_job_polls`, `Store::finish_jobs`);
+//!   SIS imports understand enrollments.csv only (no zip, no stickiness, no multi-term batches).
 
 mod enrollments;
 mod errors;
 mod faults;
+mod files;
 mod ids;
 mod model;
+mod multipart;
 mod pagination;
 mod params;
 mod render;
+mod report;
 mod roles;
 mod routes;
 mod seed;
 mod server;
+mod sis_import;
 mod store;
 mod throttle;
 

@@ -236,6 +236,8 @@ pub struct Section {
     /// `active` or `deleted`.
     pub workflow_state: String,
     pub created_at: DateTime<Utc>,
+    /// The course a cross-listed section came from (§10 "Cross-listing").
+    pub nonxlist_course_id: Option<u64>,
 }
 
 impl Section {

@@ -96,12 +96,31 @@ fn escape(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
+/// Canvas caps the Link header at about 6 KB (§3).
+const LINK_HEADER_CAP: usize = 6 * 1024;
+
+/// Which links survive the cap first: next, last, prev, current, first (§3).
+const LINK_KEEP_PRIORITY: [&str; 5] = ["next", "last", "prev", "current", "first"];
+
 /// One `Link` header value: `<URL>; rel="X"` entries joined by `,` with no space, in the order
-/// current, next, prev, first, last (§3).
+/// current, next, prev, first, last (§3). Over the cap, the lowest-priority links are dropped.
 fn link_header(entries: &[(&str, Option<String>)]) -> String {
-    entries
+    let mut kept: Vec<(&str, String)> = entries
         .iter()
-        .filter_map(|(rel, url)| url.as_ref().map(|u| format!("<{u}>; rel=\"{rel}\"")))
+        .filter_map(|(rel, url)| {
+            url.as_ref()
+                .map(|u| (*rel, format!("<{u}>; rel=\"{rel}\"")))
+        })
+        .collect();
+    let total = |kept: &[(&str, String)]| kept.iter().map(|(_, e)| e.len() + 1).sum::<usize>();
+    for rel in LINK_KEEP_PRIORITY.iter().rev() {
+        if total(&kept) <= LINK_HEADER_CAP {
+            break;
+        }
+        kept.retain(|(r, _)| r != rel);
+    }
+    kept.into_iter()
+        .map(|(_, entry)| entry)
         .collect::<Vec<_>>()
         .join(",")
 }

@@ -166,7 +166,7 @@ pub fn section_json(store: &Store, s: &Section) -> Value {
         "end_at": Value::Null,
         "created_at": time(&s.created_at),
         "restrict_enrollments_to_section_dates": Value::Null,
-        "nonxlist_course_id": Value::Null,
+        "nonxlist_course_id": s.nonxlist_course_id,
         "sis_section_id": s.sis_section_id,
         "sis_course_id": store.course(s.course_id).and_then(|c| c.sis_course_id.clone()),
         "integration_id": s.integration_id,

@@ -37,6 +37,20 @@ pub enum Endpoint {
     ShowUser,
     ShowCourse,
     ListSections,
+    StartSisImport,
+    ListSisImports,
+    ShowSisImport,
+    StartReport,
+    ShowReport,
+    AccountFileDownload,
+    FileDownload,
+}
+
+impl Endpoint {
+    /// Endpoints reachable without a token (a file URL carries its own verifier).
+    pub fn is_public(self) -> bool {
+        self == Endpoint::FileDownload
+    }
 }
 
 /// `(method, template, endpoint)`; earlier entries win, so literal segments precede `:params`.
@@ -96,6 +110,37 @@ const ROUTES: &[(&str, &str, Endpoint)] = &[
         "/api/v1/courses/:id/sections",
         Endpoint::ListSections,
     ),
+    (
+        "POST",
+        "/api/v1/accounts/:account_id/sis_imports",
+        Endpoint::StartSisImport,
+    ),
+    (
+        "GET",
+        "/api/v1/accounts/:account_id/sis_imports",
+        Endpoint::ListSisImports,
+    ),
+    (
+        "GET",
+        "/api/v1/accounts/:account_id/sis_imports/:id",
+        Endpoint::ShowSisImport,
+    ),
+    (
+        "POST",
+        "/api/v1/accounts/:account_id/reports/:report",
+        Endpoint::StartReport,
+    ),
+    (
+        "GET",
+        "/api/v1/accounts/:account_id/reports/:report/:id",
+        Endpoint::ShowReport,
+    ),
+    (
+        "GET",
+        "/accounts/:account_id/files/:id/download",
+        Endpoint::AccountFileDownload,
+    ),
+    ("GET", "/files/:id/download", Endpoint::FileDownload),
 ];
 
 /// A matched request: the template, the endpoint and the decoded `:param` segments in order.
@@ -203,6 +248,11 @@ pub struct Call<'a> {
     pub params: &'a Params,
     /// `http://<Host the client used>`.
     pub origin: &'a str,
+    /// The raw body, for endpoints that take files (SIS imports).
+    pub body: &'a Bytes,
+    pub content_type: Option<&'a str>,
+    /// Whether the request carried the valid token (public endpoints run without one).
+    pub authenticated: bool,
 }
 
 impl Call<'_> {
@@ -327,6 +377,54 @@ pub fn handle(store: &mut Store, call: &Call<'_>) -> Result<Reply, ApiError> {
             let page = numbered_page(&sections, call.params, &call.link_base());
             Ok(Reply::paged(page.items, &page.link))
         }
+        Endpoint::StartSisImport => {
+            let account_id = store.resolve_account(&call.id(0)?)?.id;
+            let id =
+                store.start_sis_import(account_id, call.params, call.content_type, call.body)?;
+            store.sis_import_reply(call.origin, id)
+        }
+        Endpoint::ListSisImports => {
+            let account_id = store.resolve_account(&call.id(0)?)?.id;
+            let imports: Vec<Value> = store
+                .sis_imports_of(account_id)
+                .into_iter()
+                .map(|i| store.sis_import_json(call.origin, i))
+                .collect();
+            let page = numbered_page(&imports, call.params, &call.link_base());
+            let mut reply = Reply::json(
+                StatusCode::OK,
+                &serde_json::json!({"sis_imports": page.items}),
+            );
+            if let Ok(value) = HeaderValue::from_str(&page.link) {
+                reply.headers.insert(header::LINK, value);
+            }
+            Ok(reply)
+        }
+        Endpoint::ShowSisImport => {
+            let account_id = store.resolve_account(&call.id(0)?)?.id;
+            let id = store.poll_sis_import(account_id, call.raw(1))?;
+            store.sis_import_reply(call.origin, id)
+        }
+        Endpoint::StartReport => {
+            let account_id = store.resolve_account(&call.id(0)?)?.id;
+            let id = store.start_report(account_id, call.raw(1), call.params)?;
+            store.report_reply(call.origin, id)
+        }
+        Endpoint::ShowReport => {
+            let account_id = store.resolve_account(&call.id(0)?)?.id;
+            let id = store.poll_report(account_id, call.raw(1), call.raw(2))?;
+            store.report_reply(call.origin, id)
+        }
+        Endpoint::AccountFileDownload => {
+            store.resolve_account(&call.id(0)?)?;
+            super::files::redirect_to_download(store, call.origin, call.raw(1))
+        }
+        Endpoint::FileDownload => super::files::download(
+            store,
+            call.raw(0),
+            call.params.get("verifier"),
+            call.authenticated,
+        ),
     }
 }
 

@@ -253,21 +253,26 @@ async fn run_request(
 
     // §0/§7: a Bearer header, else an `access_token` parameter.
     let token = header_token.or_else(|| params.get("access_token").map(str::to_string));
-    let reply = match token {
-        None => Reply::from_error(&ApiError::Unauthenticated),
-        Some(token) if token != *lock(&app.token) => Reply::from_error(&ApiError::InvalidToken),
-        Some(_) => match &route {
-            None => Reply::from_error(&ApiError::NotFound),
-            Some(route) => {
-                let call = Call {
-                    route,
-                    params: &params,
-                    origin: &origin,
-                };
-                let mut store = lock(&app.store);
-                routes::handle(&mut store, &call).unwrap_or_else(|e| Reply::from_error(&e))
-            }
-        },
+    let authenticated = token
+        .as_deref()
+        .is_some_and(|t| t == lock(&app.token).as_str());
+    let public = route.as_ref().is_some_and(|r| r.endpoint.is_public());
+    let reply = match (token, route) {
+        (None, _) if !public => Reply::from_error(&ApiError::Unauthenticated),
+        (Some(_), _) if !authenticated && !public => Reply::from_error(&ApiError::InvalidToken),
+        (_, None) => Reply::from_error(&ApiError::NotFound),
+        (_, Some(route)) => {
+            let call = Call {
+                route: &route,
+                params: &params,
+                origin: &origin,
+                body: &body,
+                content_type: content_type.as_deref(),
+                authenticated,
+            };
+            let mut store = lock(&app.store);
+            routes::handle(&mut store, &call).unwrap_or_else(|e| Reply::from_error(&e))
+        }
     };
 
     // Post-handler faults.

@@ -42,13 +42,24 @@ pub struct Store {
     pub(crate) enrollments: BTreeMap<u64, Enrollment>,
     pub(crate) observer_links: Vec<ObserverLink>,
     pub(crate) token_user_id: u64,
+    // Phase 2: stored files, reports and SIS imports (files.rs, report.rs, sis_import.rs).
+    pub(crate) files: BTreeMap<u64, super::files::StoredFile>,
+    pub(crate) reports: BTreeMap<u64, super::report::Report>,
+    pub(crate) sis_imports: BTreeMap<u64, super::sis_import::SisImport>,
+    /// The last rows of each diffing data set: (import id, rows).
+    pub(crate) diff_sets: std::collections::HashMap<String, (u64, Vec<super::sis_import::CsvRow>)>,
+    /// Polls a job shows as running before it completes.
+    pub(crate) job_polls: u32,
 }
 
 impl Store {
     /// Builds the store from a seed, adding the root account, built-in roles and token user
     /// when missing (see `seed.rs` for the defaults).
     pub fn from_seed(seed: &Seed) -> Result<Store, SeedError> {
-        let mut store = Store::default();
+        let mut store = Store {
+            job_polls: 1,
+            ..Store::default()
+        };
         for account in &seed.accounts {
             store.add_account(account.clone())?;
         }
@@ -308,6 +319,7 @@ impl Store {
                 sis_section_id: seed.sis_section_id,
                 integration_id: seed.integration_id,
                 default_section: seed.default_section,
+                nonxlist_course_id: None,
                 workflow_state: seed.workflow_state.unwrap_or_else(|| "active".to_string()),
                 created_at: Utc::now(),
             },
@@ -327,7 +339,12 @@ impl Store {
                 id: account_id,
             });
         }
+        // Canvas reserves the type names for the built-in roles, so an unmarked role named after
+        // its own base type is the built-in one.
+        let named_like_builtin =
+            EnrollmentType::parse(&seed.role).is_some() && seed.role == seed.base_role_type;
         let workflow_state = match seed.workflow_state.as_deref() {
+            None if named_like_builtin => RoleState::BuiltIn,
             None => RoleState::Active,
             Some(text) => RoleState::parse(text).ok_or(StoreError::InvalidValue {
                 field: "role.workflow_state",
@@ -396,6 +413,58 @@ impl Store {
             .get_mut(&id)
             .ok_or(StoreError::Missing { kind: "course", id })?;
         course.workflow_state = parsed;
+        Ok(())
+    }
+
+    /// Deletes a section; Canvas deletes its enrollments with it (§10).
+    pub fn delete_section(&mut self, id: u64) -> Result<(), StoreError> {
+        let section = self.sections.get_mut(&id).ok_or(StoreError::Missing {
+            kind: "section",
+            id,
+        })?;
+        section.workflow_state = "deleted".to_string();
+        let now = Utc::now();
+        for e in self
+            .enrollments
+            .values_mut()
+            .filter(|e| e.course_section_id == id)
+        {
+            e.workflow_state = EnrollmentState::Deleted;
+            e.updated_at = now;
+        }
+        Ok(())
+    }
+
+    /// Cross-lists a section into another course: the section and its enrollments move
+    /// (`course_id` changes) and `nonxlist_course_id` keeps the original course (§10).
+    pub fn crosslist_section(&mut self, id: u64, to_course_id: u64) -> Result<(), StoreError> {
+        let root_account_id = self
+            .courses
+            .get(&to_course_id)
+            .ok_or(StoreError::Missing {
+                kind: "course",
+                id: to_course_id,
+            })?
+            .root_account_id;
+        let section = self.sections.get_mut(&id).ok_or(StoreError::Missing {
+            kind: "section",
+            id,
+        })?;
+        if section.nonxlist_course_id.is_none() {
+            section.nonxlist_course_id = Some(section.course_id);
+        }
+        section.course_id = to_course_id;
+        section.default_section = false;
+        let now = Utc::now();
+        for e in self
+            .enrollments
+            .values_mut()
+            .filter(|e| e.course_section_id == id)
+        {
+            e.course_id = to_course_id;
+            e.root_account_id = root_account_id;
+            e.updated_at = now;
+        }
         Ok(())
     }
 
@@ -588,6 +657,7 @@ impl Store {
                 sis_section_id: None,
                 integration_id: None,
                 default_section: true,
+                nonxlist_course_id: None,
                 workflow_state: "active".to_string(),
                 created_at: Utc::now(),
             },

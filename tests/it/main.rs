@@ -2,4 +2,5 @@
 //! starts its own Canvas simulator on port 0.
 
 mod reconcile;
+mod sim;
 mod support;
