@@ -1,7 +1,9 @@
 //! The reconcile cycle end to end: SIS rows in a real PostgreSQL, Canvas as the simulator over HTTP.
 
 use rostersync::reconcile::CycleOptions;
-use rostersync::sim::{FaultAction, FaultOptions, FaultRule, Seed, SimOptions, ThrottleOptions, ThrottleStatus};
+use rostersync::sim::{
+    FaultAction, FaultOptions, FaultRule, Seed, SimOptions, ThrottleOptions, ThrottleStatus,
+};
 
 use crate::support::*;
 
@@ -40,9 +42,21 @@ fn district() -> Seed {
 }
 
 const DISTRICT_SIS: &[Row5<'static>] = &[
-    ("stu1", "MATH-101", Some("MATH-101-A"), "student", Some("active")),
+    (
+        "stu1",
+        "MATH-101",
+        Some("MATH-101-A"),
+        "student",
+        Some("active"),
+    ),
     ("stu3", "MATH-101", Some("MATH-101-B"), "student", None),
-    ("tch7", "MATH-101", Some("MATH-101-A"), "teacher", Some("active")),
+    (
+        "tch7",
+        "MATH-101",
+        Some("MATH-101-A"),
+        "teacher",
+        Some("active"),
+    ),
     ("stu4", "SCI-200", None, "StudentEnrollment", Some("active")),
     ("stu5", "SCI-200", None, "student", Some("inactive")),
 ];
@@ -78,7 +92,11 @@ async fn first_sync_converges_and_a_second_plans_nothing() {
     assert_eq!((first.applied, first.failed, first.skipped), (5, 0, 0));
 
     assert_eq!(states(&env, 1, 101), vec![(STUDENT, "active".into())]);
-    assert_eq!(states(&env, 2, 101), vec![(STUDENT, "completed".into())], "removed = concluded by default");
+    assert_eq!(
+        states(&env, 2, 101),
+        vec![(STUDENT, "completed".into())],
+        "removed = concluded by default"
+    );
     assert_eq!(states(&env, 3, 101), vec![(STUDENT, "active".into())]);
     assert_eq!(
         states(&env, 7, 101),
@@ -87,27 +105,49 @@ async fn first_sync_converges_and_a_second_plans_nothing() {
     );
     assert_eq!(states(&env, 4, 102), vec![(STUDENT, "active".into())]);
     assert_eq!(states(&env, 5, 102), vec![(STUDENT, "inactive".into())]);
-    assert_eq!(states(&env, 6, 103), vec![(STUDENT, "active".into())], "unmanaged course untouched");
+    assert_eq!(
+        states(&env, 6, 103),
+        vec![(STUDENT, "active".into())],
+        "unmanaged course untouched"
+    );
     // stu3 landed in the section the SIS named.
     let section = env.sim.with_store(|s| {
-        s.enrollments_of(3, 101).first().map(|e| e.course_section_id)
+        s.enrollments_of(3, 101)
+            .first()
+            .map(|e| e.course_section_id)
     });
     assert_eq!(section, Some(202));
 
     let audit = env.audit(&first.run_id).await;
     assert_eq!(audit.len(), 5);
-    assert!(audit.iter().all(|a| a.outcome == "applied" && !a.dry_run), "{audit:#?}");
-    let role_change = audit.iter().find(|a| a.action == "change_role").expect("change_role row");
+    assert!(
+        audit.iter().all(|a| a.outcome == "applied" && !a.dry_run),
+        "{audit:#?}"
+    );
+    let role_change = audit
+        .iter()
+        .find(|a| a.action == "change_role")
+        .expect("change_role row");
     assert_eq!(role_change.user_id.as_deref(), Some("tch7"));
-    assert_eq!(role_change.role_before.as_deref(), Some("StudentEnrollment"));
+    assert_eq!(
+        role_change.role_before.as_deref(),
+        Some("StudentEnrollment")
+    );
     assert_eq!(role_change.role_after.as_deref(), Some("TeacherEnrollment"));
-    assert!(role_change.canvas_enrollment_id.is_some() && role_change.new_canvas_enrollment_id.is_some());
+    assert!(
+        role_change.canvas_enrollment_id.is_some()
+            && role_change.new_canvas_enrollment_id.is_some()
+    );
     assert_eq!(env.run_status(&first.run_id).await.0, "succeeded");
 
     let writes_before = env.writes();
     let second = env.reconcile(LOOSE_GUARD).await;
     assert_eq!(second.planned_total(), 0, "{second:#?}");
-    assert_eq!(env.writes(), writes_before, "a converged cycle makes no write");
+    assert_eq!(
+        env.writes(),
+        writes_before,
+        "a converged cycle makes no write"
+    );
     assert_eq!(second.status.as_str(), "succeeded");
 }
 
@@ -149,9 +189,16 @@ async fn a_course_with_more_than_100_enrollments_is_read_across_pages() {
     env.sis(&rows).await;
     let report = env.reconcile("").await;
     assert_eq!(report.planned["enroll"], 5, "{report:#?}");
-    assert_eq!(report.planned["remove"], 0, "all 250 live rows were read, none is taken as extra");
+    assert_eq!(
+        report.planned["remove"], 0,
+        "all 250 live rows were read, none is taken as extra"
+    );
     assert_eq!(report.applied, 5);
-    assert_eq!(env.sim.count("GET", COURSE_ENROLLMENTS), 3, "250 rows at per_page=100 = 3 pages");
+    assert_eq!(
+        env.sim.count("GET", COURSE_ENROLLMENTS),
+        3,
+        "250 rows at per_page=100 = 3 pages"
+    );
     assert!(
         env.sim
             .requests()
@@ -172,9 +219,17 @@ async fn listing_requests_every_compared_state_in_one_call() {
         .into_iter()
         .find(|r| r.route == COURSE_ENROLLMENTS && r.method == "GET")
         .expect("a course listing");
-    for state in ["active", "invited", "creation_pending", "inactive", "completed"] {
+    for state in [
+        "active",
+        "invited",
+        "creation_pending",
+        "inactive",
+        "completed",
+    ] {
         assert!(
-            listing.path_and_query.contains(&format!("state%5B%5D={state}")),
+            listing
+                .path_and_query
+                .contains(&format!("state%5B%5D={state}")),
             "{state} missing from {}",
             listing.path_and_query
         );
@@ -188,7 +243,13 @@ async fn bad_sis_rows_are_skipped_with_a_reason_and_never_cause_removals() {
         ("", "MATH-101", None, "student", None),
         (" stu1 ", "MATH-101", None, "student", None),
         ("stu3", "MATH-101", None, "Learner", None),
-        ("stu2", "MATH-101", Some("MATH-101-A"), "student", Some("dropped")),
+        (
+            "stu2",
+            "MATH-101",
+            Some("MATH-101-A"),
+            "student",
+            Some("dropped"),
+        ),
     ])
     .await;
     sqlx::query("INSERT INTO sis_enrollments VALUES (NULL, 'MATH-101', NULL, 'student', NULL)")
@@ -197,7 +258,10 @@ async fn bad_sis_rows_are_skipped_with_a_reason_and_never_cause_removals() {
         .expect("insert");
     let report = env.reconcile(LOOSE_GUARD).await;
     assert_eq!(report.details.sis_rows_skipped, 5, "{report:#?}");
-    assert_eq!(report.planned["remove"], 0, "stu2's unreadable row holds stu2's enrollment");
+    assert_eq!(
+        report.planned["remove"], 0,
+        "stu2's unreadable row holds stu2's enrollment"
+    );
     assert_eq!(states(&env, 2, 101), vec![(STUDENT, "active".into())]);
     assert_eq!(report.applied, 4, "the good rows still apply");
     let audit = env.audit(&report.run_id).await;
@@ -207,8 +271,17 @@ async fn bad_sis_rows_are_skipped_with_a_reason_and_never_cause_removals() {
         .filter_map(|a| a.error.as_deref())
         .collect();
     assert_eq!(skipped.len(), 5, "{audit:#?}");
-    for expected in ["user_id is empty", "user_id is NULL", "whitespace", "role `Learner` does not exist", "status `dropped`"] {
-        assert!(skipped.iter().any(|e| e.contains(expected)), "no skipped row says {expected}: {skipped:?}");
+    for expected in [
+        "user_id is empty",
+        "user_id is NULL",
+        "whitespace",
+        "role `Learner` does not exist",
+        "status `dropped`",
+    ] {
+        assert!(
+            skipped.iter().any(|e| e.contains(expected)),
+            "no skipped row says {expected}: {skipped:?}"
+        );
     }
 }
 
@@ -216,11 +289,20 @@ async fn bad_sis_rows_are_skipped_with_a_reason_and_never_cause_removals() {
 async fn empty_sis_trips_the_guard_and_writes_nothing() {
     let env = district_env().await;
     env.clear_sis().await;
-    let out = env.cli(&["reconcile", "--json"], "");
-    assert_eq!(out.status.code(), Some(3), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let out = env.cli(&["reconcile", "--json"], "").await;
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json = json_report(&out);
     assert_eq!(json["safety"]["tripped"], true);
-    assert!(json["safety"]["reason"].as_str().is_some_and(|r| r.contains("no usable rows")));
+    assert!(
+        json["safety"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("no usable rows"))
+    );
     assert_eq!(env.writes(), 0);
     let run_id = json["run_id"].as_str().expect("run_id");
     assert_eq!(env.run_status(run_id).await.0, "safety_tripped");
@@ -229,7 +311,12 @@ async fn empty_sis_trips_the_guard_and_writes_nothing() {
 #[tokio::test]
 async fn too_many_removals_hold_every_removal_while_other_changes_apply() {
     let env = district_env().await;
-    let out = env.cli(&["reconcile", "--json"], "[reconcile]\nmax_removals = 0\nmax_removal_ratio = 1.0");
+    let out = env
+        .cli(
+            &["reconcile", "--json"],
+            "[reconcile]\nmax_removals = 0\nmax_removal_ratio = 1.0",
+        )
+        .await;
     assert_eq!(out.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -239,15 +326,25 @@ async fn too_many_removals_hold_every_removal_while_other_changes_apply() {
     let json = json_report(&out);
     assert_eq!(json["applied"], 4, "{json}");
     assert_eq!(json["skipped"], 1);
-    assert_eq!(states(&env, 2, 101), vec![(STUDENT, "active".into())], "held");
-    assert_eq!(states(&env, 3, 101), vec![(STUDENT, "active".into())], "enrolled anyway");
+    assert_eq!(
+        states(&env, 2, 101),
+        vec![(STUDENT, "active".into())],
+        "held"
+    );
+    assert_eq!(
+        states(&env, 3, 101),
+        vec![(STUDENT, "active".into())],
+        "enrolled anyway"
+    );
     // The ratio brake: 1 of 5 = 20% > the default 10%.
     let env = district_env().await;
-    let out = env.cli(&["reconcile", "--json"], "");
+    let out = env.cli(&["reconcile", "--json"], "").await;
     assert_eq!(out.status.code(), Some(3));
-    assert!(json_report(&out)["safety"]["reason"]
-        .as_str()
-        .is_some_and(|r| r.contains("max_removal_ratio")));
+    assert!(
+        json_report(&out)["safety"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("max_removal_ratio"))
+    );
 }
 
 async fn throttled_then_applied(status: ThrottleStatus) {
@@ -269,9 +366,18 @@ async fn throttled_then_applied(status: ThrottleStatus) {
     assert_eq!(report.failed, 0);
     assert_eq!(report.details.requests.throttled, 3);
     assert!(report.details.requests.retries >= 3);
-    let throttled: Vec<_> = env.sim.requests().into_iter().filter(|r| r.throttled).collect();
+    let throttled: Vec<_> = env
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.throttled)
+        .collect();
     assert_eq!(throttled.len(), 3);
-    let expected = if status == ThrottleStatus::TooManyRequests429 { 429 } else { 403 };
+    let expected = if status == ThrottleStatus::TooManyRequests429 {
+        429
+    } else {
+        403
+    };
     assert!(throttled.iter().all(|r| r.status == expected));
 }
 
@@ -287,30 +393,49 @@ async fn throttled_429_is_retried_and_the_cycle_completes() {
 
 #[tokio::test]
 async fn a_per_change_4xx_is_audited_with_canvas_message_and_the_cycle_goes_on() {
-    let seed = district().course(course(104, "OLD-1").with_state("completed")).user(user(9, "stu9"));
+    let seed = district()
+        .course(course(104, "OLD-1").with_state("completed"))
+        .user(user(9, "stu9"));
     let env = TestEnv::new(seed).await;
     env.sis(DISTRICT_SIS).await;
     env.sis(&[("stu9", "OLD-1", None, "student", None)]).await;
-    let out = env.cli(&["reconcile", "--json"], LOOSE_GUARD);
-    assert_eq!(out.status.code(), Some(2), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let out = env.cli(&["reconcile", "--json"], LOOSE_GUARD).await;
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json = json_report(&out);
     assert_eq!(json["failed"], 1);
     assert_eq!(json["applied"], 5);
     let audit = env.audit(json["run_id"].as_str().expect("run id")).await;
-    let failed = audit.iter().find(|a| a.outcome == "failed").expect("failed row");
+    let failed = audit
+        .iter()
+        .find(|a| a.outcome == "failed")
+        .expect("failed row");
     assert_eq!(failed.user_id.as_deref(), Some("stu9"));
     assert_eq!(failed.http_status, Some(400));
     assert!(
-        failed.error.as_deref().is_some_and(|e| e.contains("Can't add an enrollment to a concluded course.")),
+        failed
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("Can't add an enrollment to a concluded course.")),
         "{failed:?}"
     );
-    assert_eq!(env.run_status(json["run_id"].as_str().unwrap_or_default()).await.0, "partial");
+    assert_eq!(
+        env.run_status(json["run_id"].as_str().unwrap_or_default())
+            .await
+            .0,
+        "partial"
+    );
 }
 
 #[tokio::test]
 async fn a_user_missing_from_canvas_is_skipped_and_enrolled_once_the_account_exists() {
     let env = district_env().await;
-    env.sis(&[("newkid", "SCI-200", None, "student", None)]).await;
+    env.sis(&[("newkid", "SCI-200", None, "student", None)])
+        .await;
     let report = env.reconcile(LOOSE_GUARD).await;
     assert_eq!(report.details.users_not_found, 1);
     assert_eq!(report.failed, 0, "not an error that repeats forever");
@@ -318,7 +443,8 @@ async fn a_user_missing_from_canvas_is_skipped_and_enrolled_once_the_account_exi
     assert!(audit.iter().any(|a| a.user_id.as_deref() == Some("newkid")
         && a.outcome == "skipped"
         && a.error.as_deref() == Some("user not found in Canvas")));
-    env.sim.with_store(|s| s.add_user(user(99, "newkid")).expect("add user"));
+    env.sim
+        .with_store(|s| s.add_user(user(99, "newkid")).expect("add user"));
     let report = env.reconcile(LOOSE_GUARD).await;
     assert_eq!(report.planned["enroll"], 1);
     assert_eq!(report.applied, 1);
@@ -328,15 +454,20 @@ async fn a_user_missing_from_canvas_is_skipped_and_enrolled_once_the_account_exi
 #[tokio::test]
 async fn a_course_missing_from_canvas_fails_its_rows_without_stopping_the_cycle() {
     let env = district_env().await;
-    env.sis(&[("stu1", "NO-SUCH-COURSE", None, "student", None)]).await;
+    env.sis(&[("stu1", "NO-SUCH-COURSE", None, "student", None)])
+        .await;
     let report = env.reconcile(LOOSE_GUARD).await;
     assert_eq!(report.details.courses_not_found, 1);
     assert_eq!(report.applied, 5);
     assert_eq!(report.failed, 1);
     let audit = env.audit(&report.run_id).await;
-    assert!(audit.iter().any(|a| a.course_id.as_deref() == Some("NO-SUCH-COURSE")
-        && a.outcome == "failed"
-        && a.error.as_deref().is_some_and(|e| e.contains("course not found in Canvas"))));
+    assert!(audit.iter().any(|a| {
+        a.course_id.as_deref() == Some("NO-SUCH-COURSE")
+            && a.outcome == "failed"
+            && a.error
+                .as_deref()
+                .is_some_and(|e| e.contains("course not found in Canvas"))
+    }));
 }
 
 #[tokio::test]
@@ -344,34 +475,59 @@ async fn a_server_error_while_reading_fails_the_cycle_with_no_writes() {
     let env = TestEnv::with_options(with_faults(
         district(),
         FaultOptions::default().with_rule(
-            FaultRule::on("GET", COURSE_ENROLLMENTS, FaultAction::Status {
-                status: 500,
-                content_type: None,
-                body: None,
-            })
+            FaultRule::on(
+                "GET",
+                COURSE_ENROLLMENTS,
+                FaultAction::Status {
+                    status: 500,
+                    content_type: None,
+                    body: None,
+                },
+            )
             .path_contains("SCI-200"),
         ),
     ))
     .await;
     env.sis(DISTRICT_SIS).await;
-    let out = env.cli(&["reconcile", "--json"], &format!("{LOOSE_GUARD}\n[limits]\nmax_retries = 1"));
-    assert_eq!(out.status.code(), Some(1), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let out = env
+        .cli(
+            &["reconcile", "--json"],
+            &format!("{LOOSE_GUARD}\n[limits]\nmax_retries = 1"),
+        )
+        .await;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json = json_report(&out);
-    assert!(json["error"].as_str().is_some_and(|e| e.contains("SCI-200") && e.contains("500")), "{json}");
+    assert!(
+        json["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("SCI-200") && e.contains("500")),
+        "{json}"
+    );
     assert_eq!(env.writes(), 0);
 }
 
 #[tokio::test]
 async fn unknown_config_key_and_bad_values_exit_1_naming_the_key() {
     let env = district_env().await;
-    let out = env.cli(&["reconcile"], "[reconcile]\nmax_removalz = 3");
+    let out = env
+        .cli(&["reconcile"], "[reconcile]\nmax_removalz = 3")
+        .await;
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("max_removalz"), "{stderr}");
-    let out = env.cli(&["check"], "[schedule]\ncron = \"*/15 * * * *\"");
+    let out = env
+        .cli(&["check"], "[schedule]\ncron = \"*/15 * * * *\"")
+        .await;
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("6"));
-    let out = env.cli(&["reconcile"], "[reconcile]\nremoval = \"purge\"");
+    let out = env
+        .cli(&["reconcile"], "[reconcile]\nremoval = \"purge\"")
+        .await;
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("conclude, delete, inactivate, keep"));
 }
@@ -379,7 +535,9 @@ async fn unknown_config_key_and_bad_values_exit_1_naming_the_key() {
 #[tokio::test]
 async fn a_bad_token_exits_1_with_canvas_message_and_no_change() {
     let env = district_env().await;
-    let config = env.toml(LOOSE_GUARD).replace(&env.token, "wrong-token-value");
+    let config = env
+        .toml(LOOSE_GUARD)
+        .replace(&env.token, "wrong-token-value");
     let path = env.dir.path().join("bad-token.toml");
     std::fs::write(&path, config).expect("write");
     let out = rostersync_cmd()
@@ -387,6 +545,7 @@ async fn a_bad_token_exits_1_with_canvas_message_and_no_change() {
         .arg(&path)
         .args(["reconcile", "--json"])
         .output()
+        .await
         .expect("run");
     assert_eq!(out.status.code(), Some(1));
     let json = json_report(&out);
@@ -395,7 +554,11 @@ async fn a_bad_token_exits_1_with_canvas_message_and_no_change() {
     assert!(!String::from_utf8_lossy(&out.stdout).contains("wrong-token-value"));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("wrong-token-value"));
     assert_eq!(env.writes(), 0);
-    assert_eq!(env.sim.count("GET", "/api/v1/accounts/:id/roles"), 1, "no retry storm on 401");
+    assert_eq!(
+        env.sim.count("GET", "/api/v1/accounts/:id/roles"),
+        1,
+        "no retry storm on 401"
+    );
 }
 
 #[tokio::test]
@@ -427,6 +590,7 @@ async fn a_sentinel_token_appears_in_no_output_log_or_audit_row() {
         .arg(&config)
         .args(["reconcile", "--json"])
         .output()
+        .await
         .expect("run");
     assert_eq!(out.status.code(), Some(2), "failures were injected");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -452,6 +616,7 @@ async fn a_sentinel_token_appears_in_no_output_log_or_audit_row() {
         .arg(&config)
         .args(["reconcile", "--json"])
         .output()
+        .await
         .expect("run");
     assert_eq!(out.status.code(), Some(1));
     assert!(!String::from_utf8_lossy(&out.stdout).contains("CANARY"));
@@ -461,20 +626,39 @@ async fn a_sentinel_token_appears_in_no_output_log_or_audit_row() {
 #[tokio::test]
 async fn migrate_and_check_report_what_they_did() {
     let env = district_env().await;
-    let out = env.cli(&["migrate"], "");
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = env.cli(&["migrate"], "").await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("up to date"));
-    let out = env.cli(&["check"], "");
+    let out = env.cli(&["check"], "").await;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    for line in ["ok    config", "ok    database", "ok    sis query", "ok    canvas ", "ok    canvas account", "ok    canvas roles"] {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "ok    config",
+        "ok    database",
+        "ok    sis query",
+        "ok    canvas ",
+        "ok    canvas account",
+        "ok    canvas roles",
+    ] {
         assert!(stdout.contains(line), "missing `{line}` in:\n{stdout}");
     }
     assert!(!stdout.contains(&env.token));
-    let out = env.cli(
-        &["check"],
-        "[sis]\nenrollments_query = \"SELECT user_id, course_id FROM sis_enrollments\"",
-    );
+    let out = env
+        .cli(
+            &["check"],
+            "[sis]\nenrollments_query = \"SELECT user_id, course_id FROM sis_enrollments\"",
+        )
+        .await;
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("column `section_id` is missing"));
 }

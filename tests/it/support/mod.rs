@@ -4,15 +4,18 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
+
 use std::sync::{Arc, OnceLock};
+use tokio::process::Command;
 
 use rostersync::config::Settings;
 use rostersync::metrics::Metrics;
 use rostersync::pgtemp::PgServer;
 use rostersync::reconcile::{CycleOptions, CycleReport, run_cycle};
 use rostersync::sim::{
-    FaultOptions, Seed, SeedCourse, SeedEnrollment, SeedRole, SeedSection, SeedUser, SimHandle, SimOptions,
+    FaultOptions, Seed, SeedCourse, SeedEnrollment, SeedRole, SeedSection, SeedUser, SimHandle,
+    SimOptions,
 };
 use rostersync::store::lock::LeaderLock;
 use sqlx::{PgPool, Row};
@@ -63,7 +66,9 @@ impl TestEnv {
 
     pub async fn with_options(opts: SimOptions) -> TestEnv {
         let db_url = fresh_database().await;
-        let pool = PgPool::connect(&db_url).await.expect("connect test database");
+        let pool = PgPool::connect(&db_url)
+            .await
+            .expect("connect test database");
         sqlx::query(
             "CREATE TABLE sis_enrollments (user_id text, course_id text, section_id text, role text, status text)",
         )
@@ -71,7 +76,9 @@ impl TestEnv {
         .await
         .expect("create sis_enrollments");
         let token = opts.token.clone();
-        let sim = rostersync::sim::spawn(opts).await.expect("spawn canvas-sim");
+        let sim = rostersync::sim::spawn(opts)
+            .await
+            .expect("spawn canvas-sim");
         TestEnv {
             db_url,
             pool,
@@ -96,14 +103,24 @@ impl TestEnv {
     }
 
     pub async fn clear_sis(&self) {
-        sqlx::query("TRUNCATE sis_enrollments").execute(&self.pool).await.expect("truncate");
+        sqlx::query("TRUNCATE sis_enrollments")
+            .execute(&self.pool)
+            .await
+            .expect("truncate");
     }
 
     /// The TOML for this environment, plus `extra` (whole sections, e.g. "[reconcile]\nmax_removals = 3").
     pub fn toml(&self, extra: &str) -> String {
-        let (canvas_extra, rest) = split_canvas_extra(extra);
+        let (canvas_extra, mut rest) = split_canvas_extra(extra);
+        // Tests run against a local simulator: no client-side rate limit unless the test sets one.
+        let fast = "requests_per_second = 1000\n";
+        if !rest.contains("[limits]") {
+            rest = format!("[limits]\n{fast}{rest}");
+        } else if !rest.contains("requests_per_second") {
+            rest = rest.replacen("[limits]\n", &format!("[limits]\n{fast}"), 1);
+        }
         format!(
-            "[canvas]\nbase_url = \"{}\"\ntoken = \"{}\"\n{canvas_extra}\n[database]\nurl = \"{}\"\n\n[limits]\nrequests_per_second = 1000\nmax_in_flight = 4\n{rest}\n",
+            "[canvas]\nbase_url = \"{}\"\ntoken = \"{}\"\n{canvas_extra}\n[database]\nurl = \"{}\"\n\n{rest}\n",
             self.sim.base_url(),
             self.token,
             self.db_url,
@@ -115,7 +132,10 @@ impl TestEnv {
     }
 
     pub fn config_file(&self, extra: &str) -> PathBuf {
-        let path = self.dir.path().join(format!("rostersync-{}.toml", uuid::Uuid::new_v4().simple()));
+        let path = self
+            .dir
+            .path()
+            .join(format!("rostersync-{}.toml", uuid::Uuid::new_v4().simple()));
         std::fs::write(&path, self.toml(extra)).expect("write config");
         path
     }
@@ -131,27 +151,36 @@ impl TestEnv {
         let ctx = rostersync::app::connect(settings, Arc::new(Metrics::new()))
             .await
             .unwrap_or_else(|e| panic!("connect: {e}"));
-        let lock = LeaderLock::try_acquire(&url).await.expect("lock").expect("lock is free");
+        let lock = LeaderLock::try_acquire(&url)
+            .await
+            .expect("lock")
+            .expect("lock is free");
         opts.holds_lock = true;
         let report = run_cycle(&ctx, &opts).await;
         lock.release().await;
         report
     }
 
-    /// Runs the built `rostersync` binary with a config file made of `extra`.
-    pub fn cli(&self, args: &[&str], extra: &str) -> Output {
+    /// Runs the built `rostersync` binary with a config file made of `extra`. Async, so that the simulator
+    /// (served by this test's runtime) keeps answering while the binary runs.
+    pub async fn cli(&self, args: &[&str], extra: &str) -> Output {
         let config = self.config_file(extra);
         rostersync_cmd()
             .arg("--config")
             .arg(&config)
             .args(args)
             .output()
+            .await
             .expect("run rostersync")
     }
 
     /// Writes (POST/PUT/DELETE) the simulator has served.
     pub fn writes(&self) -> usize {
-        self.sim.requests().iter().filter(|r| r.method != "GET").count()
+        self.sim
+            .requests()
+            .iter()
+            .filter(|r| r.method != "GET")
+            .count()
     }
 
     /// Enrollment rows in the simulator for a user id (Canvas id) and course id.
@@ -244,7 +273,13 @@ pub struct AuditRecord {
 
 /// The built binary with a clean environment (no ROSTERSYNC_* from the caller).
 pub fn rostersync_cmd() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rostersync"));
+    let std = rostersync_std_cmd();
+    Command::from(std)
+}
+
+/// The same, as a blocking `std::process::Command` (for processes driven without the test's runtime).
+pub fn rostersync_std_cmd() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rostersync"));
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("ROSTERSYNC") {
             cmd.env_remove(key);
@@ -271,7 +306,9 @@ pub fn section(id: u64, course_id: u64, sis: &str) -> SeedSection {
 }
 
 pub fn enrolled(user_id: u64, course_id: u64, role_id: u64, state: &str) -> SeedEnrollment {
-    SeedEnrollment::new(user_id, course_id).with_role_id(role_id).with_state(state)
+    SeedEnrollment::new(user_id, course_id)
+        .with_role_id(role_id)
+        .with_state(state)
 }
 
 pub fn adult_learner(id: u64) -> SeedRole {
