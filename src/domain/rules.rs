@@ -107,7 +107,7 @@ pub fn apply_role_rules(
 
     // Live rows of rule users with a mapped role, in a removable state: the SIS does not list them, yet the rule
     // says the user keeps the enrollment under the new role.
-    let wanted: HashSet<_> = kept.iter().map(|d| d.key()).collect();
+    let mut wanted: HashSet<_> = kept.iter().map(|d| d.key()).collect();
     for l in live {
         let Some(user) = l.user else { continue };
         if l.associated_user_id.is_some() || !l.state.is_removable() {
@@ -117,8 +117,13 @@ pub fn apply_role_rules(
             hold.insert((user, l.course));
             continue;
         }
+        // A `from_role` row becomes `to_role`; a row already in a rule's `to_role` (converted in an earlier
+        // cycle, or made by hand with the right role) is kept as it is, not removed for being unlisted.
         let role = map_role(user, l.role);
-        if role == l.role {
+        let already_target = rules
+            .iter()
+            .any(|r| r.to == l.role && r.users.contains(&user));
+        if role == l.role && !already_target {
             continue;
         }
         let adopted = DesiredEnrollment {
@@ -129,12 +134,10 @@ pub fn apply_role_rules(
             state: DesiredState::Active,
         };
         // Only when the SIS does not already decide this enrollment (its own state then wins).
-        let already = wanted.contains(&adopted.key())
-            || wanted.iter().any(|k| {
-                k.user == user && k.course == l.course && k.section == l.section && k.role == l.role
-            });
-        if !already {
-            out.adopted_live += 1;
+        if wanted.insert(adopted.key()) {
+            if role != l.role {
+                out.adopted_live += 1;
+            }
             kept.push(adopted);
         }
     }
@@ -246,5 +249,25 @@ mod tests {
         assert!(out.desired.is_empty());
         assert_eq!(out.skipped.len(), 1);
         assert_eq!(out.hold, vec![(u, course)]);
+    }
+
+    #[test]
+    fn a_rule_users_live_row_already_in_the_target_role_is_kept() {
+        let mut ids = Ids::new();
+        let converted = live(&mut ids, 5, "staff2", ADULT);
+        let rule = ResolvedRule {
+            name: "staff".into(),
+            users: [ids.intern("staff2")].into(),
+            from: STUDENT,
+            to: ADULT,
+        };
+        let out = apply_role_rules(Vec::new(), &[converted], &[rule]);
+        assert_eq!(
+            out.desired.len(),
+            1,
+            "kept, so the next cycle does not remove it"
+        );
+        assert_eq!(out.desired[0].role, ADULT);
+        assert_eq!(out.adopted_live, 0);
     }
 }

@@ -2,5 +2,6 @@
 //! starts its own Canvas simulator on port 0.
 
 mod reconcile;
+mod roles;
 mod sim;
 mod support;

@@ -665,23 +665,51 @@ async fn migrate_and_check_report_what_they_did() {
 
 #[test]
 fn the_example_config_documents_every_key_and_parses() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/rostersync.example.toml"))
-        .expect("example config");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/rostersync.example.toml"
+    ))
+    .expect("example config");
     let uncommented = text
-        .replace("token_file = \"/etc/rostersync/canvas-token\"", "token = \"x\"")
+        .replace(
+            "token_file = \"/etc/rostersync/canvas-token\"",
+            "token = \"x\"",
+        )
         .replace("# [[role_rules]]", "[[role_rules]]")
         .replace("# name =", "name =")
         .replace("# users_query =", "users_query =")
         .replace("# from_role =", "from_role =")
         .replace("# to_role =", "to_role =");
-    let settings = rostersync::config::Settings::from_toml_str(&uncommented).expect("example parses");
+    let settings =
+        rostersync::config::Settings::from_toml_str(&uncommented).expect("example parses");
     assert_eq!(settings.role_rules.len(), 1);
     for key in [
-        "base_url", "token", "token_file", "account_id", "per_page", "request_timeout_secs", "url",
-        "enrollments_query", "user_id_kind", "removal", "max_removals", "max_removal_ratio", "dry_run", "cron",
-        "run_on_start", "requests_per_second", "max_in_flight", "listen", "name", "users_query", "from_role",
+        "base_url",
+        "token",
+        "token_file",
+        "account_id",
+        "per_page",
+        "request_timeout_secs",
+        "url",
+        "enrollments_query",
+        "user_id_kind",
+        "removal",
+        "max_removals",
+        "max_removal_ratio",
+        "dry_run",
+        "cron",
+        "run_on_start",
+        "requests_per_second",
+        "max_in_flight",
+        "listen",
+        "name",
+        "users_query",
+        "from_role",
         "to_role",
     ] {
-        assert!(text.contains(&format!("{key} =")), "{key} is not documented");
+        assert!(
+            text.contains(&format!("{key} =")),
+            "{key} is not documented"
+        );
     }
 }
