@@ -53,7 +53,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     let Some(settings) = load(&cli.config) else {
         return ExitCode::from(EXIT_FATAL);
     };
-    telemetry::init(&settings.log);
+    let _telemetry = telemetry::init(&settings.log);
     match cli.command {
         Command::Reconcile { dry_run, json } => reconcile(settings, dry_run, json).await,
         Command::Migrate => migrate(settings).await,

@@ -122,6 +122,11 @@ pub async fn run(settings: Settings) -> ExitCode {
                 current = Some((spawn_cycle(ctx.clone(), cancel.clone()), cancel));
             }
             _ = leadership_timer.tick() => {
+                if current.as_ref().is_some_and(|(h, _)| h.is_finished())
+                    && let Some((handle, _)) = current.take()
+                {
+                    finish(handle, &health).await;
+                }
                 let was_leader = leadership.is_leader();
                 let leader_now = leadership.refresh().await;
                 if was_leader && !leader_now && let Some((_, cancel)) = &current {

@@ -1,0 +1,432 @@
+//! `rostersync run` started as an operator would: the built binary, its HTTP endpoints, signals, and replicas.
+
+use std::time::{Duration, Instant};
+
+use rostersync::sim::{FaultOptions, Seed, SimOptions};
+use tokio::process::Child;
+
+use crate::support::*;
+
+const POST_ENROLLMENTS: &str = "/api/v1/courses/:id/enrollments";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// `n` users, one course, and SIS rows that enrol all of them.
+fn roster(n: u64) -> (Seed, Vec<(String, &'static str)>) {
+    let mut seed = Seed::default().course(course(100, "DAEMON-1"));
+    let mut rows = Vec::new();
+    for i in 1..=n {
+        let sis = format!("d{i}");
+        seed = seed.user(user(i, &sis));
+        rows.push((sis, "DAEMON-1"));
+    }
+    (seed, rows)
+}
+
+async fn load(env: &TestEnv, rows: &[(String, &'static str)]) {
+    let rows: Vec<Row5<'_>> = rows
+        .iter()
+        .map(|(u, c)| (u.as_str(), *c, None, "student", None))
+        .collect();
+    env.sis(&rows).await;
+}
+
+struct Daemon {
+    child: Child,
+    port: u16,
+    stderr_path: std::path::PathBuf,
+}
+
+impl Daemon {
+    async fn start(env: &TestEnv, cron: &str, extra: &str) -> Daemon {
+        let port = free_port();
+        let config = env.config_file(&format!(
+            "{extra}\n[schedule]\ncron = \"{cron}\"\nrun_on_start = true\n[server]\nlisten = \"127.0.0.1:{port}\"\n"
+        ));
+        let stderr_path = env.dir.path().join(format!("daemon-{port}.log"));
+        let stderr = std::fs::File::create(&stderr_path).expect("log file");
+        let child = rostersync_cmd()
+            .arg("--config")
+            .arg(&config)
+            .arg("run")
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start rostersync run");
+        let d = Daemon {
+            child,
+            port,
+            stderr_path,
+        };
+        d.wait_for(Duration::from_secs(20), |_, code| code == 200, "/healthz")
+            .await;
+        d
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    async fn get(&self, path: &str) -> Option<(u16, String)> {
+        let resp = reqwest::get(self.url(path)).await.ok()?;
+        let status = resp.status().as_u16();
+        Some((status, resp.text().await.unwrap_or_default()))
+    }
+
+    /// Polls `path` until `ok(body, status)`.
+    async fn wait_for(
+        &self,
+        within: Duration,
+        ok: impl Fn(&str, u16) -> bool,
+        path: &str,
+    ) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some((status, body)) = self.get(path).await
+                && ok(&body, status)
+            {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{path} never became ready; log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id().map(|p| p as i32).unwrap_or(0)
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.pid(), sig);
+        }
+    }
+
+    async fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        match tokio::time::timeout(within, self.child.wait()).await {
+            Ok(Ok(status)) => status.code(),
+            _ => panic!(
+                "daemon did not exit within {within:?}; log:\n{}",
+                self.log()
+            ),
+        }
+    }
+}
+
+/// A metric's value from OpenMetrics text (first sample whose line starts with `prefix`).
+fn metric(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+fn cycles(text: &str, outcome: &str) -> f64 {
+    metric(
+        text,
+        &format!("rostersync_cycles_total{{outcome=\"{outcome}\"}}"),
+    )
+    .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn metrics_healthz_and_readyz_answer_as_the_contract_says() {
+    let (seed, rows) = roster(3);
+    let env = TestEnv::new(seed).await;
+    load(&env, &rows).await;
+    let mut d = Daemon::start(&env, "0 0 0 1 1 *", "").await;
+    let text = d
+        .wait_for(
+            Duration::from_secs(20),
+            |b, _| cycles(b, "succeeded") >= 1.0,
+            "/metrics",
+        )
+        .await;
+    let resp = reqwest::get(d.url("/metrics")).await.expect("scrape");
+    assert_eq!(
+        resp.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    for (name, kind) in [
+        ("rostersync_cycles", "counter"),
+        ("rostersync_changes", "counter"),
+        ("rostersync_canvas_requests", "counter"),
+        ("rostersync_cycle_duration_seconds", "histogram"),
+        ("rostersync_last_success_timestamp_seconds", "gauge"),
+        ("rostersync_safety_trips", "counter"),
+        ("rostersync_leader", "gauge"),
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {name} {kind}")),
+            "{name} {kind} missing:\n{text}"
+        );
+    }
+    assert!(text.trim_end().ends_with("# EOF"));
+    assert_eq!(
+        metric(
+            &text,
+            "rostersync_changes_total{action=\"enroll\",outcome=\"applied\"}"
+        ),
+        Some(3.0)
+    );
+    assert!(
+        metric(
+            &text,
+            "rostersync_canvas_requests_total{method=\"POST\",status=\"200\"}"
+        )
+        .is_some()
+    );
+    assert_eq!(metric(&text, "rostersync_leader"), Some(1.0));
+    assert!(metric(&text, "rostersync_last_success_timestamp_seconds").unwrap_or(0.0) > 1.7e9);
+    assert!(metric(&text, "rostersync_cycle_duration_seconds_count").unwrap_or(0.0) >= 1.0);
+    // Labels never carry ids.
+    for line in text.lines().filter(|l| l.contains('{')) {
+        assert!(
+            !line.contains("d1") && !line.contains("DAEMON-1"),
+            "an id in a label: {line}"
+        );
+    }
+    assert_eq!(d.get("/healthz").await.map(|r| r.0), Some(200));
+    assert_eq!(d.get("/readyz").await.map(|r| r.0), Some(200));
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait_exit(Duration::from_secs(15)).await, Some(0));
+}
+
+#[tokio::test]
+async fn sigterm_mid_cycle_finishes_the_change_in_flight_closes_the_run_and_exits_0() {
+    let (seed, rows) = roster(30);
+    let env = TestEnv::with_options(SimOptions {
+        seed,
+        faults: FaultOptions {
+            write_latency: Duration::from_millis(300),
+            ..FaultOptions::default()
+        },
+        ..SimOptions::default()
+    })
+    .await;
+    load(&env, &rows).await;
+    let mut d = Daemon::start(&env, "0 0 0 1 1 *", "[limits]\nmax_in_flight = 1").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while env.sim.count("POST", POST_ENROLLMENTS) < 3 {
+        assert!(Instant::now() < deadline, "no writes started:\n{}", d.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let signalled = Instant::now();
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait_exit(Duration::from_secs(20)).await, Some(0));
+    assert!(
+        signalled.elapsed() < Duration::from_secs(5),
+        "bounded: {:?}",
+        signalled.elapsed()
+    );
+    let posts = env.sim.count("POST", POST_ENROLLMENTS);
+    assert!(
+        posts < 30,
+        "the rest of the cycle was not attempted ({posts} POSTs)"
+    );
+    let (status, planned, applied, skipped): (String, i64, i64, i64) = sqlx::query_as(
+        "SELECT r.status, \
+                count(*) FILTER (WHERE a.outcome = 'planned'), \
+                count(*) FILTER (WHERE a.outcome = 'applied'), \
+                count(*) FILTER (WHERE a.outcome = 'skipped') \
+         FROM rostersync.sync_runs r JOIN rostersync.audit_log a ON a.run_id = r.id GROUP BY r.status",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .expect("run");
+    assert_ne!(status, "running", "the run row is closed");
+    assert_eq!(planned, 0, "every change has its final outcome");
+    assert_eq!(
+        applied as usize, posts,
+        "each POST that reached Canvas is recorded as applied"
+    );
+    assert_eq!(applied + skipped, 30);
+}
+
+#[tokio::test]
+async fn two_replicas_make_exactly_one_set_of_changes_and_a_killed_leader_is_replaced() {
+    let (seed, rows) = roster(12);
+    let env = TestEnv::new(seed).await;
+    load(&env, &rows[..10]).await;
+    let mut a = Daemon::start(&env, "*/2 * * * * *", "").await;
+    let mut b = Daemon::start(&env, "*/2 * * * * *", "").await;
+    // Several ticks with both running.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        env.sim.count("POST", POST_ENROLLMENTS),
+        10,
+        "no duplicate creates across replicas"
+    );
+    let leader_of = |text: &str| metric(text, "rostersync_leader").unwrap_or(-1.0);
+    let (ma, mb) = (
+        a.get("/metrics").await.map(|r| r.1).unwrap_or_default(),
+        b.get("/metrics").await.map(|r| r.1).unwrap_or_default(),
+    );
+    let mut leaders = [leader_of(&ma), leader_of(&mb)];
+    leaders.sort_by(f64::total_cmp);
+    assert_eq!(leaders, [0.0, 1.0], "exactly one leader");
+    assert_eq!(
+        a.get("/readyz").await.map(|r| r.0),
+        Some(200),
+        "the standby stays ready too"
+    );
+    assert_eq!(b.get("/readyz").await.map(|r| r.0), Some(200));
+    let holders: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")
+            .fetch_one(&env.pool)
+            .await
+            .expect("pg_locks");
+    assert_eq!(holders, 1);
+
+    // kill -9 the leader; the standby takes over and enrols the two new rows.
+    let (leader, standby) = if leader_of(&ma) == 1.0 {
+        (&mut a, &mut b)
+    } else {
+        (&mut b, &mut a)
+    };
+    leader.signal(libc::SIGKILL);
+    let _ = leader.wait_exit(Duration::from_secs(5)).await;
+    load(&env, &rows[10..]).await;
+    standby
+        .wait_for(
+            Duration::from_secs(15),
+            |t, _| leader_of(t) == 1.0,
+            "/metrics",
+        )
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while env.sim.count("POST", POST_ENROLLMENTS) < 12 {
+        assert!(
+            Instant::now() < deadline,
+            "the standby never applied:\n{}",
+            standby.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        env.sim.count("POST", POST_ENROLLMENTS),
+        12,
+        "still exactly one create per enrollment"
+    );
+    standby.signal(libc::SIGTERM);
+    assert_eq!(standby.wait_exit(Duration::from_secs(15)).await, Some(0));
+    let free: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(rostersync::store::lock::LOCK_KEY)
+        .fetch_one(&env.pool)
+        .await
+        .expect("try lock");
+    assert!(free, "shutdown released the lock");
+}
+
+#[tokio::test]
+async fn a_tick_during_a_running_cycle_is_skipped_and_counted() {
+    let (seed, rows) = roster(12);
+    let env = TestEnv::with_options(SimOptions {
+        seed,
+        faults: FaultOptions {
+            write_latency: Duration::from_millis(400),
+            ..FaultOptions::default()
+        },
+        ..SimOptions::default()
+    })
+    .await;
+    load(&env, &rows).await;
+    let mut d = Daemon::start(&env, "* * * * * *", "[limits]\nmax_in_flight = 1").await;
+    let text = d
+        .wait_for(
+            Duration::from_secs(20),
+            |t, _| metric(t, "rostersync_skipped_ticks_total").unwrap_or(0.0) >= 1.0,
+            "/metrics",
+        )
+        .await;
+    assert!(cycles(&text, "succeeded") <= 1.0);
+    assert!(d.log().contains("schedule tick skipped"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while env.sim.count("POST", POST_ENROLLMENTS) < 12 {
+        assert!(Instant::now() < deadline, "{}", d.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Later cycles find nothing to do.
+    d.wait_for(
+        Duration::from_secs(10),
+        |t, _| cycles(t, "succeeded") >= 2.0,
+        "/metrics",
+    )
+    .await;
+    assert_eq!(
+        env.sim.count("POST", POST_ENROLLMENTS),
+        12,
+        "no overlap: each enrollment created once"
+    );
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait_exit(Duration::from_secs(20)).await, Some(0));
+}
+
+#[tokio::test]
+async fn a_rejected_token_makes_the_replica_not_ready_until_canvas_accepts_again() {
+    let (seed, rows) = roster(2);
+    let env = TestEnv::new(seed).await;
+    load(&env, &rows).await;
+    let token_file = env.dir.path().join("token");
+    std::fs::write(&token_file, "stale-token\n").expect("write token");
+    let extra = format!("token_file = \"{}\"", token_file.display());
+    let config_text = env
+        .toml(&extra)
+        .replace(&format!("token = \"{}\"\n", env.token), "");
+    let port = free_port();
+    let config = env.dir.path().join("rotation.toml");
+    std::fs::write(
+        &config,
+        format!("{config_text}\n[schedule]\ncron = \"*/2 * * * * *\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n"),
+    )
+    .expect("config");
+    let log = env.dir.path().join("rotation.log");
+    let child = rostersync_cmd()
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn");
+    let mut d = Daemon {
+        child,
+        port,
+        stderr_path: log,
+    };
+    d.wait_for(Duration::from_secs(20), |_, s| s == 503, "/readyz")
+        .await;
+    let roles_calls = env.sim.count("GET", "/api/v1/accounts/:id/roles");
+    assert!(roles_calls <= 4, "no retry storm on 401: {roles_calls}");
+    // Rotate: the file now holds the token Canvas accepts; no restart.
+    std::fs::write(&token_file, format!("{}\n", env.token)).expect("rotate");
+    d.wait_for(Duration::from_secs(20), |_, s| s == 200, "/readyz")
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while env.sim.count("POST", POST_ENROLLMENTS) < 2 {
+        assert!(Instant::now() < deadline, "{}", d.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!d.log().contains(&env.token), "the token is never logged");
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait_exit(Duration::from_secs(15)).await, Some(0));
+}
