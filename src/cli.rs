@@ -39,6 +39,10 @@ pub enum Command {
         /// Print exactly one JSON object on stdout (logs stay on stderr).
         #[arg(long)]
         json: bool,
+        /// The safety guard override: apply removals even though they exceed reconcile.max_removals or the
+        /// removal ratios, for this one cycle. Look at a --dry-run first.
+        #[arg(long)]
+        accept_removals: bool,
     },
     /// Create or upgrade rostersync's own schema.
     Migrate,
@@ -55,7 +59,11 @@ pub async fn run(cli: Cli) -> ExitCode {
     };
     let _telemetry = telemetry::init(&settings.log);
     match cli.command {
-        Command::Reconcile { dry_run, json } => reconcile(settings, dry_run, json).await,
+        Command::Reconcile {
+            dry_run,
+            json,
+            accept_removals,
+        } => reconcile(settings, dry_run, json, accept_removals).await,
         Command::Migrate => migrate(settings).await,
         Command::Check => crate::check::run(settings).await,
         Command::Run => crate::daemon::run(settings).await,
@@ -98,7 +106,12 @@ async fn migrate(settings: Settings) -> ExitCode {
     }
 }
 
-async fn reconcile(settings: Settings, dry_run: bool, json: bool) -> ExitCode {
+async fn reconcile(
+    settings: Settings,
+    dry_run: bool,
+    json: bool,
+    accept_removals: bool,
+) -> ExitCode {
     let db_url = settings.database.url.clone();
     let ctx = match app::connect(settings, Arc::new(Metrics::new())).await {
         Ok(ctx) => ctx,
@@ -126,6 +139,11 @@ async fn reconcile(settings: Settings, dry_run: bool, json: bool) -> ExitCode {
     let opts = CycleOptions {
         dry_run,
         holds_lock: lock.is_some(),
+        cancel: lock
+            .as_ref()
+            .map(|l| l.lost().child_token())
+            .unwrap_or_default(),
+        accept_removals,
         ..CycleOptions::default()
     };
     let report = run_cycle(&ctx, &opts).await;

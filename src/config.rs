@@ -179,7 +179,7 @@ impl Default for RawReconcile {
             removal: "conclude".into(),
             max_removals: 500,
             max_removal_ratio: 0.10,
-            max_course_removal_ratio: 1.0,
+            max_course_removal_ratio: 0.9,
             dry_run: false,
         }
     }

@@ -49,18 +49,21 @@ impl Leadership {
         self.lock.is_some()
     }
 
-    /// Verifies a held lock (a terminated backend or a dead connection loses it) or tries to take a free one.
+    /// Drops a lost lock (a terminated backend or a dead connection loses it) or tries to take a free one.
     pub async fn refresh(&mut self) -> bool {
-        if let Some(lock) = &mut self.lock {
-            let held = tokio::time::timeout(DB_TIMEOUT, lock.still_held())
-                .await
-                .unwrap_or(false);
-            if !held {
-                warn!("leader lock lost (connection to the database gone or terminated)");
-                self.lock = None;
-            }
+        if self.lock.as_ref().is_some_and(|l| !l.is_held()) {
+            warn!("leader lock lost (connection to the database gone or terminated)");
+            self.lock = None;
         }
         self.ensure().await
+    }
+
+    /// A token for a cycle: cancelled when the lock is lost (and cancellable on its own for shutdown).
+    pub fn cycle_token(&self) -> tokio_util::sync::CancellationToken {
+        match &self.lock {
+            Some(lock) => lock.lost().child_token(),
+            None => tokio_util::sync::CancellationToken::new(),
+        }
     }
 
     pub async fn release(&mut self) {

@@ -25,7 +25,6 @@ use crate::cli::EXIT_FATAL;
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::reconcile::{CycleContext, CycleOptions, CycleReport, run_cycle};
-use crate::store::RunStatus;
 use leader::Leadership;
 
 /// How often leadership is re-checked (and, on a standby, re-tried).
@@ -118,7 +117,7 @@ pub async fn run(settings: Settings) -> ExitCode {
                     info!(tick = origin, "standby: another replica holds the leader lock");
                     continue;
                 }
-                let cancel = CancellationToken::new();
+                let cancel = leadership.cycle_token();
                 current = Some((spawn_cycle(ctx.clone(), cancel.clone()), cancel));
             }
             _ = leadership_timer.tick() => {
@@ -192,13 +191,11 @@ async fn finish(handle: JoinHandle<CycleReport>, health: &Health) {
     }
 }
 
-/// A cycle that ended because Canvas rejected the token or was unreachable makes the replica not ready.
+/// A cycle that found the token rejected or Canvas unreachable makes the replica not ready until one gets through.
 fn record_health(report: &CycleReport, health: &Health) {
-    let broken = report.status == RunStatus::Failed
-        && report.error.as_deref().is_some_and(|e| {
-            e.contains("token") || e.contains("unavailable") || e.contains("reach Canvas")
-        });
-    health.canvas_ok.store(!broken, Ordering::SeqCst);
+    health
+        .canvas_ok
+        .store(!report.details.canvas_unavailable, Ordering::SeqCst);
 }
 
 fn watchdog_interval() -> Option<Duration> {

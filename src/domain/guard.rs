@@ -8,6 +8,10 @@ use std::fmt;
 use super::plan::Plan;
 use super::{Action, Sym};
 
+/// Courses with fewer live enrollments than this are not judged by the per-course ratio: in a course of three, one
+/// drop is a third, and that is ordinary churn rather than a broken export.
+pub const MIN_COURSE_LIVE_FOR_RATIO: u64 = 5;
+
 #[derive(Debug, Clone, Copy)]
 pub struct GuardLimits {
     pub max_removals: u64,
@@ -155,7 +159,9 @@ pub fn evaluate(
             .iter()
             .filter_map(|(&course, &n)| {
                 let live = live_per_course.get(&course).copied().unwrap_or(0);
-                (ratio(n, live) > limits.max_course_removal_ratio).then_some((course, n, live))
+                (live >= MIN_COURSE_LIVE_FOR_RATIO
+                    && ratio(n, live) > limits.max_course_removal_ratio)
+                    .then_some((course, n, live))
             })
             .collect();
         if !courses.is_empty() {

@@ -57,6 +57,8 @@ pub struct CycleOptions {
     pub progress: Option<ProgressFn>,
     /// Whether this process holds the leader lock (only then are runs left `running` by others closed).
     pub holds_lock: bool,
+    /// The documented override (`reconcile --accept-removals`): apply removals even though the guard trips.
+    pub accept_removals: bool,
 }
 
 /// The result of the read-and-decide half of a cycle.
@@ -71,12 +73,55 @@ pub struct PreparedCycle {
     started: Instant,
 }
 
-/// A cycle that could not get as far as a plan.
-struct Fatal(String);
+/// A cycle that could not get as far as a plan, and whether Canvas itself was the problem (token rejected,
+/// unreachable, failing): that makes the daemon not ready until a cycle gets through.
+struct Fatal {
+    message: String,
+    canvas_down: bool,
+}
 
-impl<E: std::fmt::Display> From<E> for Fatal {
-    fn from(e: E) -> Self {
-        Fatal(e.to_string())
+impl Fatal {
+    fn new(message: impl Into<String>) -> Self {
+        Fatal {
+            message: message.into(),
+            canvas_down: false,
+        }
+    }
+}
+
+/// Errors that say Canvas cannot be worked with right now, as opposed to a problem with one object.
+fn canvas_down(e: &CanvasError) -> bool {
+    matches!(
+        e,
+        CanvasError::Unauthorized { .. }
+            | CanvasError::Unavailable
+            | CanvasError::Token(_)
+            | CanvasError::Network { .. }
+            | CanvasError::Timeout { .. }
+            | CanvasError::Server { .. }
+            | CanvasError::Throttled { .. }
+            | CanvasError::Redirect { .. }
+    )
+}
+
+impl From<CanvasError> for Fatal {
+    fn from(e: CanvasError) -> Self {
+        Fatal {
+            canvas_down: canvas_down(&e),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<crate::store::DbError> for Fatal {
+    fn from(e: crate::store::DbError) -> Self {
+        Fatal::new(e.to_string())
+    }
+}
+
+impl From<sis::SisError> for Fatal {
+    fn from(e: sis::SisError) -> Self {
+        Fatal::new(e.to_string())
     }
 }
 
@@ -124,8 +169,12 @@ pub async fn prepare(
             report,
             started,
         }),
-        Err(Fatal(message)) => {
+        Err(Fatal {
+            message,
+            canvas_down,
+        }) => {
             report.status = RunStatus::Failed;
+            report.details.canvas_unavailable = canvas_down;
             report.error = Some(message.clone());
             report.details.requests = ctx.canvas.stats();
             report.api_calls = report.details.requests.requests;
@@ -182,7 +231,7 @@ async fn read_and_plan(
         let resolve = |spec: &str, key: &str| {
             roles
                 .resolve(spec)
-                .map_err(|e| Fatal(format!("role rule `{}`: {key}: {e}", rule.name)))
+                .map_err(|e| Fatal::new(format!("role rule `{}`: {key}: {e}", rule.name)))
         };
         let from = resolve(&rule.from_role, "from_role")?;
         let to = resolve(&rule.to_role, "to_role")?;
@@ -366,6 +415,15 @@ async fn read_and_plan(
             *n += 1;
         }
     }
+    let mut decision = decision;
+    if let Some(reason) = decision.reason().filter(|_| opts.accept_removals) {
+        warn!(
+            removals = plan.count(Action::Remove),
+            "safety guard overridden by --accept-removals, removals will be applied: {reason}"
+        );
+        report.safety.reason = Some(format!("overridden by --accept-removals: {reason}"));
+        decision = GuardDecision::default();
+    }
     if let Some(reason) = decision.reason() {
         report.safety = Safety {
             tripped: true,
@@ -429,9 +487,12 @@ async fn read_live(
                 missing.insert(course);
             }
             Err(e) => {
-                return Err(Fatal(format!(
-                    "reading the enrollments of course `{name}` failed, so no change is made this cycle: {e}"
-                )));
+                return Err(Fatal {
+                    canvas_down: canvas_down(&e),
+                    message: format!(
+                        "reading the enrollments of course `{name}` failed, so no change is made this cycle: {e}"
+                    ),
+                });
             }
         }
     }
@@ -659,7 +720,9 @@ async fn apply_plan(
                 return (
                     change,
                     audit_id,
-                    ChangeResult::skipped("not attempted: rostersync is shutting down"),
+                    ChangeResult::skipped(
+                        "not attempted: the cycle was stopped (shutdown, or this replica lost the leader lock)",
+                    ),
                 );
             }
             if stop_ref.load(Ordering::SeqCst) {
@@ -725,8 +788,11 @@ async fn apply_plan(
         if result.user_not_found {
             users_not_found += 1;
         }
-        if let Some(CanvasError::Unauthorized { .. }) = &result.ends_cycle {
-            auth_error.get_or_insert_with(|| result.error.clone().unwrap_or_default());
+        if let Some(e) = &result.ends_cycle {
+            report.details.canvas_unavailable = true;
+            if let CanvasError::Unauthorized { .. } = e {
+                auth_error.get_or_insert_with(|| result.error.clone().unwrap_or_default());
+            }
         }
         metrics.count_change(action, result.outcome.as_str());
         pending.push(OutcomeUpdate {
@@ -742,21 +808,38 @@ async fn apply_plan(
             progress(done, total);
         }
         if pending.len() >= 500 || last_flush.elapsed().as_millis() >= 1000 {
-            if let Err(e) = audit.record_outcomes(&pending).await {
-                // Keep applying: the planned rows already record the intent, and the next run reports them.
-                error!(error = %e, "cannot record change outcomes; their audit rows stay `planned`");
-                audit_error.get_or_insert(e.to_string());
+            // On failure the outcomes stay queued and go out with the next flush: a database restart mid-cycle
+            // delays the audit, it does not lose it. Applying goes on (the planned rows already hold the intent).
+            match audit.record_outcomes(&pending).await {
+                Ok(()) => pending.clear(),
+                Err(e) => {
+                    error!(error = %e, queued = pending.len(), "cannot record change outcomes yet; will retry");
+                    audit_error = Some(e.to_string());
+                }
             }
-            pending.clear();
             last_flush = Instant::now();
         }
     }
     drop(results);
-    if !pending.is_empty()
-        && let Err(e) = audit.record_outcomes(&pending).await
-    {
-        error!(error = %e, "cannot record change outcomes; their audit rows stay `planned`");
-        audit_error.get_or_insert(e.to_string());
+    // Last chance for queued outcomes: retry for a while (a restarting database is usually back in seconds).
+    let mut delay = std::time::Duration::from_millis(250);
+    let give_up = Instant::now() + std::time::Duration::from_secs(20);
+    while !pending.is_empty() {
+        match audit.record_outcomes(&pending).await {
+            Ok(()) => {
+                pending.clear();
+                audit_error = None;
+            }
+            Err(e) => {
+                audit_error = Some(e.to_string());
+                if Instant::now() >= give_up {
+                    error!(error = %e, unrecorded = pending.len(), "cannot record change outcomes; their audit rows stay `planned` and the next run reports them");
+                    break;
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(4));
+            }
+        }
     }
     report.details.users_not_found = users_not_found as u64;
     metrics.users_not_found.set(users_not_found);
@@ -771,7 +854,8 @@ async fn apply_plan(
 
 async fn close_run(runs: &Runs, report: &CycleReport) {
     let counts = serde_json::to_value(report).unwrap_or_default();
-    if let Err(e) = runs
+    let mut attempt = 0;
+    while let Err(e) = runs
         .finish(
             &report.run_id,
             report.status,
@@ -780,7 +864,13 @@ async fn close_run(runs: &Runs, report: &CycleReport) {
         )
         .await
     {
-        error!(run.id = %report.run_id, error = %e, "cannot close the run record");
+        attempt += 1;
+        if attempt < 6 {
+            tokio::time::sleep(std::time::Duration::from_millis(250 << attempt)).await;
+            continue;
+        }
+        error!(run.id = %report.run_id, error = %e, "cannot close the run record; the next run closes it as interrupted");
+        break;
     }
 }
 

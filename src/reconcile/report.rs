@@ -29,6 +29,8 @@ pub struct CycleDetails {
     pub role_rule_conflicts: u64,
     pub role_rule_rewrites: u64,
     pub not_attempted: u64,
+    /// Canvas rejected the token, was unreachable or kept failing: the daemon reports not ready.
+    pub canvas_unavailable: bool,
     pub applied_by_action: BTreeMap<&'static str, u64>,
     pub failed_by_action: BTreeMap<&'static str, u64>,
     pub requests: RequestStats,

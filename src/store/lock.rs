@@ -1,17 +1,32 @@
-//! The leader lock: a PostgreSQL session advisory lock held on a dedicated connection, so that exactly one
-//! process applies changes. The lock lives and dies with that connection: a killed process (kill -9 included)
-//! releases it when PostgreSQL notices the connection is gone, and a terminated backend loses it at once.
+//! The leader lock: a PostgreSQL session advisory lock held on a dedicated connection, so that exactly one process
+//! applies changes. The lock lives and dies with that connection: a killed process (kill -9 included) releases it
+//! when PostgreSQL notices the connection is gone, and a terminated backend loses it at once.
+//!
+//! A watcher task owns the connection and keeps a cheap query in flight on it, so that losing the connection is
+//! noticed within a fraction of a second (the pending query fails) rather than at the next periodic check. Losing
+//! the lock cancels [`LeaderLock::lost`], which the running cycle listens to: no new write starts after that.
+
+use std::time::Duration;
 
 use sqlx::{Connection, PgConnection};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use super::{DbError, connect_options};
 use crate::config::DatabaseUrl;
 
-/// `hashtext('rostersync')`-style constant: the advisory lock key every rostersync process agrees on.
-pub const LOCK_KEY: i64 = 0x726f_7374_6572_7379; // "rostersy"
+/// The advisory lock key every rostersync process agrees on ("rostersy").
+pub const LOCK_KEY: i64 = 0x726f_7374_6572_7379;
+
+/// How long each probe query sleeps on the server: the upper bound on noticing a silently dead connection is a
+/// TCP matter, but a terminated backend or a closed socket fails the pending probe at once.
+const PROBE: &str = "SELECT pg_sleep(0.5)";
 
 pub struct LeaderLock {
-    conn: PgConnection,
+    lost: CancellationToken,
+    release: Option<oneshot::Sender<()>>,
+    watcher: Option<JoinHandle<()>>,
 }
 
 impl LeaderLock {
@@ -30,32 +45,68 @@ impl LeaderLock {
             .fetch_one(&mut conn)
             .await
             .map_err(DbError::query("taking the leader lock"))?;
-        if got {
-            Ok(Some(LeaderLock { conn }))
-        } else {
+        if !got {
             let _ = conn.close().await;
-            Ok(None)
+            return Ok(None);
+        }
+        let lost = CancellationToken::new();
+        let (release_tx, release_rx) = oneshot::channel();
+        let watcher = tokio::spawn(watch(conn, lost.clone(), release_rx));
+        Ok(Some(LeaderLock {
+            lost,
+            release: Some(release_tx),
+            watcher: Some(watcher),
+        }))
+    }
+
+    /// Cancelled the moment the lock is known to be lost.
+    pub fn lost(&self) -> CancellationToken {
+        self.lost.clone()
+    }
+
+    pub fn is_held(&self) -> bool {
+        !self.lost.is_cancelled()
+    }
+
+    /// Releases the lock now (rather than whenever the connection would be dropped).
+    pub async fn release(mut self) {
+        if let Some(tx) = self.release.take() {
+            let _ = tx.send(());
+        }
+        if let Some(w) = self.watcher.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), w).await;
         }
     }
+}
 
-    /// Checks that the lock is still ours (the connection is alive and the lock is listed for this backend).
-    pub async fn still_held(&mut self) -> bool {
-        sqlx::query_scalar::<_, bool>(
-            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() \
-             AND granted AND objid = ($1 & 4294967295)::oid AND classid = ($1 >> 32)::oid)",
-        )
-        .bind(LOCK_KEY)
-        .fetch_one(&mut self.conn)
-        .await
-        .unwrap_or(false)
+impl Drop for LeaderLock {
+    fn drop(&mut self) {
+        // Dropped without `release`: tell the watcher, which unlocks and closes the connection.
+        if let Some(tx) = self.release.take() {
+            let _ = tx.send(());
+        }
     }
+}
 
-    /// Releases the lock now (rather than whenever the pool would drop the connection).
-    pub async fn release(mut self) {
-        let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
-            .bind(LOCK_KEY)
-            .execute(&mut self.conn)
-            .await;
-        let _ = self.conn.close().await;
+async fn watch(
+    mut conn: PgConnection,
+    lost: CancellationToken,
+    mut release: oneshot::Receiver<()>,
+) {
+    loop {
+        tokio::select! {
+            _ = &mut release => {
+                let _ = sqlx::query("SELECT pg_advisory_unlock($1)").bind(LOCK_KEY).execute(&mut conn).await;
+                let _ = conn.close().await;
+                return;
+            }
+            probe = sqlx::query(PROBE).execute(&mut conn) => {
+                if let Err(e) = probe {
+                    tracing::error!(error = %e, "leader lock lost: its database connection failed");
+                    lost.cancel();
+                    return;
+                }
+            }
+        }
     }
 }

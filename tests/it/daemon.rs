@@ -289,11 +289,13 @@ async fn two_replicas_make_exactly_one_set_of_changes_and_a_killed_leader_is_rep
         "the standby stays ready too"
     );
     assert_eq!(b.get("/readyz").await.map(|r| r.0), Some(200));
-    let holders: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")
-            .fetch_one(&env.pool)
-            .await
-            .expect("pg_locks");
+    let holders: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .expect("pg_locks");
     assert_eq!(holders, 1);
 
     // kill -9 the leader; the standby takes over and enrols the two new rows.

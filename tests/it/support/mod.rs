@@ -156,6 +156,7 @@ impl TestEnv {
             .expect("lock")
             .expect("lock is free");
         opts.holds_lock = true;
+        opts.cancel = lock.lost().child_token();
         let report = run_cycle(&ctx, &opts).await;
         lock.release().await;
         report
