@@ -11,11 +11,15 @@ use crate::metrics::Metrics;
 use crate::store::lock::LeaderLock;
 
 const DB_TIMEOUT: Duration = Duration::from_secs(5);
+/// After losing the lock, stay out of the race for a while: whatever cut this replica off (a terminated backend, a
+/// network partition) may still be going on, and a standby should get the chance to take over cleanly.
+const STAND_DOWN_AFTER_LOSS: Duration = Duration::from_secs(10);
 
 pub struct Leadership {
     url: DatabaseUrl,
     lock: Option<LeaderLock>,
     metrics: Arc<Metrics>,
+    lost_at: Option<std::time::Instant>,
 }
 
 impl Leadership {
@@ -25,6 +29,7 @@ impl Leadership {
             url,
             lock: None,
             metrics,
+            lost_at: None,
         }
     }
 
@@ -32,9 +37,19 @@ impl Leadership {
         self.lock.is_some()
     }
 
-    /// Leader now? Takes the lock if free.
+    /// Leader now? Drops a lost lock (a terminated backend or a dead connection loses it) and takes the lock if
+    /// it is free.
     pub async fn ensure(&mut self) -> bool {
-        if self.lock.is_none() {
+        if self.lock.as_ref().is_some_and(|l| !l.is_held()) {
+            warn!(
+                stand_down_secs = STAND_DOWN_AFTER_LOSS.as_secs(),
+                "leader lock lost (connection to the database gone or terminated); standing down before trying again"
+            );
+            self.lock = None;
+            self.lost_at = Some(std::time::Instant::now());
+        }
+        let standing_down = self.lost_at.is_some_and(|t| t.elapsed() < STAND_DOWN_AFTER_LOSS);
+        if self.lock.is_none() && !standing_down {
             match tokio::time::timeout(DB_TIMEOUT, LeaderLock::try_acquire(&self.url)).await {
                 Ok(Ok(Some(lock))) => {
                     info!("leader lock acquired: this replica applies changes");
@@ -47,15 +62,6 @@ impl Leadership {
         }
         self.metrics.leader.set(i64::from(self.lock.is_some()));
         self.lock.is_some()
-    }
-
-    /// Drops a lost lock (a terminated backend or a dead connection loses it) or tries to take a free one.
-    pub async fn refresh(&mut self) -> bool {
-        if self.lock.as_ref().is_some_and(|l| !l.is_held()) {
-            warn!("leader lock lost (connection to the database gone or terminated)");
-            self.lock = None;
-        }
-        self.ensure().await
     }
 
     /// A token for a cycle: cancelled when the lock is lost (and cancellable on its own for shutdown).

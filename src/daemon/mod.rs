@@ -127,7 +127,7 @@ pub async fn run(settings: Settings) -> ExitCode {
                     finish(handle, &health).await;
                 }
                 let was_leader = leadership.is_leader();
-                let leader_now = leadership.refresh().await;
+                let leader_now = leadership.ensure().await;
                 if was_leader && !leader_now && let Some((_, cancel)) = &current {
                     error!("leader lock lost: stopping the running cycle's writes");
                     cancel.cancel();

@@ -9,7 +9,7 @@ use crate::support::*;
 
 const POST_ENROLLMENTS: &str = "/api/v1/courses/:id/enrollments";
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -17,7 +17,7 @@ fn free_port() -> u16 {
 }
 
 /// `n` users, one course, and SIS rows that enrol all of them.
-fn roster(n: u64) -> (Seed, Vec<(String, &'static str)>) {
+pub fn roster(n: u64) -> (Seed, Vec<(String, &'static str)>) {
     let mut seed = Seed::default().course(course(100, "DAEMON-1"));
     let mut rows = Vec::new();
     for i in 1..=n {
@@ -28,7 +28,7 @@ fn roster(n: u64) -> (Seed, Vec<(String, &'static str)>) {
     (seed, rows)
 }
 
-async fn load(env: &TestEnv, rows: &[(String, &'static str)]) {
+pub async fn load(env: &TestEnv, rows: &[(String, &'static str)]) {
     let rows: Vec<Row5<'_>> = rows
         .iter()
         .map(|(u, c)| (u.as_str(), *c, None, "student", None))
@@ -36,14 +36,14 @@ async fn load(env: &TestEnv, rows: &[(String, &'static str)]) {
     env.sis(&rows).await;
 }
 
-struct Daemon {
-    child: Child,
-    port: u16,
-    stderr_path: std::path::PathBuf,
+pub struct Daemon {
+    pub child: Child,
+    pub port: u16,
+    pub stderr_path: std::path::PathBuf,
 }
 
 impl Daemon {
-    async fn start(env: &TestEnv, cron: &str, extra: &str) -> Daemon {
+    pub async fn start(env: &TestEnv, cron: &str, extra: &str) -> Daemon {
         let port = free_port();
         let config = env.config_file(&format!(
             "{extra}\n[schedule]\ncron = \"{cron}\"\nrun_on_start = true\n[server]\nlisten = \"127.0.0.1:{port}\"\n"
@@ -69,18 +69,18 @@ impl Daemon {
         d
     }
 
-    fn url(&self, path: &str) -> String {
+    pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    async fn get(&self, path: &str) -> Option<(u16, String)> {
+    pub async fn get(&self, path: &str) -> Option<(u16, String)> {
         let resp = reqwest::get(self.url(path)).await.ok()?;
         let status = resp.status().as_u16();
         Some((status, resp.text().await.unwrap_or_default()))
     }
 
     /// Polls `path` until `ok(body, status)`.
-    async fn wait_for(
+    pub async fn wait_for(
         &self,
         within: Duration,
         ok: impl Fn(&str, u16) -> bool,
@@ -102,22 +102,22 @@ impl Daemon {
         }
     }
 
-    fn log(&self) -> String {
+    pub fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
-    fn pid(&self) -> i32 {
+    pub fn pid(&self) -> i32 {
         self.child.id().map(|p| p as i32).unwrap_or(0)
     }
 
-    fn signal(&self, sig: i32) {
+    pub fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on our own child's pid.
         unsafe {
             libc::kill(self.pid(), sig);
         }
     }
 
-    async fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+    pub async fn wait_exit(&mut self, within: Duration) -> Option<i32> {
         match tokio::time::timeout(within, self.child.wait()).await {
             Ok(Ok(status)) => status.code(),
             _ => panic!(
@@ -129,7 +129,7 @@ impl Daemon {
 }
 
 /// A metric's value from OpenMetrics text (first sample whose line starts with `prefix`).
-fn metric(text: &str, prefix: &str) -> Option<f64> {
+pub fn metric(text: &str, prefix: &str) -> Option<f64> {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .find(|l| l.starts_with(prefix))
@@ -137,7 +137,7 @@ fn metric(text: &str, prefix: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
-fn cycles(text: &str, outcome: &str) -> f64 {
+pub fn cycles(text: &str, outcome: &str) -> f64 {
     metric(
         text,
         &format!("rostersync_cycles_total{{outcome=\"{outcome}\"}}"),
