@@ -2,7 +2,9 @@
 //! starts its own Canvas simulator on port 0.
 
 mod daemon;
+mod deploy;
 mod reconcile;
+mod reliability;
 mod roles;
 mod sim;
 mod support;

@@ -1,0 +1,64 @@
+# syntax=docker/dockerfile:1
+#
+# rostersync container image: the `rostersync` daemon plus the bundled `canvas-sim` simulator.
+#   docker build -t rostersync:0.1.0 --build-arg VERSION=0.1.0 --build-arg REVISION=$(git rev-parse HEAD) .
+#   docker run --rm -p 9464:9464 -e ROSTERSYNC__CANVAS__BASE_URL=... -e ROSTERSYNC__CANVAS__TOKEN_FILE=... \
+#     -e ROSTERSYNC__DATABASE__URL=... rostersync:0.1.0            # CMD defaults to `run`
+# deploy/kubernetes/deployment.yaml runs it with `--config /etc/rostersync/rostersync.toml run`.
+
+# ---- build ------------------------------------------------------------------------------------------------------
+# sqlx 0.9 needs rustc >= 1.94 (Cargo.toml rust-version). Same Debian release as the runtime stage, so glibc matches.
+FROM rust:1.95-bookworm AS builder
+WORKDIR /build
+
+# 1. Dependencies only, cached until Cargo.toml or Cargo.lock change: build the crate's targets as empty stubs.
+#    (Every explicit [[bin]]/[[bench]]/[[test]] path in Cargo.toml needs a stub here; today there are two bins.)
+COPY Cargo.toml Cargo.lock ./
+RUN mkdir -p src/bin \
+ && echo 'fn main() {}' > src/main.rs \
+ && echo 'fn main() {}' > src/bin/canvas-sim.rs \
+ && : > src/lib.rs \
+ && cargo build --release --locked --bin rostersync --bin canvas-sim \
+ && rm -rf src
+
+# 2. The real source. migrations/ is embedded into the binary at compile time by `sqlx::migrate!`, so it must be
+#    present for this build (and is not needed at run time).
+COPY src ./src
+COPY migrations ./migrations
+# COPY keeps the files' modification times, which may be older than the stub build's outputs: touch the crate roots
+# so that cargo rebuilds the rostersync crate instead of shipping the stubs.
+RUN touch src/lib.rs src/main.rs src/bin/canvas-sim.rs \
+ && cargo build --release --locked --bin rostersync --bin canvas-sim \
+ && install -D -m 0755 target/release/rostersync /out/rostersync \
+ && install -D -m 0755 target/release/canvas-sim /out/canvas-sim
+
+# ---- runtime ----------------------------------------------------------------------------------------------------
+FROM debian:bookworm-slim
+
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="rostersync" \
+      org.opencontainers.image.description="Reconciles Canvas LMS enrollments with a school's SIS, auditing every change" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.base.name="docker.io/library/debian:bookworm-slim"
+
+# rustls verifies Canvas's and PostgreSQL's certificates against the OS trust store: ca-certificates is the only
+# package needed. The fixed uid/gid 10001 matches the Kubernetes securityContext (runAsUser/fsGroup 10001).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 rostersync \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin rostersync
+
+COPY --from=builder /out/rostersync /out/canvas-sim /usr/local/bin/
+
+USER 10001:10001
+# /metrics, /healthz, /readyz (server.listen, default 0.0.0.0:9464).
+EXPOSE 9464
+# SIGTERM: the daemon finishes the changes in flight (up to 45 s) and exits 0; give `docker stop` a -t of 60.
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/local/bin/rostersync"]
+CMD ["run"]
