@@ -122,13 +122,24 @@ async fn reconcile(
     };
     let dry_run = dry_run || ctx.settings.reconcile.dry_run;
     // One writer at a time: the daemon and a manual reconcile must not apply the same plan twice.
-    let lock = match LeaderLock::try_acquire(&db_url).await {
-        Ok(lock) => lock,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_FATAL);
+    // A process killed a moment ago still holds the lock until the server notices its connection is gone
+    // (within a second), so wait a little before concluding another process is working.
+    let mut lock = None;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match LeaderLock::try_acquire(&db_url).await {
+            Ok(Some(l)) => {
+                lock = Some(l);
+                break;
+            }
+            Ok(None) if dry_run || std::time::Instant::now() >= deadline => break,
+            Ok(None) => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_FATAL);
+            }
         }
-    };
+    }
     if lock.is_none() && !dry_run {
         eprintln!(
             "error: another rostersync process holds the leader lock on {db_url} and is applying changes; \

@@ -48,7 +48,9 @@ impl Leadership {
             self.lock = None;
             self.lost_at = Some(std::time::Instant::now());
         }
-        let standing_down = self.lost_at.is_some_and(|t| t.elapsed() < STAND_DOWN_AFTER_LOSS);
+        let standing_down = self
+            .lost_at
+            .is_some_and(|t| t.elapsed() < STAND_DOWN_AFTER_LOSS);
         if self.lock.is_none() && !standing_down {
             match tokio::time::timeout(DB_TIMEOUT, LeaderLock::try_acquire(&self.url)).await {
                 Ok(Ok(Some(lock))) => {

@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use rostersync::sim::{FaultAction, FaultOptions, FaultRule, Seed, SimOptions, ThrottleOptions, ThrottleStatus};
+use rostersync::sim::{
+    FaultAction, FaultOptions, FaultRule, Seed, SimOptions, ThrottleOptions, ThrottleStatus,
+};
 
 use crate::daemon::{Daemon, cycles, load, metric, roster};
 use crate::support::*;
@@ -24,7 +26,9 @@ fn school(courses: u64, per_course: u64) -> (Seed, Vec<(String, String)>) {
         for s in 0..per_course {
             let uid = 1000 + c * 1000 + s;
             let sis = format!("c{c}s{s}");
-            seed = seed.user(user(uid, &sis)).enrollment(enrolled(uid, course_id, STUDENT, "active"));
+            seed = seed
+                .user(user(uid, &sis))
+                .enrollment(enrolled(uid, course_id, STUDENT, "active"));
             rows.push((sis, course_sis.clone()));
         }
     }
@@ -32,7 +36,10 @@ fn school(courses: u64, per_course: u64) -> (Seed, Vec<(String, String)>) {
 }
 
 async fn load_rows(env: &TestEnv, rows: &[(String, String)]) {
-    let rows: Vec<Row5<'_>> = rows.iter().map(|(u, c)| (u.as_str(), c.as_str(), None, "student", None)).collect();
+    let rows: Vec<Row5<'_>> = rows
+        .iter()
+        .map(|(u, c)| (u.as_str(), c.as_str(), None, "student", None))
+        .collect();
     env.sis(&rows).await;
 }
 
@@ -49,13 +56,29 @@ async fn p01_an_empty_sis_result_never_removes_anything() {
     let (seed, rows) = school(10, 20);
     let env = TestEnv::new(seed).await;
     load_rows(&env, &rows).await;
-    assert_eq!(env.reconcile("").await.planned_total(), 0, "200 managed enrollments, converged");
+    assert_eq!(
+        env.reconcile("").await.planned_total(),
+        0,
+        "200 managed enrollments, converged"
+    );
     env.clear_sis().await;
     let out = env.cli(&["reconcile", "--json"], "").await;
     assert_eq!(out.status.code(), Some(3));
-    assert_eq!(deletes(&env) + env.sim.count("PUT", "/api/v1/courses/:course_id/enrollments/:id/reactivate"), 0);
+    assert_eq!(
+        deletes(&env)
+            + env.sim.count(
+                "PUT",
+                "/api/v1/courses/:course_id/enrollments/:id/reactivate"
+            ),
+        0
+    );
     let json = json_report(&out);
-    assert_eq!(env.run_status(json["run_id"].as_str().unwrap_or_default()).await.0, "safety_tripped");
+    assert_eq!(
+        env.run_status(json["run_id"].as_str().unwrap_or_default())
+            .await
+            .0,
+        "safety_tripped"
+    );
 }
 
 #[tokio::test]
@@ -63,14 +86,34 @@ async fn p02_the_removal_brake_works_by_count_and_by_ratio() {
     let (seed, rows) = school(1, 100);
     let env = TestEnv::new(seed).await;
     load_rows(&env, &rows[25..]).await;
-    let out = env.cli(&["reconcile", "--json"], "[reconcile]\nmax_removal_ratio = 0.2").await;
+    let out = env
+        .cli(
+            &["reconcile", "--json"],
+            "[reconcile]\nmax_removal_ratio = 0.2",
+        )
+        .await;
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(deletes(&env), 0);
-    let out = env.cli(&["reconcile", "--json"], "[reconcile]\nmax_removals = 10\nmax_removal_ratio = 0.9").await;
+    let out = env
+        .cli(
+            &["reconcile", "--json"],
+            "[reconcile]\nmax_removals = 10\nmax_removal_ratio = 0.9",
+        )
+        .await;
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(deletes(&env), 0);
-    let out = env.cli(&["reconcile", "--json"], "[reconcile]\nmax_removal_ratio = 0.3").await;
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = env
+        .cli(
+            &["reconcile", "--json"],
+            "[reconcile]\nmax_removal_ratio = 0.3",
+        )
+        .await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(deletes(&env), 25);
     assert!(
         env.sim
@@ -87,7 +130,12 @@ async fn p03_the_ratio_is_also_enforced_per_course() {
     // A teacher per course keeps each course managed when its students vanish from the SIS.
     for c in 0..20u64 {
         let uid = 900 + c;
-        seed = seed.user(user(uid, &format!("t{c}"))).enrollment(enrolled(uid, 100 + c, TEACHER, "active"));
+        seed = seed.user(user(uid, &format!("t{c}"))).enrollment(enrolled(
+            uid,
+            100 + c,
+            TEACHER,
+            "active",
+        ));
     }
     let env = TestEnv::new(seed).await;
     // Course C0 loses all 20 students; C1 and C2 lose one each.
@@ -96,15 +144,39 @@ async fn p03_the_ratio_is_also_enforced_per_course() {
         .filter(|(u, c)| c != "C0" && u != "c1s0" && u != "c2s0")
         .collect();
     load_rows(&env, &kept).await;
-    let teachers: Vec<(String, String)> = (0..20).map(|c| (format!("t{c}"), format!("C{c}"))).collect();
-    let rows: Vec<Row5<'_>> = teachers.iter().map(|(u, c)| (u.as_str(), c.as_str(), None, "teacher", None)).collect();
+    let teachers: Vec<(String, String)> = (0..20)
+        .map(|c| (format!("t{c}"), format!("C{c}")))
+        .collect();
+    let rows: Vec<Row5<'_>> = teachers
+        .iter()
+        .map(|(u, c)| (u.as_str(), c.as_str(), None, "teacher", None))
+        .collect();
     env.sis(&rows).await;
-    let out = env.cli(&["reconcile", "--json"], "[reconcile]\nmax_course_removal_ratio = 0.5").await;
-    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = env
+        .cli(
+            &["reconcile", "--json"],
+            "[reconcile]\nmax_course_removal_ratio = 0.5",
+        )
+        .await;
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json = json_report(&out);
-    assert!(json["safety"]["reason"].as_str().is_some_and(|r| r.contains("C0 (20 of 21)")), "{json}");
+    assert!(
+        json["safety"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("C0 (20 of 21)")),
+        "{json}"
+    );
     assert_eq!(deletes(&env), 2, "the other courses' removals apply");
-    assert_eq!(env.enrollments_of(1000, 100)[0].2, "active", "C0 keeps its students");
+    assert_eq!(
+        env.enrollments_of(1000, 100)[0].2,
+        "active",
+        "C0 keeps its students"
+    );
 }
 
 #[tokio::test]
@@ -114,23 +186,34 @@ async fn p04_a_trip_is_sticky_and_visible_until_an_operator_acts() {
     load_rows(&env, &rows[10..]).await;
     let mut d = Daemon::start(&env, "*/2 * * * * *", "").await;
     let text = d
-        .wait_for(Duration::from_secs(30), |t, _| cycles(t, "safety_tripped") >= 3.0, "/metrics")
+        .wait_for(
+            Duration::from_secs(30),
+            |t, _| cycles(t, "safety_tripped") >= 3.0,
+            "/metrics",
+        )
         .await;
     assert_eq!(metric(&text, "rostersync_safety_tripped"), Some(1.0));
     assert!(metric(&text, "rostersync_safety_trips_total").unwrap_or(0.0) >= 3.0);
     assert_eq!(deletes(&env), 0);
     d.signal(libc::SIGTERM);
     assert_eq!(d.wait_exit(Duration::from_secs(15)).await, Some(0));
-    let tripped: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM rostersync.sync_runs WHERE status = 'safety_tripped'")
-            .fetch_one(&env.pool)
-            .await
-            .expect("runs");
+    let tripped: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM rostersync.sync_runs WHERE status = 'safety_tripped'",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .expect("runs");
     assert!(tripped >= 3, "each run is recorded");
     // The documented override.
-    let out = env.cli(&["reconcile", "--json", "--accept-removals"], "").await;
+    let out = env
+        .cli(&["reconcile", "--json", "--accept-removals"], "")
+        .await;
     assert_eq!(out.status.code(), Some(0));
-    assert!(json_report(&out)["safety"]["reason"].as_str().is_some_and(|r| r.contains("overridden")));
+    assert!(
+        json_report(&out)["safety"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("overridden"))
+    );
     assert_eq!(deletes(&env), 10);
 }
 
@@ -145,14 +228,26 @@ async fn p05a_a_sis_permission_error_is_never_an_empty_set() {
         format!("GRANT SELECT ON sis_enrollments TO {role}"),
         format!("REVOKE SELECT ON sis_enrollments FROM {role}"),
     ] {
-        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&env.pool).await.expect("role setup");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&env.pool)
+            .await
+            .expect("role setup");
     }
     let mut sis_url = url::Url::parse(&env.db_url).expect("url");
     let _ = sis_url.set_username(&role);
     let _ = sis_url.set_password(None);
-    let out = env.cli(&["reconcile", "--json"], &format!("[sis]\nurl = \"{sis_url}\"")).await;
+    let out = env
+        .cli(
+            &["reconcile", "--json"],
+            &format!("[sis]\nurl = \"{sis_url}\""),
+        )
+        .await;
     assert_eq!(out.status.code(), Some(1));
-    assert!(json_report(&out)["error"].as_str().is_some_and(|e| e.contains("permission denied")));
+    assert!(
+        json_report(&out)["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("permission denied"))
+    );
     assert_eq!(writes_other_than_gets(&env), 0);
 }
 
@@ -163,7 +258,7 @@ async fn p05b_a_stopped_sis_database_is_never_an_empty_set() {
         .expect("join")
         .expect("second cluster");
     let sis_url = sis.url.clone();
-    let (seed, rows) = school(1, 10);
+    let (seed, _) = school(1, 10);
     let env = TestEnv::new(seed).await;
     let sis_pool = sqlx::PgPool::connect(&sis_url).await.expect("sis");
     sqlx::query("CREATE TABLE sis_enrollments (user_id text, course_id text, section_id text, role text, status text)")
@@ -174,11 +269,17 @@ async fn p05b_a_stopped_sis_database_is_never_an_empty_set() {
     let extra = format!("[sis]\nurl = \"{sis_url}\"");
     let out = env.cli(&["reconcile", "--json"], &extra).await;
     assert_eq!(out.status.code(), Some(3), "empty SIS while it is up: trip");
-    tokio::task::spawn_blocking(move || sis.stop()).await.expect("join").expect("stop");
+    tokio::task::spawn_blocking(move || sis.stop())
+        .await
+        .expect("join")
+        .expect("stop");
     let out = env.cli(&["reconcile", "--json"], &extra).await;
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("SIS database"), "names which database: {stderr}");
+    assert!(
+        stderr.contains("SIS database"),
+        "names which database: {stderr}"
+    );
     assert_eq!(writes_other_than_gets(&env), 0);
 }
 
@@ -187,15 +288,26 @@ async fn p05c_a_server_error_on_page_2_of_3_is_never_an_empty_set() {
     let (seed, rows) = school(1, 25);
     let env = TestEnv::with_options(with_faults(
         seed,
-        FaultOptions::default().with_rule(FaultRule::on("GET", COURSE_ENROLLMENTS, FaultAction::status(500)).nth(2).times(100)),
+        FaultOptions::default().with_rule(
+            FaultRule::on("GET", COURSE_ENROLLMENTS, FaultAction::status(500))
+                .nth(2)
+                .times(100),
+        ),
     ))
     .await;
     load_rows(&env, &rows[..20]).await;
     let out = env
-        .cli(&["reconcile", "--json"], "per_page = 10\n[reconcile]\nmax_removal_ratio = 1.0\n[limits]\nmax_retries = 1")
+        .cli(
+            &["reconcile", "--json"],
+            "per_page = 10\n[reconcile]\nmax_removal_ratio = 1.0\n[limits]\nmax_retries = 1",
+        )
         .await;
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(writes_other_than_gets(&env), 0, "5 students looked extra on page 1 alone");
+    assert_eq!(
+        writes_other_than_gets(&env),
+        0,
+        "5 students looked extra on page 1 alone"
+    );
 }
 
 #[tokio::test]
@@ -203,7 +315,11 @@ async fn p06_a_partial_canvas_listing_is_never_treated_as_complete() {
     let (seed, rows) = school(1, 35);
     let env = TestEnv::with_options(with_faults(
         seed.clone(),
-        FaultOptions::default().with_rule(FaultRule::on("GET", COURSE_ENROLLMENTS, FaultAction::LowercaseLinkHeader)),
+        FaultOptions::default().with_rule(FaultRule::on(
+            "GET",
+            COURSE_ENROLLMENTS,
+            FaultAction::LowercaseLinkHeader,
+        )),
     ))
     .await;
     load_rows(&env, &rows).await;
@@ -214,13 +330,23 @@ async fn p06_a_partial_canvas_listing_is_never_treated_as_complete() {
 
     let env = TestEnv::with_options(with_faults(
         seed,
-        FaultOptions::default().with_rule(FaultRule::on("GET", COURSE_ENROLLMENTS, FaultAction::DropNextLink).nth(2)),
+        FaultOptions::default()
+            .with_rule(FaultRule::on("GET", COURSE_ENROLLMENTS, FaultAction::DropNextLink).nth(2)),
     ))
     .await;
     load_rows(&env, &rows[..20]).await;
-    let out = env.cli(&["reconcile", "--json"], "per_page = 10\n[reconcile]\nmax_removal_ratio = 1.0").await;
+    let out = env
+        .cli(
+            &["reconcile", "--json"],
+            "per_page = 10\n[reconcile]\nmax_removal_ratio = 1.0",
+        )
+        .await;
     assert_eq!(out.status.code(), Some(1));
-    assert!(json_report(&out)["error"].as_str().is_some_and(|e| e.contains("incomplete Canvas listing")));
+    assert!(
+        json_report(&out)["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("incomplete Canvas listing"))
+    );
     assert_eq!(writes_other_than_gets(&env), 0);
 }
 
@@ -230,10 +356,20 @@ async fn p07_rerunning_a_converged_cycle_is_a_no_op() {
     let env = TestEnv::new(seed).await;
     load_rows(&env, &rows[..25]).await;
     env.sis(&[("c0s0", "C0", None, "teacher", None)]).await;
-    let out = env.cli(&["reconcile", "--json"], "[reconcile]\nmax_removal_ratio = 0.5").await;
+    let out = env
+        .cli(
+            &["reconcile", "--json"],
+            "[reconcile]\nmax_removal_ratio = 0.5",
+        )
+        .await;
     assert_eq!(out.status.code(), Some(0));
     let before = writes_other_than_gets(&env);
-    let out = env.cli(&["reconcile", "--json"], "[reconcile]\nmax_removal_ratio = 0.5").await;
+    let out = env
+        .cli(
+            &["reconcile", "--json"],
+            "[reconcile]\nmax_removal_ratio = 0.5",
+        )
+        .await;
     let json = json_report(&out);
     for action in ["enroll", "remove", "change_role", "change_state"] {
         assert_eq!(json["planned"][action], 0, "{json}");
@@ -248,7 +384,12 @@ async fn crash_after_write(k: u64, n: u64) {
     let env = TestEnv::with_options(with_faults(
         seed,
         FaultOptions::default().with_rule(
-            FaultRule::on("POST", COURSE_ENROLLMENTS, FaultAction::ApplyThenHang(Duration::from_secs(60))).nth(k),
+            FaultRule::on(
+                "POST",
+                COURSE_ENROLLMENTS,
+                FaultAction::ApplyThenHang(Duration::from_secs(60)),
+            )
+            .nth(k),
         ),
     ))
     .await;
@@ -274,18 +415,38 @@ async fn crash_after_write(k: u64, n: u64) {
 
     env.sim.set_faults(FaultOptions::default());
     let report = env.reconcile("").await;
-    assert_eq!(report.details.interrupted_runs.len(), 1, "k={k}: {report:#?}");
-    assert!(report.details.interrupted_runs[0].unresolved_planned >= 1, "k={k}: the change in flight is named");
-    assert_eq!(report.planned["enroll"], n - k, "k={k}: the applied write is not redone");
+    assert_eq!(
+        report.details.interrupted_runs.len(),
+        1,
+        "k={k}: {report:#?}"
+    );
+    assert!(
+        report.details.interrupted_runs[0].unresolved_planned >= 1,
+        "k={k}: the change in flight is named"
+    );
+    assert_eq!(
+        report.planned["enroll"],
+        n - k,
+        "k={k}: the applied write is not redone"
+    );
     assert_eq!(report.failed, 0);
     for uid in 1..=n {
-        assert_eq!(env.enrollments_of(uid, 100).len(), 1, "k={k}: exactly one enrollment for user {uid}");
+        assert_eq!(
+            env.enrollments_of(uid, 100).len(),
+            1,
+            "k={k}: exactly one enrollment for user {uid}"
+        );
     }
-    assert_eq!(env.reconcile("").await.planned_total(), 0, "k={k}: converged");
+    assert_eq!(
+        env.reconcile("").await.planned_total(),
+        0,
+        "k={k}: converged"
+    );
 }
 
 #[tokio::test]
-async fn p08_a_crash_between_the_canvas_write_and_the_audit_write_leaves_no_duplicate_and_no_silent_gap() {
+async fn p08_a_crash_between_the_canvas_write_and_the_audit_write_leaves_no_duplicate_and_no_silent_gap()
+ {
     for k in 1..=5 {
         crash_after_write(k, 5).await;
     }
@@ -298,7 +459,12 @@ async fn p09_a_timed_out_post_is_not_blindly_resent() {
     let env = TestEnv::with_options(with_faults(
         seed,
         FaultOptions::default().with_rule(
-            FaultRule::on("POST", COURSE_ENROLLMENTS, FaultAction::ApplyThenHang(Duration::from_secs(5))).nth(1),
+            FaultRule::on(
+                "POST",
+                COURSE_ENROLLMENTS,
+                FaultAction::ApplyThenHang(Duration::from_secs(5)),
+            )
+            .nth(1),
         ),
     ))
     .await;
@@ -309,7 +475,10 @@ async fn p09_a_timed_out_post_is_not_blindly_resent() {
     let requests = env.sim.requests();
     let posts: Vec<_> = requests.iter().filter(|r| r.method == "POST").collect();
     assert_eq!(posts.len(), 1, "the re-read found it: no second POST");
-    assert!(requests.iter().any(|r| r.route == USER_ENROLLMENTS), "a re-read (GET) happened");
+    assert!(
+        requests.iter().any(|r| r.route == USER_ENROLLMENTS),
+        "a re-read (GET) happened"
+    );
 }
 
 #[tokio::test]
@@ -332,9 +501,15 @@ async fn p10_only_one_replica_writes_at_a_time() {
         load(&env, chunk).await;
     }
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let writes: Vec<_> = env.sim.requests().into_iter().filter(|r| r.method != "GET").collect();
+    let writes: Vec<_> = env
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .collect();
     assert_eq!(writes.len(), 30, "one create per enrollment");
-    let pids: std::collections::BTreeSet<_> = writes.iter().filter_map(|r| r.user_agent.clone()).collect();
+    let pids: std::collections::BTreeSet<_> =
+        writes.iter().filter_map(|r| r.user_agent.clone()).collect();
     assert_eq!(pids.len(), 1, "every write came from one process: {pids:?}");
     let holders: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted \
@@ -367,7 +542,12 @@ async fn p11_losing_the_lock_stops_writing_at_once() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let standby = Daemon::start(&env, "*/2 * * * * *", "[limits]\nmax_in_flight = 1").await;
-    let old_agent = env.sim.requests().into_iter().find(|r| r.method == "POST").and_then(|r| r.user_agent);
+    let old_agent = env
+        .sim
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST")
+        .and_then(|r| r.user_agent);
     let terminated: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
          WHERE application_name = 'rostersync-leader' AND datname = current_database()) t",
@@ -384,20 +564,34 @@ async fn p11_losing_the_lock_stops_writing_at_once() {
         .into_iter()
         .filter(|r| r.method == "POST" && r.user_agent == old_agent && r.started > cut)
         .count();
-    assert!(after_cut <= 1, "{after_cut} writes started after the lock was lost");
+    assert!(
+        after_cut <= 1,
+        "{after_cut} writes started after the lock was lost"
+    );
     // The standby takes over and finishes the job.
     let deadline = Instant::now() + Duration::from_secs(40);
     while env.sim.with_store(|s| s.enrollments().count()) < 20 {
-        assert!(Instant::now() < deadline, "standby never finished:\n{}", standby.log());
+        assert!(
+            Instant::now() < deadline,
+            "standby never finished:\n{}",
+            standby.log()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let later_old = env
         .sim
         .requests()
         .into_iter()
-        .filter(|r| r.method == "POST" && r.user_agent == old_agent && r.started > cut + Duration::from_secs(1))
+        .filter(|r| {
+            r.method == "POST"
+                && r.user_agent == old_agent
+                && r.started > cut + Duration::from_secs(1)
+        })
         .count();
-    assert_eq!(later_old, 0, "no write from the old holder in the next cycle");
+    assert_eq!(
+        later_old, 0,
+        "no write from the old holder in the next cycle"
+    );
     for uid in 1..=20 {
         assert_eq!(env.enrollments_of(uid, 100).len(), 1);
     }
@@ -410,7 +604,12 @@ async fn p12_the_lock_is_neither_stacked_nor_leaked_and_shutdown_releases_it() {
     let env = TestEnv::new(seed).await;
     load(&env, &rows).await;
     let mut d = Daemon::start(&env, "* * * * * *", "").await;
-    d.wait_for(Duration::from_secs(30), |t, _| cycles(t, "succeeded") >= 8.0, "/metrics").await;
+    d.wait_for(
+        Duration::from_secs(30),
+        |t, _| cycles(t, "succeeded") >= 8.0,
+        "/metrics",
+    )
+    .await;
     let held: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted \
          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
@@ -433,30 +632,53 @@ async fn p12_the_lock_is_neither_stacked_nor_leaked_and_shutdown_releases_it() {
 #[tokio::test]
 async fn p13_throttling_is_retried_with_growing_delays_and_permission_errors_are_not() {
     let (seed, rows) = roster(1);
-    for status in [ThrottleStatus::Forbidden403, ThrottleStatus::TooManyRequests429] {
+    for status in [
+        ThrottleStatus::Forbidden403,
+        ThrottleStatus::TooManyRequests429,
+    ] {
         let env = TestEnv::with_options(SimOptions {
             seed: seed.clone(),
-            throttle: ThrottleOptions { status, ..ThrottleOptions::default() },
-            faults: FaultOptions::default().with_rule(FaultRule::on("POST", COURSE_ENROLLMENTS, FaultAction::Throttle).times(3)),
+            throttle: ThrottleOptions {
+                status,
+                ..ThrottleOptions::default()
+            },
+            faults: FaultOptions::default().with_rule(
+                FaultRule::on("POST", COURSE_ENROLLMENTS, FaultAction::Throttle).times(3),
+            ),
             ..SimOptions::default()
         })
         .await;
         load(&env, &rows).await;
         let out = env.cli(&["reconcile", "--json"], "").await;
         assert_eq!(out.status.code(), Some(0));
-        let posts: Vec<_> = env.sim.requests().into_iter().filter(|r| r.method == "POST").collect();
+        let posts: Vec<_> = env
+            .sim
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "POST")
+            .collect();
         assert_eq!(posts.len(), 4);
-        let gaps: Vec<Duration> = posts.windows(2).map(|w| w[1].started - w[0].finished).collect();
-        assert!(gaps.iter().all(|g| *g >= Duration::from_millis(900)), "throttle backoff ≥ 1 s: {gaps:?}");
+        let gaps: Vec<Duration> = posts
+            .windows(2)
+            .map(|w| w[1].started - w[0].finished)
+            .collect();
+        assert!(
+            gaps.iter().all(|g| *g >= Duration::from_millis(900)),
+            "throttle backoff ≥ 1 s: {gaps:?}"
+        );
     }
     // A permission 403: one attempt, failed, exit 2.
     let env = TestEnv::with_options(with_faults(
         seed.clone(),
-        FaultOptions::default().with_rule(FaultRule::on("POST", COURSE_ENROLLMENTS, FaultAction::Status {
-            status: 403,
-            content_type: Some("application/json".into()),
-            body: Some(r#"{"errors":[{"message":"user not authorized"}]}"#.into()),
-        })),
+        FaultOptions::default().with_rule(FaultRule::on(
+            "POST",
+            COURSE_ENROLLMENTS,
+            FaultAction::Status {
+                status: 403,
+                content_type: Some("application/json".into()),
+                body: Some(r#"{"errors":[{"message":"user not authorized"}]}"#.into()),
+            },
+        )),
     ))
     .await;
     load(&env, &rows).await;
@@ -465,19 +687,37 @@ async fn p13_throttling_is_retried_with_growing_delays_and_permission_errors_are
     assert_eq!(env.sim.count("POST", COURSE_ENROLLMENTS), 1);
     let json = json_report(&out);
     let audit = env.audit(json["run_id"].as_str().unwrap_or_default()).await;
-    assert!(audit[0].error.as_deref().is_some_and(|e| e.contains("user not authorized")));
+    assert!(
+        audit[0]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("user not authorized"))
+    );
     // A 401 with a token file: one re-read, then exit 1 after at most 2 requests.
     let env = TestEnv::new(seed).await;
     load(&env, &rows).await;
     let token = env.dir.path().join("token");
     std::fs::write(&token, "revoked\n").expect("token");
-    let config = env.toml(&format!("token_file = \"{}\"", token.display())).replace(&format!("token = \"{}\"\n", env.token), "");
+    let config = env
+        .toml(&format!("token_file = \"{}\"", token.display()))
+        .replace(&format!("token = \"{}\"\n", env.token), "");
     let path = env.dir.path().join("t.toml");
     std::fs::write(&path, config).expect("config");
-    let out = rostersync_cmd().arg("--config").arg(&path).args(["reconcile", "--json"]).output().await.expect("run");
+    let out = rostersync_cmd()
+        .arg("--config")
+        .arg(&path)
+        .args(["reconcile", "--json"])
+        .output()
+        .await
+        .expect("run");
     assert_eq!(out.status.code(), Some(1));
     assert!(env.sim.requests().len() <= 2, "{:?}", env.sim.requests());
-    assert!(json_report(&out)["error"].as_str().is_some_and(|e| e.contains(&token.display().to_string())), "names the file");
+    assert!(
+        json_report(&out)["error"]
+            .as_str()
+            .is_some_and(|e| e.contains(&token.display().to_string())),
+        "names the file"
+    );
 }
 
 #[tokio::test]
@@ -485,22 +725,45 @@ async fn p14_server_errors_get_bounded_retries_and_an_error_budget_ends_the_cycl
     let (seed, rows) = roster(20);
     let env = TestEnv::with_options(with_faults(
         seed.clone(),
-        FaultOptions::default().with_rule(FaultRule::on("POST", COURSE_ENROLLMENTS, FaultAction::status(503))),
+        FaultOptions::default().with_rule(FaultRule::on(
+            "POST",
+            COURSE_ENROLLMENTS,
+            FaultAction::status(503),
+        )),
     ))
     .await;
     load(&env, &rows).await;
     let started = Instant::now();
-    let out = env.cli(&["reconcile", "--json"], "[limits]\nmax_retries = 2\ncycle_retry_budget = 6").await;
+    let out = env
+        .cli(
+            &["reconcile", "--json"],
+            "[limits]\nmax_retries = 2\ncycle_retry_budget = 6",
+        )
+        .await;
     assert_eq!(out.status.code(), Some(2));
-    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
     let json = json_report(&out);
-    assert_eq!(json["details"]["canvas_unavailable"], true, "drives /readyz");
-    assert!(json["details"]["not_attempted"].as_u64().unwrap_or(0) > 0, "{json}");
+    assert_eq!(
+        json["details"]["canvas_unavailable"], true,
+        "drives /readyz"
+    );
+    assert!(
+        json["details"]["not_attempted"].as_u64().unwrap_or(0) > 0,
+        "{json}"
+    );
     assert!(env.sim.count("POST", COURSE_ENROLLMENTS) < 30);
 
     let env = TestEnv::with_options(with_faults(
         seed,
-        FaultOptions { error_rate: 0.2, fault_seed: 7, ..FaultOptions::default() },
+        FaultOptions {
+            error_rate: 0.2,
+            fault_seed: 7,
+            ..FaultOptions::default()
+        },
     ))
     .await;
     load(&env, &rows).await;
@@ -523,16 +786,27 @@ async fn p15_the_rate_limiter_holds_under_load() {
     let (seed, rows) = roster(60);
     let env = TestEnv::new(seed).await;
     load(&env, &rows).await;
-    let out = env.cli(&["reconcile", "--json"], "[limits]\nrequests_per_second = 10\nmax_in_flight = 1").await;
+    let out = env
+        .cli(
+            &["reconcile", "--json"],
+            "[limits]\nrequests_per_second = 10\nmax_in_flight = 1",
+        )
+        .await;
     assert_eq!(out.status.code(), Some(0));
     let requests = env.sim.requests();
     assert!(requests.len() >= 62);
     for (i, r) in requests.iter().enumerate() {
         let window_end = r.started + Duration::from_secs(2);
-        let in_window = requests[i..].iter().take_while(|x| x.started < window_end).count();
+        let in_window = requests[i..]
+            .iter()
+            .take_while(|x| x.started < window_end)
+            .count();
         assert!(in_window <= 21, "{in_window} requests in 2 s at 10/s");
         if let Some(next) = requests.get(i + 1) {
-            assert!(next.started >= r.finished, "max_in_flight = 1: requests never overlap");
+            assert!(
+                next.started >= r.finished,
+                "max_in_flight = 1: requests never overlap"
+            );
         }
     }
 }
@@ -547,15 +821,31 @@ async fn p16_the_token_never_appears_in_logs_metrics_errors_or_audit() {
         faults: FaultOptions::default()
             .with_rule(FaultRule::on("POST", COURSE_ENROLLMENTS, FaultAction::status(500)).nth(1))
             .with_rule(FaultRule::on("POST", COURSE_ENROLLMENTS, FaultAction::TruncatedJson).nth(2))
-            .with_rule(FaultRule::on("POST", COURSE_ENROLLMENTS, FaultAction::Hang(Duration::from_secs(3))).nth(3))
+            .with_rule(
+                FaultRule::on(
+                    "POST",
+                    COURSE_ENROLLMENTS,
+                    FaultAction::Hang(Duration::from_secs(3)),
+                )
+                .nth(3),
+            )
             .with_rule(FaultRule::on("POST", COURSE_ENROLLMENTS, FaultAction::status(401)).nth(6)),
         ..SimOptions::default()
     })
     .await;
     load(&env, &rows).await;
-    let mut d = Daemon::start(&env, "0 0 0 1 1 *", "request_timeout_secs = 1\n[log]\nlevel = \"trace\"").await;
-    d.wait_for(Duration::from_secs(30), |t, _| cycles(t, "failed") + cycles(t, "partial") + cycles(t, "succeeded") >= 1.0, "/metrics")
-        .await;
+    let mut d = Daemon::start(
+        &env,
+        "0 0 0 1 1 *",
+        "request_timeout_secs = 1\n[log]\nlevel = \"trace\"",
+    )
+    .await;
+    d.wait_for(
+        Duration::from_secs(30),
+        |t, _| cycles(t, "failed") + cycles(t, "partial") + cycles(t, "succeeded") >= 1.0,
+        "/metrics",
+    )
+    .await;
     let metrics = d.get("/metrics").await.map(|r| r.1).unwrap_or_default();
     let readyz = d.get("/readyz").await.map(|r| r.1).unwrap_or_default();
     d.signal(libc::SIGTERM);
@@ -569,9 +859,19 @@ async fn p16_the_token_never_appears_in_logs_metrics_errors_or_audit() {
     let config = env.toml("").replace("http://", "https://");
     let path = env.dir.path().join("tls.toml");
     std::fs::write(&path, config).expect("config");
-    let out = rostersync_cmd().env("RUST_LOG", "trace").arg("--config").arg(&path).args(["reconcile", "--json"]).output().await.expect("run");
+    let out = rostersync_cmd()
+        .env("RUST_LOG", "trace")
+        .arg("--config")
+        .arg(&path)
+        .args(["reconcile", "--json"])
+        .output()
+        .await
+        .expect("run");
     assert_eq!(out.status.code(), Some(1));
-    for text in [String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)] {
+    for text in [
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    ] {
         assert!(!text.contains(&sentinel));
     }
     let leaked: i64 = sqlx::query_scalar(
@@ -614,7 +914,11 @@ async fn p17_token_rotation_by_symlink_swap_works_without_a_restart() {
         .kill_on_drop(true)
         .spawn()
         .expect("spawn");
-    let mut d = Daemon { child, port, stderr_path: log };
+    let mut d = Daemon {
+        child,
+        port,
+        stderr_path: log,
+    };
     let pid = d.pid();
     let deadline = Instant::now() + Duration::from_secs(20);
     while env.sim.count("POST", COURSE_ENROLLMENTS) < 1 {
@@ -645,19 +949,31 @@ async fn p18_no_core_dumps_of_the_token() {
     load(&env, &rows).await;
     let mut d = Daemon::start(&env, "0 0 0 1 1 *", "").await;
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", d.pid())).expect("limits");
-    let core = limits.lines().find(|l| l.starts_with("Max core file size")).unwrap_or_default().to_owned();
-    assert!(core.split_whitespace().filter(|w| *w == "0").count() >= 2, "{core}");
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        core.split_whitespace().filter(|w| *w == "0").count() >= 2,
+        "{core}"
+    );
     let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap_or_default();
     let cwd = std::env::current_dir().expect("cwd");
-    d.signal(libc::SIGSEGV);
+    // SIGABRT's default action dumps core (Rust's own SIGSEGV handler would swallow a kill-sent SIGSEGV).
+    d.signal(libc::SIGABRT);
     let _ = d.wait_exit(Duration::from_secs(10)).await;
     let cores = std::fs::read_dir(&cwd)
-        .map(|it| it.flatten().filter(|e| e.file_name().to_string_lossy().starts_with("core")).count())
+        .map(|it| {
+            it.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("core"))
+                .count()
+        })
         .unwrap_or(0);
     assert_eq!(cores, 0, "no core file; {status}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn p21_a_postgres_restart_mid_cycle_fails_cleanly_and_the_next_cycle_converges() {
     let cluster = tokio::task::spawn_blocking(rostersync::pgtemp::TempPostgres::start)
         .await
@@ -681,14 +997,23 @@ async fn p21_a_postgres_restart_mid_cycle_fails_cleanly_and_the_next_cycle_conve
     pool.close().await;
     let env = TestEnv::with_options(SimOptions {
         seed,
-        faults: FaultOptions { write_latency: Duration::from_millis(200), ..FaultOptions::default() },
+        faults: FaultOptions {
+            write_latency: Duration::from_millis(200),
+            ..FaultOptions::default()
+        },
         ..SimOptions::default()
     })
     .await;
-    let config = env.toml("[limits]\nmax_in_flight = 1").replace(&env.db_url, &db_url);
+    let config = env
+        .toml("[limits]\nmax_in_flight = 1")
+        .replace(&env.db_url, &db_url);
     let path = env.dir.path().join("restart.toml");
     std::fs::write(&path, config).expect("config");
-    let run = rostersync_cmd().arg("--config").arg(&path).args(["reconcile", "--json"]).output();
+    let run = rostersync_cmd()
+        .arg("--config")
+        .arg(&path)
+        .args(["reconcile", "--json"])
+        .output();
     let restart = async {
         while env.sim.count("POST", COURSE_ENROLLMENTS) < 5 {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -698,18 +1023,41 @@ async fn p21_a_postgres_restart_mid_cycle_fails_cleanly_and_the_next_cycle_conve
     };
     let (out, ()) = tokio::join!(run, restart);
     let out = out.expect("run");
-    assert!(matches!(out.status.code(), Some(0) | Some(1) | Some(2)), "no crash: {:?}", out.status);
-    let out = rostersync_cmd().arg("--config").arg(&path).args(["reconcile", "--json"]).output().await.expect("run");
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(1) | Some(2)),
+        "no crash: {:?}",
+        out.status
+    );
+    let out = rostersync_cmd()
+        .arg("--config")
+        .arg(&path)
+        .args(["reconcile", "--json"])
+        .output()
+        .await
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = rostersync_cmd()
+        .arg("--config")
+        .arg(&path)
+        .args(["reconcile", "--json"])
+        .output()
+        .await
+        .expect("run");
     assert_eq!(json_report(&out)["planned"]["enroll"], 0, "converged");
     for uid in 1..=20 {
         assert_eq!(env.enrollments_of(uid, 100).len(), 1);
     }
     let pool = sqlx::PgPool::connect(&db_url).await.expect("connect");
-    let planned: i64 = sqlx::query_scalar("SELECT count(*) FROM rostersync.audit_log WHERE outcome = 'planned'")
-        .fetch_one(&pool)
-        .await
-        .expect("planned");
+    let planned: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM rostersync.audit_log WHERE outcome = 'planned'")
+            .fetch_one(&pool)
+            .await
+            .expect("planned");
     assert_eq!(planned, 0, "outcomes recorded once the database was back");
     pool.close().await;
 }

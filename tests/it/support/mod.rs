@@ -151,10 +151,16 @@ impl TestEnv {
         let ctx = rostersync::app::connect(settings, Arc::new(Metrics::new()))
             .await
             .unwrap_or_else(|e| panic!("connect: {e}"));
-        let lock = LeaderLock::try_acquire(&url)
-            .await
-            .expect("lock")
-            .expect("lock is free");
+        // A killed process's lock goes with its connection, which the server notices within a second.
+        let mut lock = None;
+        for _ in 0..50 {
+            lock = LeaderLock::try_acquire(&url).await.expect("lock");
+            if lock.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let lock = lock.expect("the leader lock is free");
         opts.holds_lock = true;
         opts.cancel = lock.lost().child_token();
         let report = run_cycle(&ctx, &opts).await;
