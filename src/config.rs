@@ -87,6 +87,44 @@ pub enum LogFormat {
     Text,
 }
 
+/// Booleans from a file or the environment: true/false, yes/no, on/off, 1/0, in any case. Anything else
+/// ("maybe", "2", an empty string) is an error naming the key, never a silent `false`.
+fn strict_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    use serde::de::{Error, Unexpected, Visitor};
+    struct StrictBool;
+    impl Visitor<'_> for StrictBool {
+        type Value = bool;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("true or false (also yes/no, on/off, 1/0)")
+        }
+        fn visit_bool<E: Error>(self, v: bool) -> Result<bool, E> {
+            Ok(v)
+        }
+        fn visit_i64<E: Error>(self, v: i64) -> Result<bool, E> {
+            match v {
+                0 => Ok(false),
+                1 => Ok(true),
+                _ => Err(E::invalid_value(Unexpected::Signed(v), &self)),
+            }
+        }
+        fn visit_u64<E: Error>(self, v: u64) -> Result<bool, E> {
+            match v {
+                0 => Ok(false),
+                1 => Ok(true),
+                _ => Err(E::invalid_value(Unexpected::Unsigned(v), &self)),
+            }
+        }
+        fn visit_str<E: Error>(self, v: &str) -> Result<bool, E> {
+            match v.trim().to_ascii_lowercase().as_str() {
+                "true" | "yes" | "on" | "1" => Ok(true),
+                "false" | "no" | "off" | "0" => Ok(false),
+                _ => Err(E::invalid_value(Unexpected::Str(v), &self)),
+            }
+        }
+    }
+    d.deserialize_any(StrictBool)
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Raw settings: exactly what the file and environment may contain.
 // ---------------------------------------------------------------------------------------------------------------
@@ -114,6 +152,7 @@ pub struct RawCanvas {
     pub account_id: String,
     pub per_page: i64,
     pub request_timeout_secs: f64,
+    #[serde(deserialize_with = "strict_bool")]
     pub allow_insecure_http: bool,
     pub max_response_bytes: u64,
 }
@@ -146,6 +185,7 @@ pub struct RawSis {
     pub url: Option<SecretString>,
     pub enrollments_query: String,
     pub user_id_kind: String,
+    #[serde(deserialize_with = "strict_bool")]
     pub manage_non_sis_users: bool,
 }
 
@@ -170,6 +210,7 @@ pub struct RawReconcile {
     pub max_removals: i64,
     pub max_removal_ratio: f64,
     pub max_course_removal_ratio: f64,
+    #[serde(deserialize_with = "strict_bool")]
     pub dry_run: bool,
 }
 
@@ -189,6 +230,7 @@ impl Default for RawReconcile {
 #[serde(deny_unknown_fields, default)]
 pub struct RawSchedule {
     pub cron: String,
+    #[serde(deserialize_with = "strict_bool")]
     pub run_on_start: bool,
 }
 
@@ -706,7 +748,7 @@ pub fn normalise_base_url(input: &str, allow_insecure_http: bool) -> Result<Url,
     if !url.username().is_empty() || url.password().is_some() {
         return Err(invalid(
             KEY,
-            "must not carry credentials (user:pass@); use canvas.token",
+            "must not carry a user name or password; use canvas.token",
         ));
     }
     if url.query().is_some() || url.fragment().is_some() {
