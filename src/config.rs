@@ -78,6 +78,27 @@ impl UserIdKind {
     }
 }
 
+/// How live enrollments are read (facts §9): one listing per managed course, or the account's provisioning report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReadPath {
+    /// The report when there are at least `canvas.report_min_courses` managed courses (and users are matched by
+    /// `sis_user_id`, which the report carries), else per-course listings.
+    #[default]
+    Auto,
+    Courses,
+    Report,
+}
+
+/// How changes are written (facts §8): one API call per change, or one SIS import of exactly the delta rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WritePath {
+    /// A SIS import when at least `reconcile.bulk_min_changes` changes can go that way, else the API.
+    #[default]
+    Auto,
+    Api,
+    SisImport,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogFormat {
     /// JSON, or human-readable text when stderr is a terminal.
@@ -155,6 +176,9 @@ pub struct RawCanvas {
     #[serde(deserialize_with = "strict_bool")]
     pub allow_insecure_http: bool,
     pub max_response_bytes: u64,
+    pub read_path: String,
+    pub report_min_courses: i64,
+    pub report_timeout_secs: f64,
 }
 
 impl Default for RawCanvas {
@@ -168,6 +192,9 @@ impl Default for RawCanvas {
             request_timeout_secs: 30.0,
             allow_insecure_http: false,
             max_response_bytes: 64 * 1024 * 1024,
+            read_path: "auto".into(),
+            report_min_courses: 3000,
+            report_timeout_secs: 1800.0,
         }
     }
 }
@@ -212,6 +239,8 @@ pub struct RawReconcile {
     pub max_course_removal_ratio: f64,
     #[serde(deserialize_with = "strict_bool")]
     pub dry_run: bool,
+    pub write_path: String,
+    pub bulk_min_changes: i64,
 }
 
 impl Default for RawReconcile {
@@ -222,6 +251,8 @@ impl Default for RawReconcile {
             max_removal_ratio: 0.10,
             max_course_removal_ratio: 0.9,
             dry_run: false,
+            write_path: "auto".into(),
+            bulk_min_changes: 2000,
         }
     }
 }
@@ -445,6 +476,9 @@ pub struct CanvasSettings {
     pub per_page: u32,
     pub request_timeout: Duration,
     pub max_response_bytes: u64,
+    pub read_path: ReadPath,
+    pub report_min_courses: u64,
+    pub report_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -469,6 +503,8 @@ pub struct ReconcileSettings {
     pub max_removal_ratio: f64,
     pub max_course_removal_ratio: f64,
     pub dry_run: bool,
+    pub write_path: WritePath,
+    pub bulk_min_changes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -697,6 +733,15 @@ fn validate_canvas(raw: RawCanvas) -> Result<CanvasSettings, ConfigError> {
             "must be at least 1024",
         ));
     }
+    if raw.report_min_courses < 1 {
+        return Err(invalid("canvas.report_min_courses", "must be 1 or more"));
+    }
+    if !raw.report_timeout_secs.is_finite() || raw.report_timeout_secs <= 0.0 {
+        return Err(invalid(
+            "canvas.report_timeout_secs",
+            "must be a number of seconds above 0",
+        ));
+    }
     Ok(CanvasSettings {
         base_url,
         token,
@@ -704,6 +749,17 @@ fn validate_canvas(raw: RawCanvas) -> Result<CanvasSettings, ConfigError> {
         per_page: raw.per_page as u32,
         request_timeout: Duration::from_secs_f64(raw.request_timeout_secs),
         max_response_bytes: raw.max_response_bytes,
+        read_path: one_of(
+            "canvas.read_path",
+            &raw.read_path,
+            &[
+                ("auto", ReadPath::Auto),
+                ("courses", ReadPath::Courses),
+                ("report", ReadPath::Report),
+            ],
+        )?,
+        report_min_courses: raw.report_min_courses as u64,
+        report_timeout: Duration::from_secs_f64(raw.report_timeout_secs),
     })
 }
 
@@ -841,6 +897,20 @@ fn validate_reconcile(raw: RawReconcile) -> Result<ReconcileSettings, ConfigErro
             raw.max_course_removal_ratio,
         )?,
         dry_run: raw.dry_run,
+        write_path: one_of(
+            "reconcile.write_path",
+            &raw.write_path,
+            &[
+                ("auto", WritePath::Auto),
+                ("api", WritePath::Api),
+                ("sis_import", WritePath::SisImport),
+            ],
+        )?,
+        bulk_min_changes: if raw.bulk_min_changes < 1 {
+            return Err(invalid("reconcile.bulk_min_changes", "must be 1 or more"));
+        } else {
+            raw.bulk_min_changes as u64
+        },
     })
 }
 

@@ -36,6 +36,13 @@ pub struct CycleDetails {
     pub requests: RequestStats,
     pub interrupted_runs: Vec<InterruptedRun>,
     pub plan_ms: u64,
+    /// `courses` (one listing per managed course) or `report` (the provisioning report).
+    pub read_path: &'static str,
+    /// `api`, `sis_import`, or `api+sis_import` when both carried changes.
+    pub write_path: &'static str,
+    /// Time spent reading Canvas and the SIS, and applying, in milliseconds.
+    pub read_ms: u64,
+    pub apply_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
