@@ -4,6 +4,7 @@
 mod bad_inputs;
 mod daemon;
 mod deploy;
+mod paths;
 mod reconcile;
 mod reliability;
 mod roles;
