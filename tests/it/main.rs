@@ -9,4 +9,5 @@ mod reconcile;
 mod reliability;
 mod roles;
 mod sim;
+mod soak;
 mod support;
