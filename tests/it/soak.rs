@@ -62,7 +62,7 @@ async fn p22_soak_resources_stay_flat() {
         tokio::time::sleep(Duration::from_secs(10)).await;
         round += 1;
         // Drift: every minute, swap which 50 users the SIS lists.
-        if round % 6 == 0 {
+        if round.is_multiple_of(6) {
             env.clear_sis().await;
             let offset = (round / 6) % 6 * 10;
             load(&env, &rows[offset..offset + 250]).await;
