@@ -25,7 +25,7 @@ use crate::domain::Action;
 use crate::metrics::Metrics;
 use crate::pgtemp::{self, PgServer};
 use crate::reconcile::{self, CycleContext, CycleOptions, CycleReport, PreparedCycle, ProgressFn};
-use crate::sim::{self, SimHandle, SimOptions};
+use crate::sim::{self, SimHandle, SimOptions, ThrottleOptions};
 use crate::store::lock::LeaderLock;
 use crate::store::{AuditOutcome, AuditRow, RunStatus};
 
@@ -34,6 +34,8 @@ pub const STAFF_RULE: &str = "staff-are-adult-learners";
 const STAFF_QUERY: &str = "SELECT user_id FROM sis_staff";
 /// The removal brake the demo sets: stricter than the default 10%, and the sample district stays under it.
 const MAX_REMOVAL_RATIO: f64 = 0.05;
+/// `X-Request-Cost` of one request in the demo's simulator (its default is 1.0).
+const DEMO_REQUEST_COST: f64 = 0.1;
 /// Examples shown per action in the plan summary.
 const EXAMPLES: usize = 4;
 
@@ -196,19 +198,30 @@ async fn demo(args: &DemoArgs, out: Out, db_url: &str) -> Result<()> {
     let seed = std::mem::take(&mut district.seed);
     let sim = sim::spawn(SimOptions {
         seed,
+        throttle: demo_throttle(),
         ..SimOptions::default()
     })
     .await
     .context("cannot start the Canvas simulator")?;
     out.say(format_args!(
-        "{:<14} simulator at {} (admin token {})",
+        "{:<14} simulator at {} (admin token {}; Canvas's throttle on, {} units per request)",
         "Canvas",
         sim.base_url(),
-        sim::DEFAULT_TOKEN
+        sim::DEFAULT_TOKEN,
+        DEMO_REQUEST_COST
     ));
     let result = cycles(args, out, &district, &sim, db_url).await;
     sim.shutdown().await;
     result
+}
+
+/// Canvas's throttle stays on (the client must pace itself by `X-Rate-Limit-Remaining`), but each request costs a
+/// tenth of the simulator's default, so that a medium district is not minutes of waiting on the bucket.
+fn demo_throttle() -> ThrottleOptions {
+    ThrottleOptions {
+        request_cost: DEMO_REQUEST_COST,
+        ..ThrottleOptions::default()
+    }
 }
 
 fn toml_string(s: &str) -> String {

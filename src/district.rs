@@ -797,10 +797,7 @@ impl<'s> Generator<'s> {
         let kind = SchoolKind::for_index(school);
         let base = SCHOOL_NAMES[school as usize % SCHOOL_NAMES.len()];
         let round = school as usize / SCHOOL_NAMES.len();
-        let mut code = format!("{}{}", &base[..1], kind.code_suffix());
-        if round > 0 {
-            code.push_str(&(round + 1).to_string());
-        }
+        let code = self.school_code(base, kind, round);
         let name = if round > 0 {
             format!("{base} {} {}", kind.name_suffix(), round + 1)
         } else {
@@ -821,8 +818,10 @@ impl<'s> Generator<'s> {
 
         let catalog = kind.catalog();
         let seats = self.spec.section_size.max(1) * SECTIONS_PER_COURSE;
+        // Enough courses for every student to take `courses_per_term` of them, even in a tiny school.
         let courses_per_term = (students * self.spec.courses_per_term)
             .div_ceil(seats)
+            .max(self.spec.courses_per_term)
             .max(1);
         let sections_per_term = courses_per_term * SECTIONS_PER_COURSE;
 
@@ -1019,6 +1018,35 @@ impl<'s> Generator<'s> {
         self.clean = clean;
 
         self.unmanaged_courses(school, &code, &teachers, &roster);
+    }
+
+    /// A short code no other school has: `LHS`, else `LIHS`, ..., with the round number for repeated names.
+    fn school_code(&self, base: &str, kind: SchoolKind, round: usize) -> String {
+        let letters: String = base.chars().filter(char::is_ascii_alphabetic).collect();
+        let round = if round > 0 {
+            (round + 1).to_string()
+        } else {
+            String::new()
+        };
+        let taken = |code: &str| self.schools.iter().any(|s| s.code == code);
+        for len in 1..=letters.len() {
+            let code = format!(
+                "{}{}{round}",
+                letters[..len].to_ascii_uppercase(),
+                kind.code_suffix()
+            );
+            if !taken(&code) {
+                return code;
+            }
+        }
+        let mut n = self.schools.len();
+        loop {
+            let code = format!("S{n}{}", kind.code_suffix());
+            if !taken(&code) {
+                return code;
+            }
+            n += 1;
+        }
     }
 
     fn teacher_enrollment(&mut self, teacher: u32, block: &TermBlock, c: u32, k: u32) {
