@@ -114,7 +114,11 @@ pub async fn run(args: DemoArgs) -> ExitCode {
         server.describe()
     ));
 
-    let result = demo(&args, out, &db_url).await;
+    // Ctrl-C still cleans up: the demo's work is dropped, then the database and cluster go as usual.
+    let result = tokio::select! {
+        result = demo(&args, out, &db_url) => result,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted; cleaning up")),
+    };
 
     let link = plain_url(&db_url);
     if args.keep {
@@ -192,7 +196,7 @@ async fn demo(args: &DemoArgs, out: Out, db_url: &str) -> Result<()> {
         .await
         .context("cannot load the sample district's SIS rows")?;
     pool.close().await;
-    print_district(out, &district, &loaded, generated);
+    let summary = district_summary(&district, &loaded, generated);
 
     // The simulator gets the seed; the district keeps its counts (its SIS rows are not read again).
     let seed = std::mem::take(&mut district.seed);
@@ -210,7 +214,7 @@ async fn demo(args: &DemoArgs, out: Out, db_url: &str) -> Result<()> {
         sim::DEFAULT_TOKEN,
         DEMO_REQUEST_COST
     ));
-    let result = cycles(args, out, &district, &sim, db_url).await;
+    let result = cycles(args, out, &district, &summary, &sim, db_url).await;
     sim.shutdown().await;
     result
 }
@@ -253,6 +257,7 @@ async fn cycles(
     args: &DemoArgs,
     out: Out,
     district: &District,
+    summary: &str,
     sim: &SimHandle,
     db_url: &str,
 ) -> Result<()> {
@@ -294,8 +299,10 @@ async fn cycles(
         limits.max_removal_ratio,
         limits.max_removals
     ));
+    out.say(summary);
 
-    let result = run_cycles(args, out, district, &ctx, sim, db_url).await;
+    let metrics_url = format!("http://{metrics_addr}/metrics");
+    let result = run_cycles(args, out, district, &ctx, sim, db_url, &metrics_url).await;
 
     stop_server.cancel();
     let _ = server.await;
@@ -311,6 +318,7 @@ async fn run_cycles(
     ctx: &CycleContext,
     sim: &SimHandle,
     db_url: &str,
+    metrics_url: &str,
 ) -> Result<()> {
     let lock = LeaderLock::try_acquire(&ctx.settings.database.url)
         .await
@@ -365,6 +373,9 @@ async fn run_cycles(
     .await;
     lock.release().await;
     print_second(out, &second);
+    if !out.json {
+        print_metrics(metrics_url).await;
+    }
     if out.json {
         for report in [&first, &second] {
             println!("{}", serde_json::to_string(report)?);
@@ -448,7 +459,7 @@ fn thousands(n: u64) -> String {
     out
 }
 
-fn print_district(out: Out, d: &District, loaded: &district::LoadedSis, started: Instant) {
+fn district_summary(d: &District, loaded: &district::LoadedSis, started: Instant) -> String {
     let s = &d.stats;
     let schools = if d.schools.len() <= 3 {
         format!(
@@ -506,7 +517,7 @@ fn print_district(out: Out, d: &District, loaded: &district::LoadedSis, started:
             kind.expected()
         );
     }
-    out.say(text.trim_end());
+    text.trim_end().to_owned()
 }
 
 /// "a → b", "a" when unchanged, "— → a" when new.
@@ -536,7 +547,8 @@ fn action_blurb(action: Action) -> &'static str {
     }
 }
 
-/// Up to `EXAMPLES` changes of one action, preferring different kinds (role and state transitions) first.
+/// Up to `EXAMPLES` changes of one action: different kinds (role and state transitions) first, then spread over
+/// the plan, one change per user.
 fn examples(rows: &[AuditRow]) -> Vec<&AuditRow> {
     let signature = |r: &AuditRow| {
         (
@@ -550,7 +562,7 @@ fn examples(rows: &[AuditRow]) -> Vec<&AuditRow> {
     let mut seen = Vec::new();
     for r in rows {
         let sig = signature(r);
-        if !seen.contains(&sig) {
+        if !seen.contains(&sig) && !picked.iter().any(|p| p.user_id == r.user_id) {
             seen.push(sig);
             picked.push(r);
             if picked.len() == EXAMPLES {
@@ -558,11 +570,13 @@ fn examples(rows: &[AuditRow]) -> Vec<&AuditRow> {
             }
         }
     }
-    for r in rows {
+    let stride = (rows.len() / EXAMPLES).max(1);
+    let spread = rows.iter().step_by(stride).chain(rows.iter());
+    for r in spread {
         if picked.len() == EXAMPLES {
             break;
         }
-        if !picked.iter().any(|p| std::ptr::eq(*p, r)) {
+        if !picked.iter().any(|p| p.user_id == r.user_id) {
             picked.push(r);
         }
     }
@@ -740,6 +754,25 @@ fn print_second(out: Out, r: &CycleReport) {
         r.details.requests.writes,
         r.details.sis_rows_skipped,
     ));
+}
+
+/// A few lines of `/metrics`, read over HTTP like Prometheus would.
+async fn print_metrics(url: &str) {
+    let body = match reqwest::get(url).await {
+        Ok(response) => response.text().await.unwrap_or_default(),
+        Err(e) => {
+            println!("\nMetrics: could not read {url}: {e}");
+            return;
+        }
+    };
+    println!("\nMetrics, as served on {url} (a few of them):");
+    for line in body.lines().filter(|l| {
+        l.starts_with("rostersync_cycles_total{")
+            || l.starts_with("rostersync_changes_total{")
+            || l.starts_with("rostersync_safety_trips_total ")
+    }) {
+        println!("  {line}");
+    }
 }
 
 fn print_audit(out: Out, db_url: &str, first: &CycleReport, second: &CycleReport, keep: bool) {
