@@ -3,7 +3,9 @@
 
 mod bad_inputs;
 mod daemon;
+mod demo;
 mod deploy;
+mod district;
 mod paths;
 mod reconcile;
 mod reliability;
