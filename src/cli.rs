@@ -58,6 +58,12 @@ pub const EXIT_FATAL: u8 = 1;
 pub async fn run(cli: Cli) -> ExitCode {
     // The demo needs no configuration: it brings its own.
     if let Command::Demo(args) = cli.command {
+        if let Some(path) = &cli.config {
+            eprintln!(
+                "note: the demo runs on bundled defaults and ignores the configuration `{}`",
+                path.display()
+            );
+        }
         return crate::demo::run(args).await;
     }
     let Some(settings) = load(&cli.config) else {
@@ -73,7 +79,8 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Migrate => migrate(settings).await,
         Command::Check => crate::check::run(settings).await,
         Command::Run => crate::daemon::run(settings).await,
-        Command::Demo(_) => unreachable!("handled before the configuration is loaded"),
+        // Handled above; kept total without a panic path.
+        Command::Demo(args) => crate::demo::run(args).await,
     }
 }
 
