@@ -2,6 +2,7 @@
 //! starts its own Canvas simulator on port 0.
 
 mod daemon;
+mod props;
 mod reconcile;
 mod roles;
 mod sim;
