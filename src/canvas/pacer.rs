@@ -131,6 +131,10 @@ impl Pacer {
     }
 
     /// Feeds back a successful (or non-throttled) response's throttle headers.
+    ///
+    /// `X-Rate-Limit-Remaining` counts the up-front charge of every request still in flight, which Canvas refunds
+    /// when they end; the pacer subtracts its own in-flight charges to see the bucket's *settled* level, and
+    /// steers by that: concurrency from the room above it, the request rate from how high it stands.
     pub fn on_response(&self, remaining: Option<f64>, cost: Option<f64>) {
         let Ok(mut s) = self.state.lock() else { return };
         let Some(remaining) = remaining.filter(|r| r.is_finite()) else {
@@ -143,39 +147,51 @@ impl Pacer {
             .unwrap_or(s.mean_cost);
         s.mean_cost = 0.8 * s.mean_cost + 0.2 * cost;
         s.high_water = s.high_water.max(remaining + cost);
-        Self::observe_drain(&mut s, remaining, cost);
-        // Keep the remaining quota in a band just above what a few requests in flight need up front.
-        let low = (s.high_water * 0.3).max(3.0 * UP_FRONT_COST);
-        let plenty = low + UP_FRONT_COST;
-        if remaining < low {
+        let settled = (s.high_water - remaining - UP_FRONT_COST * f64::from(s.in_flight)).max(0.0);
+        Self::observe_drain(&mut s, settled, cost);
+
+        // Concurrency: as many up-front charges as fit above the settled level, one request's worth spare.
+        let room = ((s.high_water - settled) / UP_FRONT_COST).floor() - 1.0;
+        let target = room.clamp(1.0, f64::from(self.max));
+        s.limit = if target < s.limit {
+            target
+        } else {
+            (s.limit + 1.0 / s.limit.max(1.0)).min(target)
+        };
+        // Rate: free while the bucket is low; at the drain rate in the middle band; slower above it.
+        if settled > s.high_water * 0.6 {
             Self::decrease(&mut s, false);
-        } else if remaining > plenty {
-            Self::increase(&mut s, self.max);
-        } else if let Some(sustainable) = Self::sustainable_spacing(&s) {
-            // In the band: the rate the bucket drains at is the rate to send at.
-            s.spacing = sustainable;
+        } else if settled > s.high_water * 0.3 {
+            if let Some(sustainable) = Self::sustainable_spacing(&s) {
+                s.spacing = sustainable;
+            }
+        } else {
+            s.spacing = if s.spacing <= MIN_SPACING {
+                Duration::ZERO
+            } else {
+                s.spacing.mul_f64(0.8)
+            };
         }
         drop(s);
         self.notify.notify_waiters();
     }
 
-    /// Estimates the drain rate from consecutive responses: between two of them the bucket gained this request's
-    /// cost and lost `drain × Δt`; up-front charges of requests still in flight are taken out of both readings.
-    fn observe_drain(s: &mut State, remaining: f64, cost: f64) {
+    /// Estimates the drain rate from consecutive responses: between two of them the settled level gained this
+    /// request's cost and lost `drain × Δt`.
+    fn observe_drain(s: &mut State, settled: f64, cost: f64) {
         let now = Instant::now();
-        let net = (s.high_water - remaining) - UP_FRONT_COST * f64::from(s.in_flight);
-        // Near an empty bucket the count is clamped at zero and says nothing about the drain.
-        let informative = remaining < s.high_water * 0.9;
+        // Near an empty bucket the level is clamped at zero and says nothing about the drain.
+        let informative = settled > s.high_water * 0.05;
         if let Some((then, previous)) = s.last_observation {
             let dt = (now - then).as_secs_f64();
             if informative && dt >= 0.02 {
-                let drain = (previous + cost - net) / dt;
+                let drain = (previous + cost - settled) / dt;
                 if drain.is_finite() && drain > 0.0 && drain < 100_000.0 {
                     s.drain_rate = Some(s.drain_rate.map_or(drain, |d| 0.8 * d + 0.2 * drain));
                 }
             }
         }
-        s.last_observation = Some((now, net));
+        s.last_observation = Some((now, settled));
     }
 
     fn sustainable_spacing(s: &State) -> Option<Duration> {
@@ -203,13 +219,16 @@ impl Pacer {
         };
     }
 
+    /// Slower: wider spacing (and, after a throttled answer, half the concurrency).
     fn decrease(s: &mut State, throttled: bool) {
         let now = Instant::now();
         if !throttled && s.last_decrease.is_some_and(|t| now - t < COOLDOWN) {
             return;
         }
         s.last_decrease = Some(now);
-        s.limit = (s.limit / 2.0).max(1.0);
+        if throttled {
+            s.limit = (s.limit / 2.0).max(1.0);
+        }
         let factor = if throttled { 2.0 } else { 1.5 };
         // Slower than the estimated drain, so the bucket empties; without an estimate, widen geometrically.
         let floor = Self::sustainable_spacing(s).map_or(MIN_SPACING * 4, |d| d.mul_f64(1.25));
@@ -226,15 +245,14 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn limit_and_spacing_react_to_low_quota_and_recover() {
+    async fn concurrency_follows_the_room_above_the_settled_level_and_rate_follows_the_level() {
         let p = Pacer::new(8);
         assert_eq!(p.limit(), 8);
         assert_eq!(p.spacing(), Duration::ZERO);
+        // 500 of 600 settled: room for one request's up-front charge, and slower starts.
         p.on_response(Some(100.0), Some(1.0));
-        assert_eq!(p.limit(), 4);
+        assert_eq!(p.limit(), 1);
         assert!(p.spacing() >= MIN_SPACING);
-        p.on_response(Some(90.0), Some(1.0)); // within the cooldown: no second halving
-        assert_eq!(p.limit(), 4);
         for _ in 0..60 {
             p.on_response(Some(590.0), Some(1.0));
         }
@@ -244,6 +262,17 @@ mod tests {
             "additive increase back to the cap, never above"
         );
         assert_eq!(p.spacing(), Duration::ZERO);
+    }
+
+    #[tokio::test]
+    async fn in_flight_up_front_charges_are_not_counted_as_consumption() {
+        let p = std::sync::Arc::new(Pacer::new(11));
+        let held: Vec<_> = futures::future::join_all((0..8).map(|_| p.acquire())).await;
+        // 8 requests in flight hold 400 of 600 up front; the settled level is 10.
+        p.on_response(Some(190.0), Some(0.1));
+        assert!(p.limit() >= 10, "limit {}", p.limit());
+        assert_eq!(p.spacing(), Duration::ZERO);
+        drop(held);
     }
 
     #[tokio::test]
