@@ -1,15 +1,16 @@
 //! The adaptive pacer that keeps Canvas's leaky bucket (facts §5) busy without overflowing it.
 //!
-//! Canvas charges every request an up-front 50 units and settles its real cost when it ends; the bucket drains at
-//! a rate the client cannot see (10 units/s by default) and throttles at the high-water mark (600 by default). The
-//! only signals are `X-Rate-Limit-Remaining` and throttled answers. Two controls react to them, both
-//! additive-increase / multiplicative-decrease:
-//! - the number of requests in flight (never above `limits.max_in_flight`, never below one), which bounds the
-//!   up-front charge held at once;
-//! - the spacing between request starts, which bounds the rate, and so converges on the drain rate when the
-//!   bucket is the limit: it widens while the remaining quota is low and narrows while it is plentiful.
+//! Canvas charges every request 50 units up front and settles its real cost when it ends; the bucket drains at a
+//! rate the client cannot see (10 units/s by default) and throttles a request that would take it to the high-water
+//! mark (600 by default). Every response says `X-Rate-Limit-Remaining`, which includes the up-front charges of the
+//! requests still in flight. Subtracting our own in-flight charges gives the bucket's *settled* level, and the
+//! pacer steers by it:
+//! - concurrency: as many up-front charges as fit above the settled level, one spare (11 from an empty default
+//!   bucket), never above `limits.max_in_flight`; it grows back one step per window (additive increase);
+//! - rate: no spacing between request starts while the settled level is low; at the estimated drain rate
+//!   (cost ÷ drain, measured from consecutive responses) in the middle band; wider above it.
 //!
-//! A throttled answer halves the concurrency, doubles the spacing and pauses new requests briefly.
+//! A throttled answer halves the concurrency, doubles the spacing and pauses new requests for a second.
 
 use std::sync::Mutex;
 use std::time::Duration;
