@@ -146,16 +146,112 @@ fn container_env(container: &Value, secret: &Value) -> HashMap<String, String> {
     env
 }
 
-/// What the daemon in the pod loads: the ConfigMap's file plus the container's environment.
+/// The Secret volumes of the Deployment as the kubelet mounts them, under a temporary root: every projected key a
+/// file at `root/<mountPath>/<path>`. The daemon checks `canvas.token_file` at load, so the pod's config can only
+/// be loaded where the token file exists.
+struct PodFilesystem {
+    root: tempfile::TempDir,
+}
+
+impl PodFilesystem {
+    fn mount_secrets(deployment: &Value, secret: &Value) -> Self {
+        let root = tempfile::tempdir().expect("tempdir");
+        let pod = &deployment["spec"]["template"]["spec"];
+        for mount in items(&container(deployment)["volumeMounts"], "volumeMounts") {
+            let name = text(&mount["name"], "mount name");
+            let Some(volume) = items(&pod["volumes"], "volumes")
+                .iter()
+                .find(|v| v["name"].as_str() == Some(name))
+            else {
+                continue;
+            };
+            let source = &volume["secret"];
+            if source["secretName"].as_str() != secret["metadata"]["name"].as_str() {
+                continue;
+            }
+            let dir = root
+                .path()
+                .join(text(&mount["mountPath"], "mountPath").trim_start_matches('/'));
+            std::fs::create_dir_all(&dir).expect("mount dir");
+            let data = secret["stringData"]
+                .as_mapping()
+                .expect("Secret stringData");
+            let projected: Vec<(String, String)> = match source["items"].as_sequence() {
+                Some(list) => list
+                    .iter()
+                    .map(|i| {
+                        (
+                            text(&i["key"], "item key").to_owned(),
+                            text(&i["path"], "item path").to_owned(),
+                        )
+                    })
+                    .collect(),
+                None => data
+                    .keys()
+                    .map(|k| {
+                        (
+                            text(k, "Secret key").to_owned(),
+                            text(k, "Secret key").to_owned(),
+                        )
+                    })
+                    .collect(),
+            };
+            for (key, path) in projected {
+                let value = text(&secret["stringData"][key.as_str()], "Secret value");
+                std::fs::write(dir.join(path), value).expect("write Secret file");
+            }
+        }
+        Self { root }
+    }
+
+    /// The ConfigMap's TOML with `canvas.token_file` moved under the root, as this test sees the pod's file.
+    fn rooted_toml(&self, toml: &str) -> String {
+        toml.lines()
+            .map(|line| match line.trim_start().strip_prefix("token_file") {
+                Some(rest) => {
+                    let pod_path = rest.trim_start_matches([' ', '=']).trim_matches('"');
+                    format!("token_file = \"{}\"", self.host_path(pod_path))
+                }
+                None => line.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The pod's absolute path as seen from this test.
+    fn host_path(&self, pod_path: &str) -> String {
+        self.root
+            .path()
+            .join(pod_path.trim_start_matches('/'))
+            .display()
+            .to_string()
+    }
+
+    /// The path the pod sees for a path under the root.
+    fn pod_path(&self, host_path: &Path) -> PathBuf {
+        host_path
+            .strip_prefix(self.root.path())
+            .map_or_else(|_| host_path.to_owned(), |rel| Path::new("/").join(rel))
+    }
+}
+
+/// What the daemon in the pod loads: the ConfigMap's file plus the container's environment, with the Secret
+/// volumes mounted. `canvas.token_file` is reported as the pod sees it.
 fn pod_settings() -> Settings {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("rostersync.toml");
-    std::fs::write(&path, configmap_toml()).expect("write config");
     let deployment = deployment();
-    let env = container_env(container(&deployment), &secret());
-    Settings::load_with_env(Some(&path), Some(env)).unwrap_or_else(|e| {
+    let secret = secret();
+    let pod = PodFilesystem::mount_secrets(&deployment, &secret);
+    let toml = pod.rooted_toml(&configmap_toml());
+    let path = pod.root.path().join("rostersync.toml");
+    std::fs::write(&path, toml).expect("write config");
+    let env = container_env(container(&deployment), &secret);
+    let mut settings = Settings::load_with_env(Some(&path), Some(env)).unwrap_or_else(|e| {
         panic!("the daemon would refuse the ConfigMap + Deployment env + Secret: {e}")
-    })
+    });
+    if let TokenSource::File(host) = &settings.canvas.token {
+        settings.canvas.token = TokenSource::File(pod.pod_path(host));
+    }
+    settings
 }
 
 fn listen_port() -> u16 {
@@ -258,7 +354,12 @@ fn configmap_values_are_the_code_defaults() {
         !toml.lines().any(|l| l.trim_start().starts_with("url")),
         "database.url / sis.url must not be in the ConfigMap: they come from the Secret"
     );
-    let with_url = toml.replacen("[database]", &format!("[database]\nurl = \"{db_url}\""), 1);
+    let pod = PodFilesystem::mount_secrets(&deployment(), &secret());
+    let with_url = pod.rooted_toml(&toml).replacen(
+        "[database]",
+        &format!("[database]\nurl = \"{db_url}\""),
+        1,
+    );
     let shown = Settings::from_toml_str(&with_url)
         .unwrap_or_else(|e| panic!("the ConfigMap's TOML is refused: {e}"));
     let TokenSource::File(token_file) = &shown.canvas.token else {
