@@ -1858,7 +1858,9 @@ fn document(outcomes: &[Outcome], opts: &Opts) -> String {
 
 // ------------------------------------------------------------------------------------------------------------------
 
-#[tokio::main]
+// More workers than cores: a simulator handler holds the store lock while it scans, and must not stall the
+// timers (injected latency) and connections of the requests queued behind it.
+#[tokio::main(flavor = "multi_thread", worker_threads = 8)]
 async fn main() -> Result<()> {
     let opts = parse_args()?;
     let pg = rostersync::pgtemp::find_or_start().await?;
