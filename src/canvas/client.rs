@@ -104,11 +104,22 @@ struct Counters {
     throttled: AtomicU64,
 }
 
+/// What a request sends.
+#[derive(Debug, Clone, Copy)]
+pub enum Body<'a> {
+    Form(&'a [(String, String)]),
+    /// A raw upload (a SIS import's CSV).
+    Raw {
+        content_type: &'static str,
+        bytes: &'a [u8],
+    },
+}
+
 /// A response that made it back: status, the headers the client reads, and the body (size-capped).
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Vec<u8>,
+pub(super) struct Answer {
+    pub(super) status: StatusCode,
+    pub(super) headers: HeaderMap,
+    pub(super) body: Vec<u8>,
 }
 
 /// One failed attempt, before the retry decision.
@@ -223,7 +234,7 @@ impl CanvasClient {
 
     // --- endpoints -----------------------------------------------------------------------------------------------
 
-    fn api_url(&self, path: &str) -> Result<Url, CanvasError> {
+    pub(super) fn api_url(&self, path: &str) -> Result<Url, CanvasError> {
         let base = self.opts.base_url.as_str().trim_end_matches('/');
         Url::parse(&format!("{base}/api/v1/{path}"))
             .map_err(|e| CanvasError::Decode(format!("cannot build a Canvas URL: {e}")))
@@ -353,7 +364,10 @@ impl CanvasClient {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            match self.attempt(Method::POST, url.clone(), Some(&form)).await {
+            match self
+                .attempt(Method::POST, url.clone(), Some(Body::Form(&form)))
+                .await
+            {
                 Ok(answer) => return decode(&answer.body, "enrollment"),
                 Err(Attempt::Final(e)) => return Err(e),
                 Err(Attempt::Retryable { reason, error }) => {
@@ -554,15 +568,15 @@ impl CanvasClient {
     }
 
     /// A request with the retry policy for idempotent calls (GET, PUT, DELETE).
-    async fn request(
+    pub(super) async fn request(
         &self,
         method: Method,
         url: Url,
-        form: Option<&[(String, String)]>,
+        body: Option<Body<'_>>,
     ) -> Result<Answer, CanvasError> {
         let mut backoff = self.backoff();
         loop {
-            match self.attempt(method.clone(), url.clone(), form).await {
+            match self.attempt(method.clone(), url.clone(), body).await {
                 Ok(answer) => return Ok(answer),
                 Err(Attempt::Final(e)) => return Err(e),
                 Err(Attempt::Retryable { reason, error }) => {
@@ -608,7 +622,7 @@ impl CanvasClient {
         &self,
         method: Method,
         url: Url,
-        form: Option<&[(String, String)]>,
+        body: Option<Body<'_>>,
     ) -> Result<Answer, Attempt> {
         if self.auth_failed.load(Ordering::SeqCst) {
             return Err(Attempt::Final(CanvasError::Unauthorized {
@@ -622,7 +636,7 @@ impl CanvasClient {
             return Err(Attempt::Final(CanvasError::Unavailable));
         }
         loop {
-            let result = self.send_once(method.clone(), url.clone(), form).await;
+            let result = self.send_once(method.clone(), url.clone(), body).await;
             match result {
                 Err(Attempt::Final(CanvasError::Unauthorized { status, message })) => {
                     if matches!(self.opts.token, TokenSource::File(_))
@@ -680,7 +694,7 @@ impl CanvasClient {
         &self,
         method: Method,
         url: Url,
-        form: Option<&[(String, String)]>,
+        body: Option<Body<'_>>,
     ) -> Result<Answer, Attempt> {
         self.limiter.until_ready().await;
         let permit = self.pacer.acquire().await;
@@ -693,8 +707,17 @@ impl CanvasClient {
             .request(method.clone(), url)
             .header(AUTHORIZATION, bearer)
             .header(ACCEPT, "application/json");
-        if let Some(form) = form {
-            req = req.form(form);
+        match body {
+            Some(Body::Form(form)) => req = req.form(form),
+            Some(Body::Raw {
+                content_type,
+                bytes,
+            }) => {
+                req = req
+                    .header(reqwest::header::CONTENT_TYPE, content_type)
+                    .body(bytes.to_vec());
+            }
+            None => {}
         }
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
         if method == Method::GET {
@@ -802,10 +825,106 @@ impl CanvasClient {
         })
     }
 
-    async fn read_body(&self, mut resp: reqwest::Response) -> Result<Answer, TransportError> {
+    /// Downloads a file Canvas handed out (a report's `attachment.url`, authorised by its verifier), WITHOUT the
+    /// token: such URLs may point at a files host, and the admin token must never go there. Redirects are followed
+    /// by hand, only to http(s), and still without the token. Retried like any read.
+    pub(super) async fn download(&self, url: Url, limit: u64) -> Result<Vec<u8>, CanvasError> {
+        let mut backoff = self.backoff();
+        let mut url = url;
+        let mut redirects = 0;
+        loop {
+            self.limiter.until_ready().await;
+            self.counters.requests.fetch_add(1, Ordering::Relaxed);
+            self.counters.gets.fetch_add(1, Ordering::Relaxed);
+            let result = match self.http.get(url.clone()).send().await {
+                Ok(resp) => self.read_body_capped(resp, limit).await,
+                Err(e) => Err(TransportError::Http(e)),
+            };
+            let (reason, error) = match result {
+                Ok(answer) if answer.status.is_success() => {
+                    self.metrics.count_request("GET", answer.status.as_str());
+                    return Ok(answer.body);
+                }
+                Ok(answer) if answer.status.is_redirection() && redirects < 5 => {
+                    self.metrics.count_request("GET", answer.status.as_str());
+                    redirects += 1;
+                    let next = answer
+                        .headers
+                        .get(reqwest::header::LOCATION)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|l| url.join(l).ok())
+                        .filter(|u| matches!(u.scheme(), "http" | "https"));
+                    match next {
+                        Some(next) => {
+                            url = next;
+                            continue;
+                        }
+                        None => {
+                            return Err(CanvasError::Decode(
+                                "a file download redirected nowhere usable".into(),
+                            ));
+                        }
+                    }
+                }
+                Ok(answer) => {
+                    self.metrics.count_request("GET", answer.status.as_str());
+                    let code = answer.status.as_u16();
+                    let message = self.scrub(canvas_message(&answer.body));
+                    if answer.status.is_server_error() {
+                        (
+                            "server_error",
+                            CanvasError::Server {
+                                status: code,
+                                message,
+                                attempts: 1,
+                            },
+                        )
+                    } else {
+                        return Err(CanvasError::Rejected {
+                            status: code,
+                            message,
+                        });
+                    }
+                }
+                Err(TransportError::TooLarge) => {
+                    self.metrics.count_request("GET", "error");
+                    return Err(CanvasError::TooLarge { limit });
+                }
+                Err(TransportError::Http(e)) if e.is_timeout() => {
+                    self.metrics.count_request("GET", "timeout");
+                    ("timeout", CanvasError::Timeout { attempts: 1 })
+                }
+                Err(TransportError::Http(e)) => {
+                    self.metrics.count_request("GET", "error");
+                    let message = self.scrub(e.without_url().to_string());
+                    (
+                        "network",
+                        CanvasError::Network {
+                            message,
+                            attempts: 1,
+                        },
+                    )
+                }
+            };
+            match self.next_delay(&mut backoff, reason) {
+                Some(delay) => tokio::time::sleep(delay).await,
+                None => return Err(error),
+            }
+        }
+    }
+
+    async fn read_body(&self, resp: reqwest::Response) -> Result<Answer, TransportError> {
+        self.read_body_capped(resp, self.opts.max_response_bytes)
+            .await
+    }
+
+    async fn read_body_capped(
+        &self,
+        mut resp: reqwest::Response,
+        limit: u64,
+    ) -> Result<Answer, TransportError> {
         let status = resp.status();
         let headers = resp.headers().clone();
-        let limit = self.opts.max_response_bytes;
         if resp.content_length().is_some_and(|n| n > limit) {
             return Err(TransportError::TooLarge);
         }
@@ -829,7 +948,7 @@ enum TransportError {
     TooLarge,
 }
 
-fn encode_account(account_id: &str) -> String {
+pub(super) fn encode_account(account_id: &str) -> String {
     // `self`, numeric ids and `sis_account_id:X` forms all pass through; the value after a colon is escaped.
     match account_id.split_once(':') {
         Some((column, value)) => sis_segment(column, value),
@@ -837,7 +956,7 @@ fn encode_account(account_id: &str) -> String {
     }
 }
 
-fn decode<T: DeserializeOwned>(body: &[u8], expected: &str) -> Result<T, CanvasError> {
+pub(super) fn decode<T: DeserializeOwned>(body: &[u8], expected: &str) -> Result<T, CanvasError> {
     serde_json::from_slice(body).map_err(|e| {
         let start = String::from_utf8_lossy(&body[..body.len().min(60)]).replace(['\n', '\r'], " ");
         CanvasError::Decode(format!("expected a JSON {expected}, got `{start}` ({e})"))

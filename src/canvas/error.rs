@@ -41,6 +41,8 @@ pub enum CanvasError {
     Unavailable,
     #[error("canvas token: {0}")]
     Token(String),
+    #[error("{what} did not finish within {secs} s")]
+    JobTimeout { what: String, secs: u64 },
 }
 
 impl CanvasError {
@@ -84,6 +86,7 @@ impl CanvasError {
             CanvasError::TooLarge { .. } => "too_large",
             CanvasError::Unavailable => "unavailable",
             CanvasError::Token(_) => "token",
+            CanvasError::JobTimeout { .. } => "job_timeout",
         }
     }
 }

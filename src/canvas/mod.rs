@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod error;
+pub mod jobs;
 pub mod link;
 pub mod model;
 pub mod pacer;

@@ -6,6 +6,8 @@
 //! picture of Canvas or the SIS is exactly how a sync script mass-removes enrollments.
 
 pub mod apply;
+pub mod bulk;
+pub mod provisioning;
 pub mod report;
 
 use std::collections::{HashMap, HashSet};
@@ -19,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::canvas::{CanvasClient, CanvasError, model::Enrollment};
-use crate::config::{Settings, UserIdKind};
+use crate::config::{ReadPath, Settings, UserIdKind, WritePath};
 use crate::domain::guard::{self, GuardDecision, GuardLimits};
 use crate::domain::plan::{self, Change, Plan, PlanInput};
 use crate::domain::roles::{RoleBook, RoleInfo, RoleStatus};
@@ -213,6 +215,7 @@ async fn read_and_plan(
         report.details.interrupted_runs = interrupted;
     }
 
+    let read_started = Instant::now();
     // Roles first: SIS rows name roles, and a rule naming a missing role is fatal before anything is read.
     let roles = ctx.canvas.list_roles(&settings.canvas.account_id).await?;
     let mut roles = RoleBook::new(roles.into_iter().map(|r| RoleInfo {
@@ -288,7 +291,42 @@ async fn read_and_plan(
         .collect();
     managed.sort();
     report.details.managed_courses = managed.len() as u64;
-    let (live, missing_courses) = read_live(ctx, &managed, &mut ids, &mut roles, kind).await?;
+    let use_report = match settings.canvas.read_path {
+        ReadPath::Report => true,
+        ReadPath::Courses => false,
+        ReadPath::Auto => {
+            managed.len() as u64 >= settings.canvas.report_min_courses
+                && kind == UserIdKind::SisUserId
+        }
+    };
+    let (live, missing_courses) = if use_report {
+        if kind != UserIdKind::SisUserId {
+            return Err(Fatal::new(
+                "canvas.read_path = report needs sis.user_id_kind = sis_user_id: the provisioning report has no login ids",
+            ));
+        }
+        report.details.read_path = "report";
+        let csv = ctx
+            .canvas
+            .provisioning_enrollments_csv(
+                &settings.canvas.account_id,
+                settings.canvas.report_timeout,
+            )
+            .await?;
+        let managed_set: HashSet<Sym> = managed.iter().copied().collect();
+        let live = provisioning::parse_enrollments_csv(&csv, &managed_set, &mut ids, &mut roles)
+            .map_err(Fatal::new)?;
+        info!(
+            rows = live.len(),
+            bytes = csv.len(),
+            "live enrollments read from the provisioning report"
+        );
+        (live, HashSet::new())
+    } else {
+        report.details.read_path = "courses";
+        read_live(ctx, &managed, &mut ids, &mut roles, kind).await?
+    };
+    report.details.read_ms = read_started.elapsed().as_millis() as u64;
     report.details.live_enrollments = live.len() as u64;
     report.details.courses_not_found = missing_courses.len() as u64;
 
@@ -707,14 +745,69 @@ async fn apply_plan(
     drop(rows);
 
     let total = to_apply.len() as u64;
+    let apply_started = Instant::now();
+    let removal = ctx.settings.reconcile.removal;
+    let cancel = &opts.cancel;
+
+    // The bulk path takes what a SIS import can name unambiguously, when there is enough of it.
+    let mut jobs: Vec<(Change, i64)> = to_apply.into_iter().zip(audit_ids).collect();
+    let mut bulk: Vec<(Change, Vec<bulk::BulkRow>)> = Vec::new();
+    let mut bulk_ids: Vec<i64> = Vec::new();
+    if ctx.settings.reconcile.write_path != WritePath::Api && !cancel.is_cancelled() {
+        let mut api = Vec::with_capacity(jobs.len());
+        for (change, id) in jobs {
+            match bulk::rows_for(&change, ids, removal) {
+                Some(rows) => {
+                    bulk.push((change, rows));
+                    bulk_ids.push(id);
+                }
+                None => api.push((change, id)),
+            }
+        }
+        let enough = ctx.settings.reconcile.write_path == WritePath::SisImport
+            || bulk.len() as u64 >= ctx.settings.reconcile.bulk_min_changes;
+        if !enough {
+            api.extend(bulk.drain(..).map(|(c, _)| c).zip(bulk_ids.drain(..)));
+        }
+        jobs = api;
+    }
+    report.details.write_path = match (bulk.is_empty(), jobs.is_empty()) {
+        (false, false) => "api+sis_import",
+        (false, true) => "sis_import",
+        _ => "api",
+    };
+    let bulk_results: Vec<(Change, i64, ChangeResult)> = if bulk.is_empty() {
+        Vec::new()
+    } else {
+        let results = bulk::apply_bulk(
+            &ctx.canvas,
+            &ctx.settings.canvas.account_id,
+            ctx.settings.canvas.report_timeout,
+            &bulk,
+        )
+        .await;
+        bulk.into_iter()
+            .zip(bulk_ids)
+            .zip(results)
+            .map(|(((change, _), id), result)| (change, id, result))
+            .collect()
+    };
+
     let stop = AtomicBool::new(false);
     let stop_reason: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+    if let Some(e) = bulk_results
+        .iter()
+        .find_map(|(_, _, r)| r.ends_cycle.as_ref())
+    {
+        stop.store(true, Ordering::SeqCst);
+        if let Ok(mut r) = stop_reason.lock() {
+            *r = Some(format!("the cycle stopped after: {e}"));
+        }
+    }
     let canvas = &ctx.canvas;
-    let removal = ctx.settings.reconcile.removal;
     let concurrency = ctx.settings.limits.max_in_flight as usize;
-    let cancel = &opts.cancel;
     let (stop_ref, stop_reason_ref) = (&stop, &stop_reason);
-    let mut results = futures::stream::iter(to_apply.into_iter().zip(audit_ids))
+    let api_results = futures::stream::iter(jobs)
         .map(|(change, audit_id)| async move {
             if cancel.is_cancelled() {
                 return (
@@ -747,6 +840,7 @@ async fn apply_plan(
             (change, audit_id, result)
         })
         .buffer_unordered(concurrency);
+    let mut results = futures::stream::iter(bulk_results).chain(api_results);
 
     let mut pending: Vec<OutcomeUpdate> = Vec::new();
     let mut last_flush = Instant::now();
@@ -841,6 +935,7 @@ async fn apply_plan(
             }
         }
     }
+    report.details.apply_ms = apply_started.elapsed().as_millis() as u64;
     report.details.users_not_found = users_not_found as u64;
     metrics.users_not_found.set(users_not_found);
     if let Some(e) = auth_error {

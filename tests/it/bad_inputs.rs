@@ -691,3 +691,82 @@ async fn b32_manual_enrollments_of_users_without_sis_identity_are_never_removed(
         .await;
     assert_eq!(report.planned["remove"], 1, "only when configured");
 }
+
+#[tokio::test]
+async fn b12_zero_sis_rows_trip_the_brake_and_no_add_is_faked() {
+    let (mut seed, _) = roster(5);
+    for i in 1..=5 {
+        seed = seed.enrollment(enrolled(i, 100, STUDENT, "active"));
+    }
+    let env = TestEnv::new(seed).await;
+    let out = env.cli(&["reconcile", "--json"], "").await;
+    assert_eq!(out.status.code(), Some(3));
+    let json = json_report(&out);
+    assert_eq!(json["planned"]["enroll"], 0);
+    assert_eq!(env.writes(), 0);
+}
+
+#[tokio::test]
+async fn b18_sis_ids_with_reserved_characters_never_split_the_path() {
+    let odd = "a/b.c%d#e f-é";
+    let seed = Seed::default()
+        .user(user(1, odd))
+        .user(user(2, "a"))
+        .course(course(100, odd))
+        .course(course(101, "a"));
+    let env = TestEnv::new(seed).await;
+    env.sis(&[(odd, odd, None, "student", None)]).await;
+    let report = env.reconcile("").await;
+    assert_eq!((report.applied, report.failed), (1, 0), "{report:#?}");
+    assert_eq!(env.enrollments_of(1, 100).len(), 1);
+    assert!(env.enrollments_of(2, 101).is_empty() && env.enrollments_of(1, 101).is_empty());
+    assert!(
+        env.sim
+            .requests()
+            .iter()
+            .any(|r| r.path_and_query.contains("a%2Fb%2Ec%25d%23e%20f-%C3%A9"))
+    );
+}
+
+#[tokio::test]
+async fn b19_a_null_section_and_an_explicit_section_are_two_enrollments() {
+    let seed = Seed::default()
+        .user(user(1, "u1"))
+        .course(course(100, "C"))
+        .section(section(200, 100, "C-A"))
+        .enrollment(enrolled(1, 100, STUDENT, "active"))
+        .enrollment(enrolled(1, 100, STUDENT, "active").in_section(200));
+    let env = TestEnv::new(seed).await;
+    env.sis(&[
+        ("u1", "C", None, "student", None),
+        ("u1", "C", Some("C-A"), "student", None),
+    ])
+    .await;
+    let report = env.reconcile("").await;
+    assert_eq!(
+        report.planned_total(),
+        0,
+        "both exist; neither is removed for the other: {report:#?}"
+    );
+}
+
+#[tokio::test]
+async fn b20_rows_for_courses_canvas_does_not_have_fail_per_row_and_do_not_count_as_removals() {
+    let (mut seed, rows) = roster(10);
+    for i in 1..=10 {
+        seed = seed.enrollment(enrolled(i, 100, STUDENT, "active"));
+    }
+    let env = TestEnv::new(seed).await;
+    load(&env, &rows).await;
+    env.sis(&[
+        ("d1", "GONE-1", None, "student", None),
+        ("d2", "GONE-2", None, "student", None),
+    ])
+    .await;
+    let out = env.cli(&["reconcile", "--json"], "").await;
+    assert_eq!(out.status.code(), Some(2));
+    let json = json_report(&out);
+    assert_eq!(json["failed"], 2);
+    assert_eq!(json["safety"]["tripped"], false);
+    assert_eq!(json["details"]["courses_not_found"], 2);
+}

@@ -432,3 +432,73 @@ async fn a_rejected_token_makes_the_replica_not_ready_until_canvas_accepts_again
     d.signal(libc::SIGTERM);
     assert_eq!(d.wait_exit(Duration::from_secs(15)).await, Some(0));
 }
+
+#[tokio::test]
+async fn traces_go_to_an_otlp_collector_only_when_one_is_configured() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let received = Arc::new(AtomicUsize::new(0));
+    let counter = received.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let counter = counter.clone();
+            async move {
+                if !body.is_empty() {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let collector = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+
+    let (seed, rows) = roster(2);
+    let env = TestEnv::new(seed).await;
+    load(&env, &rows).await;
+    // Without a collector: no export, and no export errors in the log.
+    let mut plain = Daemon::start(&env, "0 0 0 1 1 *", "").await;
+    plain
+        .wait_for(
+            Duration::from_secs(20),
+            |t, _| cycles(t, "succeeded") >= 1.0,
+            "/metrics",
+        )
+        .await;
+    plain.signal(libc::SIGTERM);
+    assert_eq!(plain.wait_exit(Duration::from_secs(15)).await, Some(0));
+    assert!(
+        !plain.log().to_lowercase().contains("export"),
+        "{}",
+        plain.log()
+    );
+    assert_eq!(received.load(Ordering::SeqCst), 0);
+
+    // With one: the cycle's spans arrive (flushed at shutdown at the latest).
+    let mut traced = Daemon::start(
+        &env,
+        "0 0 0 1 1 *",
+        &format!("[log]\notlp_endpoint = \"http://{collector}\""),
+    )
+    .await;
+    traced
+        .wait_for(
+            Duration::from_secs(20),
+            |t, _| cycles(t, "succeeded") >= 1.0,
+            "/metrics",
+        )
+        .await;
+    traced.signal(libc::SIGTERM);
+    assert_eq!(traced.wait_exit(Duration::from_secs(15)).await, Some(0));
+    assert!(
+        received.load(Ordering::SeqCst) >= 1,
+        "no trace export arrived; log:\n{}",
+        traced.log()
+    );
+}

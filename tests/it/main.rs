@@ -4,8 +4,10 @@
 mod bad_inputs;
 mod daemon;
 mod deploy;
+mod paths;
 mod reconcile;
 mod reliability;
 mod roles;
 mod sim;
+mod soak;
 mod support;

@@ -1061,3 +1061,52 @@ async fn p21_a_postgres_restart_mid_cycle_fails_cleanly_and_the_next_cycle_conve
     assert_eq!(planned, 0, "outcomes recorded once the database was back");
     pool.close().await;
 }
+
+#[tokio::test]
+async fn p13b_under_a_tight_leaky_bucket_the_pacer_keeps_throttling_rare_and_nothing_fails() {
+    let (seed, rows) = roster(80);
+    let env = TestEnv::with_options(SimOptions {
+        seed,
+        throttle: ThrottleOptions {
+            hwm: 300.0,
+            maximum: 400.0,
+            outflow: 50.0,
+            request_cost: 10.0,
+            ..ThrottleOptions::default()
+        },
+        faults: FaultOptions {
+            latency: Duration::from_millis(20),
+            ..FaultOptions::default()
+        },
+        ..SimOptions::default()
+    })
+    .await;
+    load(&env, &rows).await;
+    let out = env
+        .cli(&["reconcile", "--json"], "[limits]\nmax_in_flight = 8")
+        .await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = json_report(&out);
+    assert_eq!(json["failed"], 0);
+    let requests = env.sim.requests();
+    let throttled = requests.iter().filter(|r| r.throttled).count();
+    eprintln!(
+        "tight bucket: {} requests, {throttled} throttled ({:.1}%), {} ms",
+        requests.len(),
+        100.0 * throttled as f64 / requests.len() as f64,
+        json["duration_ms"]
+    );
+    assert!(
+        throttled * 20 <= requests.len(),
+        "throttled responses stay rare: {throttled} of {}",
+        requests.len()
+    );
+    for uid in 1..=80 {
+        assert_eq!(env.enrollments_of(uid, 100).len(), 1);
+    }
+}
