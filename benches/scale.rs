@@ -1845,11 +1845,13 @@ fn params_table(outcomes: &[Outcome]) -> Table {
             "latency ms",
             "cost",
             "mean latency ms",
+            "floor holding up-front s",
+            "in flight (mean)",
             "read_path / write_path (config)",
             "data: generate / COPY / fill s",
         ],
         &[
-            false, false, true, false, false, true, true, true, false, false,
+            false, false, true, false, false, true, true, true, true, true, false, false,
         ],
     );
     for o in outcomes {
@@ -1902,17 +1904,46 @@ fn machine() -> String {
     )
 }
 
+const RESULTS_START: &str =
+    "<!-- scale bench results: start (written by benches/scale.rs --out) -->";
+const RESULTS_END: &str = "<!-- scale bench results: end -->";
+
 fn document(outcomes: &[Outcome], opts: &Opts) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "## Results\n");
     let _ = writeln!(s, "Command: `{}`\n", opts.command_line.trim_end());
     let _ = writeln!(s, "Machine: {}.\n", machine());
+    let _ = writeln!(
+        s,
+        "Simulator throttle at Canvas defaults (hwm {HWM}, up-front {UP_FRONT}, outflow {OUTFLOW}/s); request cost and \
+         injected latency per scenario below. rostersync: `limits.max_in_flight = {}`, `requests_per_second = 10000`.\n",
+        opts.max_in_flight
+    );
     s.push_str(&results_table(outcomes).markdown());
     s.push('\n');
     s.push_str(&targets_table(outcomes).markdown());
     s.push('\n');
     s.push_str(&params_table(outcomes).markdown());
     s
+}
+
+/// Writes the results between the markers of `path`, keeping the rest of the file; creates it when missing.
+fn write_document(path: &Path, results: &str) -> Result<()> {
+    let block = format!("{RESULTS_START}\n{results}{RESULTS_END}\n");
+    let text = match std::fs::read_to_string(path) {
+        Ok(old) => match (old.find(RESULTS_START), old.find(RESULTS_END)) {
+            (Some(a), Some(b)) if a < b => {
+                format!(
+                    "{}{block}{}",
+                    &old[..a],
+                    old[b + RESULTS_END.len()..].trim_start_matches('\n')
+                )
+            }
+            _ => format!("{old}\n{block}"),
+        },
+        Err(_) => format!("# Scale benchmark\n\n{block}"),
+    };
+    std::fs::write(path, text)?;
+    Ok(())
 }
 
 // ------------------------------------------------------------------------------------------------------------------
@@ -1943,7 +1974,7 @@ async fn main() -> Result<()> {
     println!("{}", targets_table(&outcomes).render(md));
     println!("{}", params_table(&outcomes).render(md));
     if let Some(out) = &opts.out {
-        std::fs::write(out, document(&outcomes, &opts))?;
+        write_document(out, &document(&outcomes, &opts))?;
         eprintln!("wrote {}", out.display());
     }
     Ok(())
