@@ -48,12 +48,24 @@ pub enum Command {
     Migrate,
     /// Validate the configuration, reach both databases and Canvas, and print what was checked.
     Check,
+    /// The whole job on bundled defaults: built-in Canvas simulator, a sample district, a PostgreSQL it finds or starts.
+    Demo(crate::demo::DemoArgs),
 }
 
 /// Exit code for fatal errors (configuration, database, Canvas auth).
 pub const EXIT_FATAL: u8 = 1;
 
 pub async fn run(cli: Cli) -> ExitCode {
+    // The demo needs no configuration: it brings its own.
+    if let Command::Demo(args) = cli.command {
+        if let Some(path) = &cli.config {
+            eprintln!(
+                "note: the demo runs on bundled defaults and ignores the configuration `{}`",
+                path.display()
+            );
+        }
+        return crate::demo::run(args).await;
+    }
     let Some(settings) = load(&cli.config) else {
         return ExitCode::from(EXIT_FATAL);
     };
@@ -67,6 +79,8 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Migrate => migrate(settings).await,
         Command::Check => crate::check::run(settings).await,
         Command::Run => crate::daemon::run(settings).await,
+        // Handled above; kept total without a panic path.
+        Command::Demo(args) => crate::demo::run(args).await,
     }
 }
 

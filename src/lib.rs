@@ -9,6 +9,8 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod demo;
+pub mod district;
 pub mod domain;
 pub mod metrics;
 pub mod pgtemp;

@@ -289,6 +289,29 @@ impl TempPostgres {
             .map_err(|e| PgError::Start(format!("cannot start the cleanup watchdog: {e}")))
     }
 
+    /// Leaves the cluster running after this process ends (`rostersync demo --keep`): the watchdog is stopped and
+    /// dropping no longer stops the server. Returns a shell command that stops it and removes its directory.
+    pub fn keep(mut self) -> String {
+        if let Some(mut w) = self.watchdog.take() {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+        let pg_ctl = self.bin.join("pg_ctl");
+        let runuser = if self.as_postgres_user {
+            "runuser -u postgres -- "
+        } else {
+            ""
+        };
+        let stop = format!(
+            "{runuser}'{}' -D '{}' -m fast stop && rm -rf '{}'",
+            pg_ctl.display(),
+            self.dir.join("data").display(),
+            self.dir.display()
+        );
+        std::mem::forget(self);
+        stop
+    }
+
     /// Restarts the server (tests of a database restart mid-cycle).
     pub fn restart(&self) -> Result<(), PgError> {
         let out = self

@@ -138,13 +138,7 @@ async fn b05_a_base_url_ending_in_api_v1_or_a_slash_is_normalised() {
     );
     let path = env.dir.path().join("api.toml");
     std::fs::write(&path, config).expect("config");
-    let out = rostersync_cmd()
-        .arg("--config")
-        .arg(&path)
-        .args(["reconcile", "--json"])
-        .output()
-        .await
-        .expect("run");
+    let out = run_with_config(&path, &["reconcile", "--json"]).await;
     assert_eq!(
         out.status.code(),
         Some(0),

@@ -224,11 +224,12 @@ async fn sigterm_mid_cycle_finishes_the_change_in_flight_closes_the_run_and_exit
     .await;
     load(&env, &rows).await;
     let mut d = Daemon::start(&env, "0 0 0 1 1 *", "[limits]\nmax_in_flight = 1").await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while env.sim.count("POST", POST_ENROLLMENTS) < 3 {
-        assert!(Instant::now() < deadline, "no writes started:\n{}", d.log());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        Duration::from_secs(20),
+        || env.sim.count("POST", POST_ENROLLMENTS) >= 3,
+        || format!("no writes started:\n{}", d.log()),
+    )
+    .await;
     let signalled = Instant::now();
     d.signal(libc::SIGTERM);
     assert_eq!(d.wait_exit(Duration::from_secs(20)).await, Some(0));
@@ -289,13 +290,7 @@ async fn two_replicas_make_exactly_one_set_of_changes_and_a_killed_leader_is_rep
         "the standby stays ready too"
     );
     assert_eq!(b.get("/readyz").await.map(|r| r.0), Some(200));
-    let holders: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted \
-         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-    )
-    .fetch_one(&env.pool)
-    .await
-    .expect("pg_locks");
+    let holders: i64 = advisory_locks_held(&env.pool).await;
     assert_eq!(holders, 1);
 
     // kill -9 the leader; the standby takes over and enrols the two new rows.
@@ -314,15 +309,12 @@ async fn two_replicas_make_exactly_one_set_of_changes_and_a_killed_leader_is_rep
             "/metrics",
         )
         .await;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while env.sim.count("POST", POST_ENROLLMENTS) < 12 {
-        assert!(
-            Instant::now() < deadline,
-            "the standby never applied:\n{}",
-            standby.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        Duration::from_secs(15),
+        || env.sim.count("POST", POST_ENROLLMENTS) >= 12,
+        || format!("the standby never applied:\n{}", standby.log()),
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
         env.sim.count("POST", POST_ENROLLMENTS),
@@ -362,11 +354,12 @@ async fn a_tick_during_a_running_cycle_is_skipped_and_counted() {
         .await;
     assert!(cycles(&text, "succeeded") <= 1.0);
     assert!(d.log().contains("schedule tick skipped"));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while env.sim.count("POST", POST_ENROLLMENTS) < 12 {
-        assert!(Instant::now() < deadline, "{}", d.log());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        Duration::from_secs(20),
+        || env.sim.count("POST", POST_ENROLLMENTS) >= 12,
+        || d.log(),
+    )
+    .await;
     // Later cycles find nothing to do.
     d.wait_for(
         Duration::from_secs(10),
@@ -423,11 +416,12 @@ async fn a_rejected_token_makes_the_replica_not_ready_until_canvas_accepts_again
     std::fs::write(&token_file, format!("{}\n", env.token)).expect("rotate");
     d.wait_for(Duration::from_secs(20), |_, s| s == 200, "/readyz")
         .await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while env.sim.count("POST", POST_ENROLLMENTS) < 2 {
-        assert!(Instant::now() < deadline, "{}", d.log());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        Duration::from_secs(10),
+        || env.sim.count("POST", POST_ENROLLMENTS) >= 2,
+        || d.log(),
+    )
+    .await;
     assert!(!d.log().contains(&env.token), "the token is never logged");
     d.signal(libc::SIGTERM);
     assert_eq!(d.wait_exit(Duration::from_secs(15)).await, Some(0));

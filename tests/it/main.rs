@@ -1,10 +1,14 @@
 //! The one integration-test binary: every module shares one PostgreSQL server (a fresh database per test) and
 //! starts its own Canvas simulator on port 0.
 
+mod bad_configs;
 mod bad_inputs;
 mod daemon;
+mod demo;
 mod deploy;
+mod district;
 mod paths;
+mod props;
 mod reconcile;
 mod reliability;
 mod roles;

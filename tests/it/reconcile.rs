@@ -540,13 +540,7 @@ async fn a_bad_token_exits_1_with_canvas_message_and_no_change() {
         .replace(&env.token, "wrong-token-value");
     let path = env.dir.path().join("bad-token.toml");
     std::fs::write(&path, config).expect("write");
-    let out = rostersync_cmd()
-        .arg("--config")
-        .arg(&path)
-        .args(["reconcile", "--json"])
-        .output()
-        .await
-        .expect("run");
+    let out = run_with_config(&path, &["reconcile", "--json"]).await;
     assert_eq!(out.status.code(), Some(1));
     let json = json_report(&out);
     let error = json["error"].as_str().unwrap_or_default();

@@ -405,11 +405,12 @@ async fn crash_after_write(k: u64, n: u64) {
         .spawn()
         .expect("spawn");
     let applied = |env: &TestEnv| env.sim.with_store(|s| s.enrollments().count() as u64);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while applied(&env) < k {
-        assert!(Instant::now() < deadline, "write {k} never applied");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        Duration::from_secs(20),
+        || applied(&env) >= k,
+        || format!("write {k} never applied"),
+    )
+    .await;
     child.start_kill().expect("kill -9");
     let _ = child.wait().await;
 
@@ -511,13 +512,7 @@ async fn p10_only_one_replica_writes_at_a_time() {
     let pids: std::collections::BTreeSet<_> =
         writes.iter().filter_map(|r| r.user_agent.clone()).collect();
     assert_eq!(pids.len(), 1, "every write came from one process: {pids:?}");
-    let holders: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted \
-         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-    )
-    .fetch_one(&env.pool)
-    .await
-    .expect("locks");
+    let holders: i64 = advisory_locks_held(&env.pool).await;
     assert_eq!(holders, 1);
     drop((a, b));
 }
@@ -536,11 +531,12 @@ async fn p11_losing_the_lock_stops_writing_at_once() {
     .await;
     load(&env, &rows).await;
     let old = Daemon::start(&env, "*/2 * * * * *", "[limits]\nmax_in_flight = 1").await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while env.sim.count("POST", COURSE_ENROLLMENTS) < 3 {
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        Duration::from_secs(20),
+        || env.sim.count("POST", COURSE_ENROLLMENTS) >= 3,
+        String::new,
+    )
+    .await;
     let standby = Daemon::start(&env, "*/2 * * * * *", "[limits]\nmax_in_flight = 1").await;
     let old_agent = env
         .sim
@@ -569,15 +565,12 @@ async fn p11_losing_the_lock_stops_writing_at_once() {
         "{after_cut} writes started after the lock was lost"
     );
     // The standby takes over and finishes the job.
-    let deadline = Instant::now() + Duration::from_secs(40);
-    while env.sim.with_store(|s| s.enrollments().count()) < 20 {
-        assert!(
-            Instant::now() < deadline,
-            "standby never finished:\n{}",
-            standby.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        Duration::from_secs(40),
+        || env.sim.with_store(|s| s.enrollments().count()) >= 20,
+        || format!("standby never finished:\n{}", standby.log()),
+    )
+    .await;
     let later_old = env
         .sim
         .requests()
@@ -610,13 +603,7 @@ async fn p12_the_lock_is_neither_stacked_nor_leaked_and_shutdown_releases_it() {
         "/metrics",
     )
     .await;
-    let held: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted \
-         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-    )
-    .fetch_one(&env.pool)
-    .await
-    .expect("locks");
+    let held: i64 = advisory_locks_held(&env.pool).await;
     assert_eq!(held, 1, "one lock after many cycles, not one per cycle");
     d.signal(libc::SIGTERM);
     let stopped = Instant::now();
@@ -703,13 +690,7 @@ async fn p13_throttling_is_retried_with_growing_delays_and_permission_errors_are
         .replace(&format!("token = \"{}\"\n", env.token), "");
     let path = env.dir.path().join("t.toml");
     std::fs::write(&path, config).expect("config");
-    let out = rostersync_cmd()
-        .arg("--config")
-        .arg(&path)
-        .args(["reconcile", "--json"])
-        .output()
-        .await
-        .expect("run");
+    let out = run_with_config(&path, &["reconcile", "--json"]).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(env.sim.requests().len() <= 2, "{:?}", env.sim.requests());
     assert!(
@@ -920,11 +901,12 @@ async fn p17_token_rotation_by_symlink_swap_works_without_a_restart() {
         stderr_path: log,
     };
     let pid = d.pid();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while env.sim.count("POST", COURSE_ENROLLMENTS) < 1 {
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        Duration::from_secs(20),
+        || env.sim.count("POST", COURSE_ENROLLMENTS) >= 1,
+        String::new,
+    )
+    .await;
     // Canvas rotates; the kubelet swaps ..data atomically.
     env.sim.set_token("rotated-token");
     std::fs::create_dir_all(dir.join("..v2")).expect("dir");
@@ -932,11 +914,12 @@ async fn p17_token_rotation_by_symlink_swap_works_without_a_restart() {
     std::os::unix::fs::symlink("..v2", dir.join("..data_tmp")).expect("tmp");
     std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).expect("swap");
     load(&env, &rows[1..]).await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while env.sim.count("POST", COURSE_ENROLLMENTS) < 2 {
-        assert!(Instant::now() < deadline, "{}", d.log());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        Duration::from_secs(20),
+        || env.sim.count("POST", COURSE_ENROLLMENTS) >= 2,
+        || d.log(),
+    )
+    .await;
     assert_eq!(d.pid(), pid, "same process");
     d.signal(libc::SIGTERM);
     assert_eq!(d.wait_exit(Duration::from_secs(15)).await, Some(0));
@@ -1028,26 +1011,14 @@ async fn p21_a_postgres_restart_mid_cycle_fails_cleanly_and_the_next_cycle_conve
         "no crash: {:?}",
         out.status
     );
-    let out = rostersync_cmd()
-        .arg("--config")
-        .arg(&path)
-        .args(["reconcile", "--json"])
-        .output()
-        .await
-        .expect("run");
+    let out = run_with_config(&path, &["reconcile", "--json"]).await;
     assert_eq!(
         out.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = rostersync_cmd()
-        .arg("--config")
-        .arg(&path)
-        .args(["reconcile", "--json"])
-        .output()
-        .await
-        .expect("run");
+    let out = run_with_config(&path, &["reconcile", "--json"]).await;
     assert_eq!(json_report(&out)["planned"]["enroll"], 0, "converged");
     for uid in 1..=20 {
         assert_eq!(env.enrollments_of(uid, 100).len(), 1);

@@ -340,3 +340,42 @@ pub fn json_report(out: &Output) -> serde_json::Value {
         )
     })
 }
+
+/// Waits until `done` holds; after `within` the test fails with `context()` (a daemon's log, say).
+pub async fn eventually(
+    within: std::time::Duration,
+    mut done: impl FnMut() -> bool,
+    context: impl Fn() -> String,
+) {
+    let deadline = std::time::Instant::now() + within;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up waiting after {within:?}: {}",
+            context()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Runs the built binary with an existing config file.
+pub async fn run_with_config(config: &std::path::Path, args: &[&str]) -> Output {
+    rostersync_cmd()
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .await
+        .expect("run rostersync")
+}
+
+/// Advisory locks granted in this test's database (the leader lock).
+pub async fn advisory_locks_held(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("pg_locks")
+}
