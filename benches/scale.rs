@@ -458,26 +458,15 @@ impl Dataset {
         }
     }
 
-    fn sis_row_count(&self) -> u64 {
-        self.slots.len() as u64 - self.count(Slot::Remove) + self.shape.unknown_users
-    }
-
-    /// The COPY text of every SIS row (status NULL = active).
-    fn copy_text(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.sis_row_count() as usize * 24);
-        for c in 0..self.courses() {
-            self.sis_rows(c, |u, course, section, role| {
-                out.extend_from_slice(u.as_bytes());
+    /// Appends course `c`'s SIS rows as COPY text (status NULL = active; the generated ids need no escaping).
+    fn copy_text(&self, c: usize, out: &mut Vec<u8>) {
+        self.sis_rows(c, |u, course, section, role| {
+            for field in [u, course, section, role] {
+                out.extend_from_slice(field.as_bytes());
                 out.push(b'\t');
-                out.extend_from_slice(course.as_bytes());
-                out.push(b'\t');
-                out.extend_from_slice(section.as_bytes());
-                out.push(b'\t');
-                out.extend_from_slice(role.as_bytes());
-                out.extend_from_slice(b"\t\\N\n");
-            });
-        }
-        out
+            }
+            out.extend_from_slice(b"\\N\n");
+        });
     }
 
     fn seed_user(&self, u: u64) -> SeedUser {
@@ -606,22 +595,26 @@ async fn start_sim(
     Ok((sim, started.elapsed()))
 }
 
+/// Creates `sis_enrollments` and COPYs the SIS rows in, a megabyte at a time.
 async fn load_sis(db_url: &str, data: &Dataset) -> Result<u64> {
     let mut conn = PgConnection::connect(db_url).await?;
-    sqlx::query(
-        "CREATE TABLE sis_enrollments (user_id text, course_id text, section_id text, role text, status text)",
-    )
-    .execute(&mut conn)
-    .await?;
-    let text = data.copy_text();
+    sqlx::query(rostersync::district::CREATE_SIS_ENROLLMENTS)
+        .execute(&mut conn)
+        .await?;
     let mut copy = conn
         .copy_in_raw(
             "COPY sis_enrollments (user_id, course_id, section_id, role, status) FROM STDIN",
         )
         .await?;
-    copy.send(text.as_slice()).await?;
+    let mut buf = Vec::with_capacity(2 << 20);
+    for c in 0..data.courses() {
+        data.copy_text(c, &mut buf);
+        if buf.len() >= 1 << 20 || c + 1 == data.courses() {
+            copy.send(buf.as_slice()).await?;
+            buf.clear();
+        }
+    }
     let rows = copy.finish().await?;
-    drop(text);
     sqlx::query("ANALYZE sis_enrollments")
         .execute(&mut conn)
         .await?;
