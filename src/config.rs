@@ -31,6 +31,104 @@ pub enum ConfigError {
     },
 }
 
+/// A loader error without the source lines the TOML parser quotes (they may hold the token or a database password):
+/// the line number stays, and the key on that line is named from the text, never its value.
+fn load_error(e: &config::ConfigError, source: Option<&str>) -> ConfigError {
+    let full = e.to_string();
+    let mut kept: Vec<&str> = full
+        .lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            !(t.starts_with('|')
+                || t.split_once('|')
+                    .is_some_and(|(n, _)| n.trim().chars().all(|c| c.is_ascii_digit())))
+        })
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    let line_no = full
+        .split("at line ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse::<usize>().ok());
+    let mut located = String::new();
+    if let (Some(n), Some(text)) = (line_no, source) {
+        let mut section = String::new();
+        for (i, line) in text.lines().enumerate() {
+            let t = line.trim();
+            if t.starts_with('[') {
+                section = t.trim_matches(|c| c == '[' || c == ']').trim().to_owned();
+            }
+            if i + 1 == n {
+                if t.starts_with('[') {
+                    located = format!("table [{section}]");
+                } else if let Some((key, _)) = t.split_once('=') {
+                    let key = key.trim().trim_matches('"');
+                    if !key.is_empty() && key.len() < 100 && !key.contains(char::is_whitespace) {
+                        located = if section.is_empty() {
+                            key.to_owned()
+                        } else {
+                            format!("{section}.{key}")
+                        };
+                    }
+                }
+                break;
+            }
+        }
+    }
+    // Number overflows come without a position: find the literal that does not fit.
+    if located.is_empty()
+        && (full.contains("overflow") || full.contains("too large"))
+        && let Some(text) = source
+    {
+        let mut section = String::new();
+        for line in text.lines() {
+            let t = line.trim();
+            if t.starts_with('[') {
+                section = t.trim_matches(|c| c == '[' || c == ']').trim().to_owned();
+                continue;
+            }
+            let Some((key, value)) = t.split_once('=') else {
+                continue;
+            };
+            let value = value
+                .split('#')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .replace('_', "");
+            let numeric = !value.is_empty()
+                && value
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-'));
+            let float = value.contains(['.', 'e', 'E']);
+            let fits = if float {
+                value.parse::<f64>().is_ok_and(f64::is_finite)
+            } else {
+                value.parse::<i64>().is_ok()
+            };
+            if numeric && !fits {
+                let key = key.trim();
+                located = if section.is_empty() {
+                    key.to_owned()
+                } else {
+                    format!("{section}.{key}")
+                };
+                break;
+            }
+        }
+    }
+    if kept.is_empty() {
+        kept.push("the configuration could not be parsed");
+    }
+    let mut message = kept.join(": ");
+    if located.starts_with("table ") {
+        message.push_str(&format!(" ({located})"));
+    } else if !located.is_empty() {
+        message.push_str(&format!(" (key `{located}`; the value is not shown)"));
+    }
+    ConfigError::Load(message)
+}
+
 fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key,
@@ -108,6 +206,82 @@ pub enum LogFormat {
     Text,
 }
 
+/// Numbers are taken as written: `max_removal_ratio = true` must not become 1.0 (no brake), `max_removals = 1.9`
+/// must not become 2. Integers are accepted where a fraction is expected; nothing else converts.
+fn strict_f64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    use serde::de::{Error, Unexpected, Visitor};
+    struct StrictF64;
+    impl Visitor<'_> for StrictF64 {
+        type Value = f64;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a number")
+        }
+        fn visit_f64<E: Error>(self, v: f64) -> Result<f64, E> {
+            Ok(v)
+        }
+        fn visit_i64<E: Error>(self, v: i64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+        fn visit_u64<E: Error>(self, v: u64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+        fn visit_bool<E: Error>(self, v: bool) -> Result<f64, E> {
+            Err(E::invalid_type(Unexpected::Bool(v), &self))
+        }
+        fn visit_str<E: Error>(self, v: &str) -> Result<f64, E> {
+            Err(E::invalid_type(Unexpected::Str(v), &self))
+        }
+    }
+    d.deserialize_any(StrictF64)
+}
+
+fn strict_i64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    use serde::de::{Error, Unexpected, Visitor};
+    struct StrictI64;
+    impl Visitor<'_> for StrictI64 {
+        type Value = i64;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a whole number")
+        }
+        fn visit_i64<E: Error>(self, v: i64) -> Result<i64, E> {
+            Ok(v)
+        }
+        fn visit_u64<E: Error>(self, v: u64) -> Result<i64, E> {
+            i64::try_from(v).map_err(|_| E::invalid_value(Unexpected::Unsigned(v), &self))
+        }
+        fn visit_f64<E: Error>(self, v: f64) -> Result<i64, E> {
+            Err(E::invalid_type(Unexpected::Float(v), &self))
+        }
+        fn visit_bool<E: Error>(self, v: bool) -> Result<i64, E> {
+            Err(E::invalid_type(Unexpected::Bool(v), &self))
+        }
+        fn visit_str<E: Error>(self, v: &str) -> Result<i64, E> {
+            Err(E::invalid_type(Unexpected::Str(v), &self))
+        }
+    }
+    d.deserialize_any(StrictI64)
+}
+
+fn strict_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let v = strict_i64(d)?;
+    u64::try_from(v).map_err(|_| {
+        serde::de::Error::invalid_value(
+            serde::de::Unexpected::Signed(v),
+            &"a whole number of 0 or more",
+        )
+    })
+}
+
+fn strict_opt_u32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    let v = strict_i64(d)?;
+    u32::try_from(v).map(Some).map_err(|_| {
+        serde::de::Error::invalid_value(
+            serde::de::Unexpected::Signed(v),
+            &"a whole number from 0 to 4294967295",
+        )
+    })
+}
+
 /// Booleans from a file or the environment: true/false, yes/no, on/off, 1/0, in any case. Anything else
 /// ("maybe", "2", an empty string) is an error naming the key, never a silent `false`.
 fn strict_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
@@ -171,13 +345,18 @@ pub struct RawCanvas {
     pub token: Option<SecretString>,
     pub token_file: Option<PathBuf>,
     pub account_id: String,
+    #[serde(deserialize_with = "strict_i64")]
     pub per_page: i64,
+    #[serde(deserialize_with = "strict_f64")]
     pub request_timeout_secs: f64,
     #[serde(deserialize_with = "strict_bool")]
     pub allow_insecure_http: bool,
+    #[serde(deserialize_with = "strict_u64")]
     pub max_response_bytes: u64,
     pub read_path: String,
+    #[serde(deserialize_with = "strict_i64")]
     pub report_min_courses: i64,
+    #[serde(deserialize_with = "strict_f64")]
     pub report_timeout_secs: f64,
 }
 
@@ -203,6 +382,7 @@ impl Default for RawCanvas {
 #[serde(deny_unknown_fields, default)]
 pub struct RawDatabase {
     pub url: Option<SecretString>,
+    #[serde(deserialize_with = "strict_opt_u32")]
     pub max_connections: Option<u32>,
 }
 
@@ -234,12 +414,16 @@ pub const DEFAULT_ENROLLMENTS_QUERY: &str =
 #[serde(deny_unknown_fields, default)]
 pub struct RawReconcile {
     pub removal: String,
+    #[serde(deserialize_with = "strict_i64")]
     pub max_removals: i64,
+    #[serde(deserialize_with = "strict_f64")]
     pub max_removal_ratio: f64,
+    #[serde(deserialize_with = "strict_f64")]
     pub max_course_removal_ratio: f64,
     #[serde(deserialize_with = "strict_bool")]
     pub dry_run: bool,
     pub write_path: String,
+    #[serde(deserialize_with = "strict_i64")]
     pub bulk_min_changes: i64,
 }
 
@@ -277,9 +461,13 @@ impl Default for RawSchedule {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawLimits {
+    #[serde(deserialize_with = "strict_f64")]
     pub requests_per_second: f64,
+    #[serde(deserialize_with = "strict_i64")]
     pub max_in_flight: i64,
+    #[serde(deserialize_with = "strict_i64")]
     pub max_retries: i64,
+    #[serde(deserialize_with = "strict_i64")]
     pub cycle_retry_budget: i64,
 }
 
@@ -553,18 +741,14 @@ impl Settings {
         env: Option<std::collections::HashMap<String, String>>,
     ) -> Result<Settings, ConfigError> {
         let mut builder = config::Config::builder();
+        let mut text = None;
         if let Some(path) = file {
-            if !path.is_file() {
-                return Err(ConfigError::Load(format!(
-                    "config file `{}` does not exist or is not a file",
-                    path.display()
-                )));
-            }
-            builder = builder.add_source(
-                config::File::from(path)
-                    .format(config::FileFormat::Toml)
-                    .required(true),
-            );
+            let content = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::Load(format!("cannot read config file `{}`: {e}", path.display()))
+            })?;
+            builder =
+                builder.add_source(config::File::from_str(&content, config::FileFormat::Toml));
+            text = Some(content);
         }
         let environment = config::Environment::with_prefix(ENV_PREFIX)
             .prefix_separator("__")
@@ -575,7 +759,7 @@ impl Settings {
         let raw: RawSettings = builder
             .build()
             .and_then(|c| c.try_deserialize())
-            .map_err(|e| ConfigError::Load(e.to_string()))?;
+            .map_err(|e| load_error(&e, text.as_deref()))?;
         raw.validate()
     }
 
@@ -585,7 +769,7 @@ impl Settings {
             .add_source(config::File::from_str(toml, config::FileFormat::Toml))
             .build()
             .and_then(|c| c.try_deserialize())
-            .map_err(|e| ConfigError::Load(e.to_string()))?;
+            .map_err(|e| load_error(&e, Some(toml)))?;
         raw.validate()
     }
 
@@ -704,7 +888,12 @@ fn validate_canvas(raw: RawCanvas) -> Result<CanvasSettings, ConfigError> {
             }
             TokenSource::Inline(token)
         }
-        (None, Some(path)) => TokenSource::File(path),
+        (None, Some(path)) => {
+            // The file must be there and hold a token at start; it is read again whenever Canvas rejects the token.
+            let source = TokenSource::File(path);
+            source.load()?;
+            source
+        }
     };
     if raw.account_id.trim().is_empty() {
         return Err(invalid(
@@ -719,12 +908,12 @@ fn validate_canvas(raw: RawCanvas) -> Result<CanvasSettings, ConfigError> {
         ));
     }
     if !raw.request_timeout_secs.is_finite()
-        || raw.request_timeout_secs <= 0.0
+        || raw.request_timeout_secs < 0.1
         || raw.request_timeout_secs > 3600.0
     {
         return Err(invalid(
             "canvas.request_timeout_secs",
-            "must be a number of seconds above 0 and at most 3600",
+            "must be a number of seconds from 0.1 to 3600",
         ));
     }
     if raw.max_response_bytes < 1024 {

@@ -106,16 +106,21 @@ pub fn canvas_message(body: &[u8]) -> String {
             }
         };
         if let Some(errors) = value.get("errors") {
-            let messages: Vec<String> = match errors {
+            let mut messages: Vec<String> = match errors {
                 serde_json::Value::Array(items) => items.iter().filter_map(pick).collect(),
                 other => pick(other).into_iter().collect(),
             };
+            messages.retain(|m| !m.trim().is_empty());
             if !messages.is_empty() {
                 return truncate(&messages.join("; "));
             }
         }
         for key in ["message", "error"] {
-            if let Some(s) = value.get(key).and_then(|m| m.as_str()) {
+            if let Some(s) = value
+                .get(key)
+                .and_then(|m| m.as_str())
+                .filter(|s| !s.trim().is_empty())
+            {
                 return truncate(s);
             }
         }

@@ -27,6 +27,29 @@ pub struct RuleConflict {
     pub second_to: RoleId,
 }
 
+/// Two or more rules whose roles lead back where they started (student → teacher → student): no order of applying
+/// them ends, so such a set is refused before anything is read. Returns the names of the rules in the loop.
+pub fn role_rule_cycle(rules: &[(String, RoleId, RoleId)]) -> Option<Vec<String>> {
+    for (start, _, _) in rules.iter().enumerate().map(|(i, r)| (i, r.1, r.2)) {
+        // Follow from → to edges from this rule; coming back to its `from` is a cycle.
+        let mut path = vec![start];
+        let mut role = rules[start].2;
+        while path.len() <= rules.len() {
+            if role == rules[start].1 {
+                return Some(path.iter().map(|&i| rules[i].0.clone()).collect());
+            }
+            match rules.iter().position(|r| r.1 == role) {
+                Some(next) if !path.contains(&next) => {
+                    path.push(next);
+                    role = rules[next].2;
+                }
+                _ => break,
+            }
+        }
+    }
+    None
+}
+
 #[derive(Debug, Default)]
 pub struct RuleOutcome {
     pub desired: Vec<DesiredEnrollment>,
@@ -39,8 +62,8 @@ pub struct RuleOutcome {
     pub adopted_live: usize,
 }
 
-/// Applies the rules in order. A role maps through each rule whose user set contains the user and whose
-/// `from` is the role at that point (so rules chain in the order written).
+/// Applies the rules: a role maps through each rule whose user set contains the user and whose `from` is the role
+/// at that point, repeatedly, until no rule applies.
 pub fn apply_role_rules(
     desired: Vec<DesiredEnrollment>,
     live: &[LiveEnrollment],
@@ -78,11 +101,19 @@ pub fn apply_role_rules(
             }
         }
     }
+    // Rules apply until none applies any more, so an enrollment never ends in a role some rule moves its user
+    // away from, whatever the order the rules were written in. `role_rule_cycle` refuses rule sets that loop.
     let map_role = |user: Sym, role: RoleId| -> RoleId {
         let mut current = role;
-        for rule in rules {
-            if current == rule.from && rule.users.contains(&user) {
-                current = rule.to;
+        for _ in 0..=rules.len() {
+            let before = current;
+            for rule in rules {
+                if current == rule.from && rule.users.contains(&user) {
+                    current = rule.to;
+                }
+            }
+            if current == before {
+                break;
             }
         }
         current
@@ -119,6 +150,16 @@ pub fn apply_role_rules(
         }
         // A `from_role` row becomes `to_role`; a row already in a rule's `to_role` (converted in an earlier
         // cycle, or made by hand with the right role) is kept as it is, not removed for being unlisted.
+        // A live row the SIS itself wants (after the rules) is the SIS's to decide, whatever a rule would make of it.
+        let own_key = crate::domain::EnrollmentKey {
+            user,
+            course: l.course,
+            section: l.section,
+            role: l.role,
+        };
+        if wanted.contains(&own_key) {
+            continue;
+        }
         let role = map_role(user, l.role);
         let already_target = rules
             .iter()
@@ -269,5 +310,41 @@ mod tests {
         );
         assert_eq!(out.desired[0].role, ADULT);
         assert_eq!(out.adopted_live, 0);
+    }
+
+    #[test]
+    fn rules_apply_to_a_fixed_point_and_loops_are_found() {
+        let mut ids = Ids::new();
+        let u = ids.intern("u1");
+        let ta_to_teacher = ResolvedRule {
+            name: "b".into(),
+            users: [u].into(),
+            from: RoleId(5),
+            to: TEACHER,
+        };
+        let teacher_to_student = ResolvedRule {
+            name: "a".into(),
+            users: [u].into(),
+            from: TEACHER,
+            to: STUDENT,
+        };
+        let out = apply_role_rules(
+            Vec::new(),
+            &[live(&mut ids, 1, "u1", RoleId(5))],
+            &[teacher_to_student, ta_to_teacher],
+        );
+        assert_eq!(
+            out.desired[0].role, STUDENT,
+            "TA → teacher → student in one cycle, whatever the written order"
+        );
+        let rules = [
+            ("a".to_owned(), STUDENT, TEACHER),
+            ("b".to_owned(), TEACHER, STUDENT),
+        ];
+        assert_eq!(
+            role_rule_cycle(&rules),
+            Some(vec!["a".to_owned(), "b".to_owned()])
+        );
+        assert_eq!(role_rule_cycle(&rules[..1]), None);
     }
 }

@@ -251,6 +251,21 @@ async fn read_and_plan(
         });
     }
 
+    let edges: Vec<(String, RoleId, RoleId)> = rules
+        .iter()
+        .map(|r| (r.name.clone(), r.from, r.to))
+        .collect();
+    if let Some(names) = crate::domain::rules::role_rule_cycle(&edges) {
+        return Err(Fatal::new(format!(
+            "role rules {} lead back to the role they start from; no order of applying them ends. Fix the rules.",
+            names
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+
     // SIS rows, streamed and parsed one at a time.
     let mut desired: Vec<DesiredEnrollment> = Vec::new();
     let mut skipped_rows: Vec<(crate::domain::sis_row::SisRow, SkippedRow)> = Vec::new();
