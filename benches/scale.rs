@@ -1219,8 +1219,10 @@ async fn run_scenario(
         std::env::var_os("BENCH_KEEP_LOGS").map(|_| dir.join(format!("{name}.requests.csv")));
     o.sim = sim_counts(&sim, Some((run.started, run.ended)), dump.as_deref());
     o.duplicates = duplicates(&sim);
-    // The report's CSV is the first file the simulator stores.
-    o.report_csv_mb = sim.with_store(|s| s.file_data(1).map_or(0, <[u8]>::len)) as f64 / 1e6;
+    if o.read_path == "report" {
+        // The report's CSV is the first file the simulator stores (a SIS import's upload comes later).
+        o.report_csv_mb = sim.with_store(|s| s.file_data(1).map_or(0, <[u8]>::len)) as f64 / 1e6;
+    }
     o.injected_throttles = match shape.throttle_every {
         Some(every) => o.sim.calls / every,
         None => 0,
