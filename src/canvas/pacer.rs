@@ -5,8 +5,9 @@
 //! mark (600 by default). Every response says `X-Rate-Limit-Remaining`, which includes the up-front charges of the
 //! requests still in flight. Subtracting our own in-flight charges gives the bucket's *settled* level, and the
 //! pacer steers by it:
-//! - concurrency: as many up-front charges as fit above the settled level, one spare (11 from an empty default
-//!   bucket), never above `limits.max_in_flight`; it grows back one step per window (additive increase);
+//! - concurrency: as many up-front charges as Canvas admits above the settled level, less a margin of half a
+//!   charge (11 from an empty default bucket), never above `limits.max_in_flight`; it grows back one step per
+//!   window (additive increase);
 //! - rate: no spacing between request starts while the settled level is low; at the estimated drain rate
 //!   (cost ÷ drain, measured from consecutive responses) in the middle band; wider above it.
 //!
@@ -151,8 +152,11 @@ impl Pacer {
         let settled = (s.high_water - remaining - UP_FRONT_COST * f64::from(s.in_flight)).max(0.0);
         Self::observe_drain(&mut s, settled, cost);
 
-        // Concurrency: as many up-front charges as fit above the settled level, one request's worth spare.
-        let room = ((s.high_water - settled) / UP_FRONT_COST).floor() - 1.0;
+        // Concurrency: Canvas admits the n-th request in flight while settled + 50·n < hwm, so n is the largest
+        // whole number below (hwm − settled) / 50. The margin covers what this response could not count: costs
+        // settled since, and requests of ours that started after Canvas computed the figure (half a charge).
+        let margin = UP_FRONT_COST / 2.0 + 2.0 * s.mean_cost;
+        let room = ((s.high_water - settled - margin) / UP_FRONT_COST).ceil() - 1.0;
         let target = room.clamp(1.0, f64::from(self.max));
         s.limit = if target < s.limit {
             target
@@ -274,6 +278,24 @@ mod tests {
         assert!(p.limit() >= 10, "limit {}", p.limit());
         assert_eq!(p.spacing(), Duration::ZERO);
         drop(held);
+    }
+
+    #[tokio::test]
+    async fn concurrency_is_what_canvas_admits_above_the_settled_level() {
+        // Canvas admits the n-th request in flight while settled + 50·n < 600.
+        for (remaining, admitted) in [
+            (600.0, 11),
+            (590.0, 11),
+            (540.0, 10),
+            (500.0, 9),
+            (480.0, 9),
+            // Settled 130 would admit 9, but not with the margin.
+            (470.0, 8),
+        ] {
+            let p = Pacer::new(11);
+            p.on_response(Some(remaining), Some(0.1));
+            assert_eq!(p.limit(), admitted, "remaining {remaining}");
+        }
     }
 
     #[tokio::test]
