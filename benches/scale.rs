@@ -34,7 +34,7 @@ use rostersync::canvas::link;
 use rostersync::canvas::model::{Enrollment, Role};
 use rostersync::config::{RemovalPolicy, UserIdKind};
 use rostersync::domain::plan::{self, PlanInput};
-use rostersync::domain::roles::{RoleBook, RoleInfo, RoleStatus};
+use rostersync::domain::roles::{RoleBook, RoleInfo};
 use rostersync::domain::sis_row::{SisRow, parse_row};
 use rostersync::domain::{Action, EnrollmentState, Ids, LiveEnrollment, RoleId, SectionKey, Sym};
 use rostersync::pgtemp::PgServer;
@@ -1481,16 +1481,7 @@ async fn naive_baseline(data: &Dataset, knobs: Knobs, fill: Fill, sample: f64) -
     let roles: Vec<Role> = naive
         .list(format!("{api}/accounts/1/roles?per_page={PER_PAGE}"))
         .await?;
-    let book = RoleBook::new(roles.into_iter().map(|r| RoleInfo {
-        id: RoleId(r.id),
-        name: r.role,
-        base_type: r.base_role_type,
-        status: match r.workflow_state.as_str() {
-            "built_in" => RoleStatus::BuiltIn,
-            "active" => RoleStatus::Active,
-            _ => RoleStatus::Inactive,
-        },
-    }));
+    let book = RoleBook::new(roles.into_iter().map(RoleInfo::from));
     let mut ids = Ids::new();
     let mut live = Vec::new();
     for &c in &sampled {

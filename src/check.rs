@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use crate::canvas::{CanvasClient, ClientOptions};
 use crate::config::Settings;
-use crate::domain::RoleId;
-use crate::domain::roles::{RoleBook, RoleInfo, RoleStatus};
+use crate::domain::roles::{RoleBook, RoleInfo};
 use crate::metrics::Metrics;
 use crate::{sis, store};
 
@@ -128,16 +127,7 @@ pub async fn run(settings: Settings) -> ExitCode {
             }
             match client.list_roles(&settings.canvas.account_id).await {
                 Ok(roles) => {
-                    let book = RoleBook::new(roles.into_iter().map(|r| RoleInfo {
-                        id: RoleId(r.id),
-                        name: r.role,
-                        base_type: r.base_role_type,
-                        status: match r.workflow_state.as_str() {
-                            "built_in" => RoleStatus::BuiltIn,
-                            "active" => RoleStatus::Active,
-                            _ => RoleStatus::Inactive,
-                        },
-                    }));
+                    let book = RoleBook::new(roles.into_iter().map(RoleInfo::from));
                     list.ok("canvas roles", format!("{} course role(s)", book.len()));
                     for rule in &settings.role_rules {
                         let from = book.resolve(&rule.from_role);

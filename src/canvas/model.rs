@@ -3,6 +3,9 @@
 
 use serde::Deserialize;
 
+use crate::domain::RoleId;
+use crate::domain::roles::{RoleInfo, RoleStatus};
+
 /// An enrollment from a list, create, delete or reactivate response.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 pub struct Enrollment {
@@ -48,6 +51,21 @@ pub struct Role {
     pub label: Option<String>,
     pub base_role_type: String,
     pub workflow_state: String,
+}
+
+impl From<Role> for RoleInfo {
+    fn from(r: Role) -> Self {
+        RoleInfo {
+            id: RoleId(r.id),
+            name: r.role,
+            base_type: r.base_role_type,
+            status: match r.workflow_state.as_str() {
+                "built_in" => RoleStatus::BuiltIn,
+                "active" => RoleStatus::Active,
+                _ => RoleStatus::Inactive,
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]

@@ -24,7 +24,7 @@ use crate::canvas::{CanvasClient, CanvasError, model::Enrollment};
 use crate::config::{ReadPath, Settings, UserIdKind, WritePath};
 use crate::domain::guard::{self, GuardDecision, GuardLimits};
 use crate::domain::plan::{self, Change, Plan, PlanInput};
-use crate::domain::roles::{RoleBook, RoleInfo, RoleStatus};
+use crate::domain::roles::{RoleBook, RoleInfo};
 use crate::domain::rules::{ResolvedRule, apply_role_rules};
 use crate::domain::sis_row::{SkippedRow, parse_row, user_identity};
 use crate::domain::{
@@ -218,16 +218,7 @@ async fn read_and_plan(
     let read_started = Instant::now();
     // Roles first: SIS rows name roles, and a rule naming a missing role is fatal before anything is read.
     let roles = ctx.canvas.list_roles(&settings.canvas.account_id).await?;
-    let mut roles = RoleBook::new(roles.into_iter().map(|r| RoleInfo {
-        id: RoleId(r.id),
-        name: r.role,
-        base_type: r.base_role_type,
-        status: match r.workflow_state.as_str() {
-            "built_in" => RoleStatus::BuiltIn,
-            "active" => RoleStatus::Active,
-            _ => RoleStatus::Inactive,
-        },
-    }));
+    let mut roles = RoleBook::new(roles.into_iter().map(RoleInfo::from));
     let mut ids = Ids::new();
     let mut rules = Vec::with_capacity(settings.role_rules.len());
     for rule in &settings.role_rules {

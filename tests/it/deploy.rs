@@ -104,6 +104,16 @@ fn container(deployment: &Value) -> &Value {
         .expect("a container named rostersync")
 }
 
+/// The pod volume a container mount refers to.
+fn mounted_volume<'a>(deployment: &'a Value, mount: &Value) -> Option<&'a Value> {
+    items(
+        &deployment["spec"]["template"]["spec"]["volumes"],
+        "volumes",
+    )
+    .iter()
+    .find(|v| v["name"] == mount["name"])
+}
+
 fn secret() -> Value {
     manifest("secret.yaml", "Secret")
 }
@@ -156,13 +166,8 @@ struct PodFilesystem {
 impl PodFilesystem {
     fn mount_secrets(deployment: &Value, secret: &Value) -> Self {
         let root = tempfile::tempdir().expect("tempdir");
-        let pod = &deployment["spec"]["template"]["spec"];
         for mount in items(&container(deployment)["volumeMounts"], "volumeMounts") {
-            let name = text(&mount["name"], "mount name");
-            let Some(volume) = items(&pod["volumes"], "volumes")
-                .iter()
-                .find(|v| v["name"].as_str() == Some(name))
-            else {
+            let Some(volume) = mounted_volume(deployment, mount) else {
                 continue;
             };
             let source = &volume["secret"];
@@ -486,14 +491,7 @@ fn canvas_token_file_comes_from_a_whole_secret_volume_not_a_subpath() {
         mount["subPath"].is_null() && mount["subPathExpr"].is_null(),
         "the token volume must not be a subPath mount"
     );
-    let volume_name = text(&mount["name"], "mount name");
-    let volume = items(
-        &deployment["spec"]["template"]["spec"]["volumes"],
-        "volumes",
-    )
-    .iter()
-    .find(|v| v["name"].as_str() == Some(volume_name))
-    .expect("the mounted volume");
+    let volume = mounted_volume(&deployment, mount).expect("the mounted volume");
     let source = &volume["secret"];
     assert_eq!(
         source["secretName"].as_str(),
@@ -555,13 +553,7 @@ fn deployment_args_are_the_run_command_on_the_mounted_configmap() {
                 config.parent().unwrap().display()
             )
         });
-    let volume = items(
-        &deployment["spec"]["template"]["spec"]["volumes"],
-        "volumes",
-    )
-    .iter()
-    .find(|v| v["name"] == mount["name"])
-    .expect("the config volume");
+    let volume = mounted_volume(&deployment, mount).expect("the config volume");
     let configmap = manifest("configmap.yaml", "ConfigMap");
     assert_eq!(
         volume["configMap"]["name"], configmap["metadata"]["name"],
