@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use rostersync::sim::{FaultOptions, Seed, SimOptions};
+use rostersync::sim::{FaultOptions, Seed};
 use tokio::process::Child;
 
 use crate::support::*;
@@ -213,14 +213,13 @@ async fn metrics_healthz_and_readyz_answer_as_the_contract_says() {
 #[tokio::test]
 async fn sigterm_mid_cycle_finishes_the_change_in_flight_closes_the_run_and_exits_0() {
     let (seed, rows) = roster(30);
-    let env = TestEnv::with_options(SimOptions {
+    let env = TestEnv::with_options(with_faults(
         seed,
-        faults: FaultOptions {
+        FaultOptions {
             write_latency: Duration::from_millis(300),
             ..FaultOptions::default()
         },
-        ..SimOptions::default()
-    })
+    ))
     .await;
     load(&env, &rows).await;
     let mut d = Daemon::start(&env, "0 0 0 1 1 *", "[limits]\nmax_in_flight = 1").await;
@@ -334,14 +333,13 @@ async fn two_replicas_make_exactly_one_set_of_changes_and_a_killed_leader_is_rep
 #[tokio::test]
 async fn a_tick_during_a_running_cycle_is_skipped_and_counted() {
     let (seed, rows) = roster(12);
-    let env = TestEnv::with_options(SimOptions {
+    let env = TestEnv::with_options(with_faults(
         seed,
-        faults: FaultOptions {
+        FaultOptions {
             write_latency: Duration::from_millis(400),
             ..FaultOptions::default()
         },
-        ..SimOptions::default()
-    })
+    ))
     .await;
     load(&env, &rows).await;
     let mut d = Daemon::start(&env, "* * * * * *", "[limits]\nmax_in_flight = 1").await;

@@ -485,14 +485,13 @@ async fn p09_a_timed_out_post_is_not_blindly_resent() {
 #[tokio::test]
 async fn p10_only_one_replica_writes_at_a_time() {
     let (seed, rows) = roster(30);
-    let env = TestEnv::with_options(SimOptions {
+    let env = TestEnv::with_options(with_faults(
         seed,
-        faults: FaultOptions {
+        FaultOptions {
             write_latency: Duration::from_millis(50),
             ..FaultOptions::default()
         },
-        ..SimOptions::default()
-    })
+    ))
     .await;
     load(&env, &rows[..10]).await;
     let a = Daemon::start(&env, "*/2 * * * * *", "").await;
@@ -520,14 +519,13 @@ async fn p10_only_one_replica_writes_at_a_time() {
 #[tokio::test]
 async fn p11_losing_the_lock_stops_writing_at_once() {
     let (seed, rows) = roster(20);
-    let env = TestEnv::with_options(SimOptions {
+    let env = TestEnv::with_options(with_faults(
         seed,
-        faults: FaultOptions {
+        FaultOptions {
             write_latency: Duration::from_millis(500),
             ..FaultOptions::default()
         },
-        ..SimOptions::default()
-    })
+    ))
     .await;
     load(&env, &rows).await;
     let old = Daemon::start(&env, "*/2 * * * * *", "[limits]\nmax_in_flight = 1").await;
@@ -978,14 +976,13 @@ async fn p21_a_postgres_restart_mid_cycle_fails_cleanly_and_the_next_cycle_conve
             .expect("row");
     }
     pool.close().await;
-    let env = TestEnv::with_options(SimOptions {
+    let env = TestEnv::with_options(with_faults(
         seed,
-        faults: FaultOptions {
+        FaultOptions {
             write_latency: Duration::from_millis(200),
             ..FaultOptions::default()
         },
-        ..SimOptions::default()
-    })
+    ))
     .await;
     let config = env
         .toml("[limits]\nmax_in_flight = 1")

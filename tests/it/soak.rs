@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use rostersync::sim::{FaultOptions, SimOptions};
+use rostersync::sim::FaultOptions;
 
 use crate::daemon::{Daemon, load, roster};
 use crate::support::*;
@@ -36,16 +36,15 @@ async fn p22_soak_resources_stay_flat() {
         .and_then(|m| m.parse().ok())
         .unwrap_or(5);
     let (seed, rows) = roster(300);
-    let env = TestEnv::with_options(SimOptions {
+    let env = TestEnv::with_options(with_faults(
         seed,
-        faults: FaultOptions {
+        FaultOptions {
             error_rate: 0.01,
             latency: Duration::from_millis(5),
             fault_seed: 22,
             ..FaultOptions::default()
         },
-        ..SimOptions::default()
-    })
+    ))
     .await;
     load(&env, &rows[..250]).await;
     let mut d = Daemon::start(
