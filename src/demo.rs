@@ -406,11 +406,7 @@ async fn run_cycles(
 
 /// Changes that will reach Canvas: the plan minus removals the guard holds.
 fn apply_count(p: &PreparedCycle) -> usize {
-    p.plan
-        .changes
-        .iter()
-        .filter(|c| c.action != Action::Remove || p.guard.allows_removal_in(c.course))
-        .count()
+    p.decision.to_make().count()
 }
 
 /// A progress bar on a terminal; a line per 10% otherwise; nothing with `--json`.
@@ -596,11 +592,12 @@ fn print_plan(p: &PreparedCycle, ctx: &CycleContext, sim: &SimHandle) {
     let mut blocks = Vec::new();
     for action in Action::ALL {
         let rows: Vec<AuditRow> = p
+            .decision
             .plan
             .changes
             .iter()
             .filter(|c| c.action == action)
-            .map(|c| reconcile::audit_row(c, &p.ids, &p.roles))
+            .map(|c| reconcile::audit_row(c, &p.snapshot.ids, &p.snapshot.roles))
             .collect();
         blocks.push((action, rows));
     }
@@ -654,9 +651,11 @@ fn print_plan(p: &PreparedCycle, ctx: &CycleContext, sim: &SimHandle) {
         }
     }
 
-    let skipped: Vec<&AuditRow> = p
-        .preliminary
+    let skipped: Vec<AuditRow> = p
+        .decision
+        .unplanned
         .iter()
+        .map(|u| reconcile::record::unplanned_row(u, &p.snapshot.ids, &p.snapshot.roles))
         .filter(|r| r.outcome == Some(AuditOutcome::Skipped))
         .collect();
     println!(
@@ -682,7 +681,7 @@ fn print_plan(p: &PreparedCycle, ctx: &CycleContext, sim: &SimHandle) {
         println!("      ... and {} more", skipped.len() - 5);
     }
 
-    let removals = p.plan.count(Action::Remove) as u64;
+    let removals = p.decision.plan.count(Action::Remove) as u64;
     let live = details.live_enrollments;
     let limits = &ctx.settings.reconcile;
     let share = if live == 0 {
@@ -690,7 +689,7 @@ fn print_plan(p: &PreparedCycle, ctx: &CycleContext, sim: &SimHandle) {
     } else {
         removals as f64 * 100.0 / live as f64
     };
-    match p.guard.reason() {
+    match p.decision.brake.reason() {
         None => println!(
             "  {:<14} not tripped: {} removals of {} live enrollments ({share:.1}%) are within \
              reconcile.max_removal_ratio = {} and reconcile.max_removals = {}",

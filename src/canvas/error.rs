@@ -60,6 +60,22 @@ impl CanvasError {
         }
     }
 
+    /// Errors that say Canvas cannot be worked with right now (token rejected, unreachable, failing, throttling),
+    /// as opposed to a problem with one object: the daemon reports not ready until a cycle gets through.
+    pub fn means_canvas_down(&self) -> bool {
+        matches!(
+            self,
+            CanvasError::Unauthorized { .. }
+                | CanvasError::Unavailable
+                | CanvasError::Token(_)
+                | CanvasError::Network { .. }
+                | CanvasError::Timeout { .. }
+                | CanvasError::Server { .. }
+                | CanvasError::Throttled { .. }
+                | CanvasError::Redirect { .. }
+        )
+    }
+
     /// Errors that make continuing the cycle pointless or harmful (a revoked token, a Canvas that is down):
     /// the cycle stops instead of turning every remaining change into a failed request.
     pub fn ends_cycle(&self) -> bool {

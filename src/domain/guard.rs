@@ -12,7 +12,7 @@ use super::{Action, Sym};
 /// drop is a third, and that is ordinary churn rather than a broken export.
 pub const MIN_COURSE_LIVE_FOR_RATIO: u64 = 5;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct GuardLimits {
     pub max_removals: u64,
     pub max_removal_ratio: f64,
@@ -20,7 +20,7 @@ pub struct GuardLimits {
 }
 
 /// Why the brake tripped. `Display` is the log line an operator reads.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Trip {
     EmptySis,
     MaxRemovals {
@@ -90,7 +90,7 @@ fn ratio(n: u64, d: u64) -> f64 {
     }
 }
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct GuardDecision {
     /// Set when every removal is blocked.
     pub global: Option<Trip>,

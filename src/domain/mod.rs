@@ -1,13 +1,17 @@
 //! The enrollment model both sides are read into, and the pure decisions made over it.
 //!
-//! Everything in `domain` is synchronous and free of I/O: `plan` decides, `guard` brakes, `rules` rewrites roles,
-//! `roles` resolves role names. The reconcile cycle reads the SIS and Canvas into these types at its edges.
+//! Everything in `domain` is synchronous and free of I/O: `decide` is the cycle's one decision (role rules →
+//! duplicates → plan → brake), built from `rules` (rewrites roles), `plan` (compares), `guard` (brakes) and `roles`
+//! (resolves role names). The reconcile cycle reads the SIS and Canvas into these types at its edges.
 
+pub mod decide;
 pub mod guard;
 pub mod plan;
 pub mod roles;
 pub mod rules;
 pub mod sis_row;
+
+pub use crate::config::{RemovalPolicy, UserIdKind};
 
 use std::fmt;
 
@@ -16,7 +20,7 @@ use std::fmt;
 pub type Sym = lasso::Spur;
 
 /// Interns and resolves the identifiers of one cycle.
-#[derive(Default)]
+#[derive(Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Ids {
     rodeo: lasso::Rodeo,
 }
@@ -37,7 +41,9 @@ impl Ids {
 }
 
 /// A Canvas `role_id`. Matching is always by id, never by label (a renamed custom role keeps its id; facts §4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct RoleId(pub u64);
 
 impl fmt::Display for RoleId {
@@ -47,7 +53,7 @@ impl fmt::Display for RoleId {
 }
 
 /// A Canvas enrollment `workflow_state` as the list API reports it (facts §1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum EnrollmentState {
     Active,
     Invited,
@@ -112,7 +118,9 @@ impl fmt::Display for EnrollmentState {
 }
 
 /// The state the SIS asks for (`status` column; NULL = active).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum DesiredState {
     // Order matters: when duplicate SIS rows disagree, the greatest wins (see `plan::resolve_duplicates`).
     Deleted,
@@ -146,14 +154,14 @@ impl DesiredState {
 /// Which section of a course an enrollment is in, as the SIS can name it: a SIS section id, or the course's
 /// default section (SIS `section_id` NULL). On the live side a section without a SIS id counts as the default
 /// section, since Canvas creates the default section without one (README: "Sections").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum SectionKey {
     Sis(Sym),
     Default,
 }
 
 /// One enrollment the SIS wants (after role rules).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DesiredEnrollment {
     pub user: Sym,
     pub course: Sym,
@@ -174,7 +182,7 @@ impl DesiredEnrollment {
 }
 
 /// Canvas's identity of an enrollment: user + section + role (facts §1: one row per enrollment).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct EnrollmentKey {
     pub user: Sym,
     pub course: Sym,
@@ -183,7 +191,7 @@ pub struct EnrollmentKey {
 }
 
 /// One enrollment as Canvas lists it, reduced to what the plan compares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LiveEnrollment {
     pub id: u64,
     /// The user's SIS identity (`sis_user_id`, or lower-cased `login_id`), `None` for users without one.
@@ -212,7 +220,9 @@ impl LiveEnrollment {
 }
 
 /// The four kinds of change (CONTRACT.md `audit_log.action`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Action {
     Enroll,
     Remove,

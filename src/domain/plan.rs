@@ -17,7 +17,7 @@ use super::{
 use crate::config::RemovalPolicy;
 
 /// One decided change. `live` is the enrollment it acts on (for `change_role`, the old one); `None` for `enroll`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Change {
     pub action: Action,
     pub user: Option<Sym>,
@@ -30,7 +30,7 @@ pub struct Change {
     pub live: Option<LiveEnrollment>,
 }
 
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Plan {
     pub changes: Vec<Change>,
 }
@@ -70,7 +70,7 @@ pub fn removal_state(policy: RemovalPolicy) -> Option<EnrollmentState> {
 }
 
 /// Two SIS rows for the same enrollment that disagree on status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DuplicateConflict {
     pub key: EnrollmentKey,
     pub kept: DesiredState,

@@ -17,7 +17,7 @@ pub struct ResolvedRule {
 }
 
 /// A user two rules would move from the same role to different roles. Reported and left alone, never guessed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RuleConflict {
     pub user: Sym,
     pub from: RoleId,

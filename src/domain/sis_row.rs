@@ -8,7 +8,7 @@ use super::{DesiredEnrollment, DesiredState, Ids, SectionKey, Sym};
 use crate::config::UserIdKind;
 
 /// The five text columns of a SIS row, as read.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SisRow {
     pub user_id: Option<String>,
     pub course_id: Option<String>,
@@ -19,23 +19,80 @@ pub struct SisRow {
 
 /// Why a row was skipped, and which user/course it was about (when that much could be read), so that the cycle
 /// can hold that user's enrollments in that course instead of removing them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SkippedRow {
-    pub reason: String,
+    pub reason: SkipReason,
     pub user: Option<Sym>,
     pub course: Option<Sym>,
 }
 
-fn id_field(value: Option<&str>, column: &str) -> Result<String, String> {
-    match value {
-        None => Err(format!("{column} is NULL")),
-        Some(v) if v.trim().is_empty() => Err(format!("{column} is empty")),
-        Some(v) if v != v.trim() => Err(format!(
-            "{column} `{v}` has leading or trailing whitespace; fix it in the SIS (it would name a different Canvas object)"
-        )),
-        Some(v) if v.chars().any(char::is_control) => {
-            Err(format!("{column} contains a control character"))
+/// An id column of a SIS row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum IdColumn {
+    UserId,
+    CourseId,
+    SectionId,
+}
+
+impl IdColumn {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdColumn::UserId => "user_id",
+            IdColumn::CourseId => "course_id",
+            IdColumn::SectionId => "section_id",
         }
+    }
+}
+
+/// Why a SIS row could not be understood. `Display` is the audit text; [`SkipReason::label`] is the bounded metric
+/// label, so rewording a message never moves a label.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+pub enum SkipReason {
+    #[error("{} is NULL", .0.as_str())]
+    Null(IdColumn),
+    #[error("{} is empty", .0.as_str())]
+    Empty(IdColumn),
+    #[error(
+        "{column} `{value}` has leading or trailing whitespace; fix it in the SIS (it would name a different Canvas object)",
+        column = .0.as_str(),
+        value = .1
+    )]
+    Whitespace(IdColumn, String),
+    #[error("{} contains a control character", .0.as_str())]
+    ControlCharacter(IdColumn),
+    #[error("role is NULL")]
+    RoleNull,
+    /// The role could not be resolved (the `RoleError` text: unknown, inactive, an account role).
+    #[error("{0}")]
+    Role(String),
+    #[error("status `{0}` is not one of active, inactive, completed, deleted (or NULL)")]
+    Status(String),
+}
+
+impl SkipReason {
+    /// The `reason` label of `rostersync_sis_rows_skipped_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            SkipReason::Null(c)
+            | SkipReason::Empty(c)
+            | SkipReason::Whitespace(c, _)
+            | SkipReason::ControlCharacter(c) => match c {
+                IdColumn::UserId => "bad_user_id",
+                IdColumn::CourseId => "bad_course_id",
+                IdColumn::SectionId => "bad_section_id",
+            },
+            SkipReason::RoleNull | SkipReason::Role(_) => "bad_role",
+            SkipReason::Status(_) => "bad_status",
+        }
+    }
+}
+
+fn id_field(value: Option<&str>, column: IdColumn) -> Result<String, SkipReason> {
+    match value {
+        None => Err(SkipReason::Null(column)),
+        Some(v) if v.trim().is_empty() => Err(SkipReason::Empty(column)),
+        Some(v) if v != v.trim() => Err(SkipReason::Whitespace(column, v.to_owned())),
+        Some(v) if v.chars().any(char::is_control) => Err(SkipReason::ControlCharacter(column)),
         Some(v) => Ok(v.to_owned()),
     }
 }
@@ -54,62 +111,55 @@ pub fn parse_row(
     roles: &RoleBook,
     ids: &mut Ids,
 ) -> Result<DesiredEnrollment, SkippedRow> {
-    let user =
-        id_field(row.user_id.as_deref(), "user_id").map(|u| ids.intern(&user_identity(&u, kind)));
-    let course = id_field(row.course_id.as_deref(), "course_id").map(|c| ids.intern(&c));
-    let skip =
-        |reason: String, user: &Result<Sym, String>, course: &Result<Sym, String>| SkippedRow {
-            reason,
-            user: user.as_ref().ok().copied(),
-            course: course.as_ref().ok().copied(),
-        };
-    if let Err(reason) = &user {
-        return Err(skip(reason.clone(), &user, &course));
-    }
-    if let Err(reason) = &course {
-        return Err(skip(reason.clone(), &user, &course));
-    }
+    let user = id_field(row.user_id.as_deref(), IdColumn::UserId)
+        .map(|u| ids.intern(&user_identity(&u, kind)));
+    let course = id_field(row.course_id.as_deref(), IdColumn::CourseId).map(|c| ids.intern(&c));
+    let (user, course) = match (user, course) {
+        (Ok(user), Ok(course)) => (user, course),
+        (Err(reason), course) => {
+            return Err(SkippedRow {
+                reason,
+                user: None,
+                course: course.ok(),
+            });
+        }
+        (Ok(user), Err(reason)) => {
+            return Err(SkippedRow {
+                reason,
+                user: Some(user),
+                course: None,
+            });
+        }
+    };
+    let skip = |reason: SkipReason| SkippedRow {
+        reason,
+        user: Some(user),
+        course: Some(course),
+    };
     let section = match row.section_id.as_deref() {
         // An empty string is how many exports spell "no section"; both mean the course's default section.
         None | Some("") => SectionKey::Default,
-        Some(s) => match id_field(Some(s), "section_id") {
-            Ok(s) => SectionKey::Sis(ids.intern(&s)),
-            Err(reason) => return Err(skip(reason, &user, &course)),
-        },
+        Some(s) => {
+            SectionKey::Sis(ids.intern(&id_field(Some(s), IdColumn::SectionId).map_err(skip)?))
+        }
     };
     let role = match row.role.as_deref() {
-        None => return Err(skip("role is NULL".into(), &user, &course)),
-        Some(r) => match roles.resolve(r) {
-            Ok(id) => id,
-            Err(e) => return Err(skip(e.to_string(), &user, &course)),
-        },
+        None => return Err(skip(SkipReason::RoleNull)),
+        Some(r) => roles
+            .resolve(r)
+            .map_err(|e| skip(SkipReason::Role(e.to_string())))?,
     };
     let state = match row.status.as_deref() {
         None => DesiredState::Active,
-        Some(s) => match DesiredState::parse(s) {
-            Some(state) => state,
-            None => {
-                return Err(skip(
-                    format!(
-                        "status `{s}` is not one of active, inactive, completed, deleted (or NULL)"
-                    ),
-                    &user,
-                    &course,
-                ));
-            }
-        },
+        Some(s) => DesiredState::parse(s).ok_or_else(|| skip(SkipReason::Status(s.to_owned())))?,
     };
-    match (user, course) {
-        (Ok(user), Ok(course)) => Ok(DesiredEnrollment {
-            user,
-            course,
-            section,
-            role,
-            state,
-        }),
-        // Both were checked above.
-        (user, course) => Err(skip("unreadable row".into(), &user, &course)),
-    }
+    Ok(DesiredEnrollment {
+        user,
+        course,
+        section,
+        role,
+        state,
+    })
 }
 
 #[cfg(test)]
@@ -177,7 +227,11 @@ mod tests {
         for (r, expected) in cases {
             let mut ids = Ids::new();
             let err = parse_row(&r, UserIdKind::SisUserId, &roles(), &mut ids).expect_err(expected);
-            assert!(err.reason.contains(expected), "{expected}: {}", err.reason);
+            assert!(
+                err.reason.to_string().contains(expected),
+                "{expected}: {}",
+                err.reason
+            );
             assert!(err.course.is_some());
         }
     }

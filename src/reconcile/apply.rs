@@ -1,294 +1,300 @@
-//! Turns one [`Change`] into its Canvas calls (facts §1) and says how it ended. A failure is a value, never an
-//! early return from the cycle.
+//! The write half of a cycle: makes the changes a [`Decision`] allows, through the API (one change at a time,
+//! several in flight) or a SIS import (a big delta in one job), and records every outcome.
+//!
+//! Intent first: every change has its `planned` audit row before its Canvas call. A failed change is a value that
+//! goes into the audit log; only a Canvas that cannot be worked with (token rejected, down) stops the rest.
 
-use serde_json::json;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
-use crate::canvas::client::UserRef;
-use crate::canvas::{CanvasClient, CanvasError, EnrollTarget};
-use crate::config::RemovalPolicy;
+use futures::StreamExt;
+use tracing::{info, warn};
+
+use super::change::{self, ChangeResult};
+use super::error::CycleError;
+use super::record::{self, OutcomeWriter};
+use super::report::CycleReport;
+use super::{CycleContext, CycleOptions, bulk};
+use crate::canvas::CanvasError;
+use crate::config::WritePath;
+use crate::domain::decide::{Decision, Snapshot};
 use crate::domain::plan::Change;
-use crate::domain::roles::RoleBook;
-use crate::domain::{Action, EnrollmentState, Ids, SectionKey};
-use crate::store::AuditOutcome;
+use crate::domain::{Ids, RemovalPolicy};
+use crate::store::{AuditLog, AuditOutcome, AuditRow};
 
-/// How one change ended.
-#[derive(Debug, Clone)]
-pub struct ChangeResult {
-    pub outcome: AuditOutcome,
-    pub error: Option<String>,
-    pub http_status: Option<u16>,
-    /// The enrollment acted on or created.
-    pub enrollment_id: Option<u64>,
-    /// For `change_role`: the enrollment created in the new role.
-    pub new_enrollment_id: Option<u64>,
-    pub steps: Option<serde_json::Value>,
-    pub user_not_found: bool,
-    /// Set when the error means the rest of the cycle should not be attempted.
-    pub ends_cycle: Option<CanvasError>,
-}
+/// Audits what needs no call, then (unless dry run) makes the changes and records their outcomes in `report`.
+pub async fn apply_decision(
+    ctx: &CycleContext,
+    opts: &CycleOptions,
+    snap: &Snapshot,
+    decision: &Decision,
+    report: &mut CycleReport,
+) -> Result<(), CycleError> {
+    let (ids, roles) = (&snap.ids, &snap.roles);
+    let audit = AuditLog::new(ctx.db.clone());
+    let (run_id, dry_run) = (report.run_id.clone(), report.dry_run);
+    let unwritten = |e: crate::store::DbError| {
+        CycleError::Audit(format!(
+            "cannot write the audit log, so no change is made: {e}"
+        ))
+    };
 
-impl ChangeResult {
-    fn applied(enrollment_id: Option<u64>) -> Self {
-        Self {
-            outcome: AuditOutcome::Applied,
-            error: None,
-            http_status: None,
-            enrollment_id,
-            new_enrollment_id: None,
-            steps: None,
-            user_not_found: false,
-            ends_cycle: None,
+    // Rows that need no Canvas call, and changes the brake holds back.
+    let mut settled: Vec<AuditRow> = decision
+        .unplanned
+        .iter()
+        .map(|u| record::unplanned_row(u, ids, roles))
+        .collect();
+    let brake_reason = decision.brake.reason().unwrap_or_default();
+    for c in decision.held() {
+        settled.push(record::held_row(c, ids, roles, &brake_reason));
+        ctx.metrics.count_change(c.action.as_str(), "skipped");
+    }
+    for row in &settled {
+        match row.outcome {
+            Some(AuditOutcome::Failed) => report.failed += 1,
+            Some(AuditOutcome::Skipped) => report.skipped += 1,
+            _ => {}
         }
     }
-
-    fn failed(error: &CanvasError) -> Self {
-        Self {
-            outcome: AuditOutcome::Failed,
-            error: Some(error.to_string()),
-            http_status: error.status(),
-            enrollment_id: None,
-            new_enrollment_id: None,
-            steps: None,
-            user_not_found: false,
-            ends_cycle: error.ends_cycle().then(|| error.clone()),
-        }
-    }
-
-    pub fn skipped(reason: impl Into<String>) -> Self {
-        Self {
-            outcome: AuditOutcome::Skipped,
-            error: Some(reason.into()),
-            http_status: None,
-            enrollment_id: None,
-            new_enrollment_id: None,
-            steps: None,
-            user_not_found: false,
-            ends_cycle: None,
-        }
-    }
-}
-
-pub const USER_NOT_FOUND: &str = "user not found in Canvas";
-
-fn task_for(state: EnrollmentState) -> Option<&'static str> {
-    match state {
-        EnrollmentState::Completed => Some("conclude"),
-        EnrollmentState::Deleted => Some("delete"),
-        EnrollmentState::Inactive => Some("inactivate"),
-        _ => None,
-    }
-}
-
-pub async fn apply_change(
-    canvas: &CanvasClient,
-    change: &Change,
-    ids: &Ids,
-    roles: &RoleBook,
-    removal: RemovalPolicy,
-) -> ChangeResult {
-    match change.action {
-        Action::Enroll => enroll(canvas, change, ids).await,
-        Action::Remove => remove(canvas, change, removal).await,
-        Action::ChangeState => change_state(canvas, change).await,
-        Action::ChangeRole => change_role(canvas, change, roles, removal).await,
-    }
-}
-
-async fn enroll(canvas: &CanvasClient, change: &Change, ids: &Ids) -> ChangeResult {
-    let (Some(user), Some(role), Some(state)) =
-        (change.user, change.role_after, change.state_after)
-    else {
-        return ChangeResult::skipped("internal: enroll without user, role or state");
-    };
-    let user = ids.resolve(user);
-    let course = ids.resolve(change.course);
-    let target = match change.section {
-        SectionKey::Sis(s) => EnrollTarget::SisSection {
-            sis_section_id: ids.resolve(s),
-        },
-        SectionKey::Default => EnrollTarget::CourseDefaultSection {
-            sis_course_id: course,
-        },
-    };
-    // Canvas creates enrollments as active or inactive; a concluded one is created active, then concluded.
-    let create_state = if state == EnrollmentState::Inactive {
-        "inactive"
-    } else {
-        "active"
-    };
-    let created = match canvas
-        .create_enrollment(target, UserRef::Sis(user), role.0, create_state)
+    audit
+        .insert(&run_id, dry_run, &settled)
         .await
-    {
-        Ok(e) => e,
-        Err(CanvasError::NotFound { message }) => {
-            // 404 on create: the user, or the section, is unknown to Canvas. Tell which.
-            return match canvas.get_user(UserRef::Sis(user)).await {
-                Ok(None) => ChangeResult {
-                    user_not_found: true,
-                    http_status: Some(404),
-                    ..ChangeResult::skipped(USER_NOT_FOUND)
-                },
-                Ok(Some(_)) => ChangeResult::failed(&CanvasError::NotFound {
-                    message: format!(
-                        "{message} (the user exists; the section or course was not found)"
-                    ),
-                }),
-                Err(e) => ChangeResult::failed(&e),
-            };
-        }
-        Err(e) => return ChangeResult::failed(&e),
-    };
-    match task_for(state).filter(|_| state != EnrollmentState::Inactive) {
-        None => ChangeResult::applied(Some(created.id)),
-        Some(task) => match canvas
-            .delete_enrollment(created.course_id, created.id, task)
-            .await
-        {
-            Ok(_) => ChangeResult {
-                steps: Some(json!({"create": "applied", task: "applied"})),
-                ..ChangeResult::applied(Some(created.id))
-            },
-            Err(e) => ChangeResult {
-                enrollment_id: Some(created.id),
-                steps: Some(json!({"create": "applied", task: format!("failed: {e}")})),
-                error: Some(format!(
-                    "created enrollment {} but could not set it to {state}: {e}; the next cycle retries",
-                    created.id
-                )),
-                ..ChangeResult::failed(&e)
-            },
-        },
-    }
-}
+        .map_err(unwritten)?;
 
-async fn remove(canvas: &CanvasClient, change: &Change, removal: RemovalPolicy) -> ChangeResult {
-    let (Some(live), Some(task)) = (change.live, removal.canvas_task()) else {
-        return ChangeResult::skipped(
-            "internal: remove without a live enrollment or with removal = keep",
+    let to_apply: Vec<Change> = decision.to_make().copied().collect();
+    let rows: Vec<AuditRow> = to_apply
+        .iter()
+        .map(|c| record::change_row(c, ids, roles))
+        .collect();
+    if dry_run {
+        audit
+            .insert(&run_id, true, &rows)
+            .await
+            .map_err(|e| CycleError::Audit(format!("cannot write the audit log: {e}")))?;
+        info!(
+            changes = rows.len(),
+            "dry run: changes planned and audited, none applied"
         );
-    };
-    match canvas
-        .delete_enrollment(live.canvas_course_id, live.id, task)
-        .await
-    {
-        Ok(Some(_)) => ChangeResult::applied(Some(live.id)),
-        Ok(None) => ChangeResult {
-            steps: Some(json!({ task: "already gone (404)" })),
-            ..ChangeResult::applied(Some(live.id))
-        },
-        Err(e) => ChangeResult {
-            enrollment_id: Some(live.id),
-            ..ChangeResult::failed(&e)
-        },
+        return Ok(());
     }
-}
-
-async fn change_state(canvas: &CanvasClient, change: &Change) -> ChangeResult {
-    let (Some(live), Some(to)) = (change.live, change.state_after) else {
-        return ChangeResult::skipped("internal: change_state without a live enrollment");
-    };
-    let result = match to {
-        // Reactivate works only from inactive; any other state is revived by re-POSTing the same user, section and
-        // role (facts §1: the row is reused, same id).
-        EnrollmentState::Active if live.state == EnrollmentState::Inactive => canvas
-            .reactivate_enrollment(live.canvas_course_id, live.id)
-            .await
-            .map(|e| Some(e.id)),
-        EnrollmentState::Active => canvas
-            .create_enrollment(
-                EnrollTarget::Section {
-                    section_id: live.canvas_section_id,
-                },
-                UserRef::Canvas(live.canvas_user_id),
-                live.role.0,
-                "active",
-            )
-            .await
-            .map(|e| Some(e.id)),
-        other => match task_for(other) {
-            Some(task) => canvas
-                .delete_enrollment(live.canvas_course_id, live.id, task)
-                .await
-                .map(|_| Some(live.id)),
-            None => {
-                return ChangeResult::skipped(format!(
-                    "cannot move an enrollment to state {other}"
-                ));
-            }
-        },
-    };
-    match result {
-        Ok(id) => ChangeResult::applied(id),
-        Err(e) => ChangeResult {
-            enrollment_id: Some(live.id),
-            ..ChangeResult::failed(&e)
-        },
+    if to_apply.is_empty() {
+        return Ok(());
     }
-}
-
-/// Create the new-role enrollment in the same section, then remove the old one (facts §1: no API changes a role
-/// in place). If the second step fails, the user keeps both roles until the next cycle finishes the job.
-async fn change_role(
-    canvas: &CanvasClient,
-    change: &Change,
-    roles: &RoleBook,
-    removal: RemovalPolicy,
-) -> ChangeResult {
-    let (Some(live), Some(role)) = (change.live, change.role_after) else {
-        return ChangeResult::skipped("internal: change_role without a live enrollment or role");
-    };
-    let created = match canvas
-        .create_enrollment(
-            EnrollTarget::Section {
-                section_id: live.canvas_section_id,
-            },
-            UserRef::Canvas(live.canvas_user_id),
-            role.0,
-            "active",
-        )
+    let audit_ids = audit
+        .insert(&run_id, false, &rows)
         .await
+        .map_err(unwritten)?;
+    drop(rows);
+
+    let apply_started = Instant::now();
+    let total = to_apply.len() as u64;
+    let jobs: Vec<(Change, i64)> = to_apply.into_iter().zip(audit_ids).collect();
+    let (bulk, api) = split_paths(ctx, opts, jobs, ids);
+    report.details.write_path = match (bulk.is_empty(), api.is_empty()) {
+        (false, false) => "api+sis_import",
+        (false, true) => "sis_import",
+        _ => "api",
+    };
+
+    let stop = Stop::default();
+    let bulk_results = apply_bulk(ctx, bulk).await;
+    if let Some(e) = bulk_results
+        .iter()
+        .find_map(|(_, _, r)| r.ends_cycle.as_ref())
     {
-        Ok(e) => e,
-        Err(e) => {
-            return ChangeResult {
-                enrollment_id: Some(live.id),
-                steps: Some(json!({"create": format!("failed: {e}"), "remove": "not attempted"})),
-                ..ChangeResult::failed(&e)
+        stop.trigger(e);
+    }
+    let removal = ctx.settings.reconcile.removal;
+    let (canvas, cancel, stop) = (&ctx.canvas, &opts.cancel, &stop);
+    let api_results = futures::stream::iter(api)
+        .map(|(change, audit_id)| async move {
+            let result = if cancel.is_cancelled() {
+                ChangeResult::skipped(
+                    "not attempted: the cycle was stopped (shutdown, or this replica lost the leader lock)",
+                )
+            } else if let Some(reason) = stop.reason() {
+                ChangeResult::skipped(format!("not attempted: {reason}"))
+            } else {
+                let result = change::apply_change(canvas, &change, ids, roles, removal).await;
+                if let Some(e) = &result.ends_cycle {
+                    stop.trigger(e);
+                }
+                result
             };
+            (change, audit_id, result)
+        })
+        .buffer_unordered(ctx.settings.limits.max_in_flight as usize);
+    let mut results = futures::stream::iter(bulk_results).chain(api_results);
+
+    let mut writer = OutcomeWriter::new(audit);
+    let mut tally = Tally::default();
+    let mut done = 0u64;
+    while let Some((change, audit_id, result)) = results.next().await {
+        done += 1;
+        tally.count(ctx, report, ids, &change, &result);
+        writer.push(record::outcome_update(audit_id, result));
+        if let Some(progress) = &opts.progress {
+            progress(done, total);
         }
-    };
-    let Some(task) = removal.canvas_task() else {
-        return ChangeResult {
-            enrollment_id: Some(live.id),
-            new_enrollment_id: Some(created.id),
-            steps: Some(json!({"create": "applied", "remove": "kept (reconcile.removal = keep)"})),
-            ..ChangeResult::applied(Some(live.id))
-        };
-    };
-    match canvas
-        .delete_enrollment(live.canvas_course_id, live.id, task)
-        .await
-    {
-        Ok(_) => ChangeResult {
-            enrollment_id: Some(live.id),
-            new_enrollment_id: Some(created.id),
-            steps: Some(json!({"create": "applied", "remove": "applied"})),
-            ..ChangeResult::applied(Some(live.id))
-        },
-        Err(e) => ChangeResult {
-            enrollment_id: Some(live.id),
-            new_enrollment_id: Some(created.id),
-            steps: Some(json!({"create": "applied", "remove": format!("failed: {e}")})),
-            error: Some(format!(
-                "created enrollment {} as {}, but removing enrollment {} ({}) failed: {e}; the user is enrolled in both \
-                 roles until the next cycle finishes the change",
-                created.id,
-                roles.name(role),
-                live.id,
-                roles.name(live.role)
-            )),
-            ..ChangeResult::failed(&e)
-        },
+        writer.flush().await;
+    }
+    drop(results);
+    let recorded = writer.drain().await;
+    report.details.apply_ms = apply_started.elapsed().as_millis() as u64;
+    report.details.users_not_found = tally.users_not_found;
+    ctx.metrics
+        .users_not_found
+        .set(tally.users_not_found as i64);
+    if let Some(source) = tally.auth_error {
+        return Err(CycleError::Canvas {
+            doing: "Canvas rejected the token during the cycle: ".into(),
+            source,
+        });
+    }
+    recorded
+        .map_err(|e| CycleError::Audit(format!("the audit log could not be fully written: {e}")))
+}
+
+type Job = (Change, i64);
+
+/// The bulk path takes what a SIS import can name unambiguously, when there is enough of it; the rest goes through
+/// the API.
+fn split_paths(
+    ctx: &CycleContext,
+    opts: &CycleOptions,
+    jobs: Vec<Job>,
+    ids: &Ids,
+) -> (Vec<(Job, Vec<bulk::BulkRow>)>, Vec<Job>) {
+    let reconcile = &ctx.settings.reconcile;
+    if reconcile.write_path == WritePath::Api || opts.cancel.is_cancelled() {
+        return (Vec::new(), jobs);
+    }
+    let removal: RemovalPolicy = reconcile.removal;
+    let mut bulk = Vec::new();
+    let mut api = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        match bulk::rows_for(&job.0, ids, removal) {
+            Some(rows) => bulk.push((job, rows)),
+            None => api.push(job),
+        }
+    }
+    let enough = reconcile.write_path == WritePath::SisImport
+        || bulk.len() as u64 >= reconcile.bulk_min_changes;
+    if !enough {
+        api.extend(bulk.drain(..).map(|(job, _)| job));
+    }
+    (bulk, api)
+}
+
+async fn apply_bulk(
+    ctx: &CycleContext,
+    bulk: Vec<(Job, Vec<bulk::BulkRow>)>,
+) -> Vec<(Change, i64, ChangeResult)> {
+    if bulk.is_empty() {
+        return Vec::new();
+    }
+    let (jobs, rows): (Vec<Job>, Vec<Vec<bulk::BulkRow>>) = bulk.into_iter().unzip();
+    let changes: Vec<(Change, Vec<bulk::BulkRow>)> =
+        jobs.iter().map(|(c, _)| *c).zip(rows).collect();
+    let results = bulk::apply_bulk(
+        &ctx.canvas,
+        &ctx.settings.canvas.account_id,
+        ctx.settings.canvas.report_timeout,
+        &changes,
+    )
+    .await;
+    jobs.into_iter()
+        .zip(results)
+        .map(|((change, id), result)| (change, id, result))
+        .collect()
+}
+
+/// Set once an error means the rest of the cycle should not be attempted; says why to the changes left.
+#[derive(Default)]
+struct Stop {
+    stopped: AtomicBool,
+    reason: Mutex<Option<String>>,
+}
+
+impl Stop {
+    fn trigger(&self, e: &CanvasError) {
+        if !self.stopped.swap(true, Ordering::SeqCst)
+            && let Ok(mut r) = self.reason.lock()
+        {
+            *r = Some(format!("the cycle stopped after: {e}"));
+        }
+    }
+
+    fn reason(&self) -> Option<String> {
+        if !self.stopped.load(Ordering::SeqCst) {
+            return None;
+        }
+        Some(
+            self.reason
+                .lock()
+                .ok()
+                .and_then(|r| r.clone())
+                .unwrap_or_default(),
+        )
+    }
+}
+
+/// Counts outcomes into the report and metrics as they arrive.
+#[derive(Default)]
+struct Tally {
+    users_not_found: u64,
+    auth_error: Option<CanvasError>,
+}
+
+impl Tally {
+    fn count(
+        &mut self,
+        ctx: &CycleContext,
+        report: &mut CycleReport,
+        ids: &Ids,
+        change: &Change,
+        result: &ChangeResult,
+    ) {
+        let action = change.action.as_str();
+        match result.outcome {
+            AuditOutcome::Applied => {
+                report.applied += 1;
+                *report.details.applied_by_action.entry(action).or_default() += 1;
+            }
+            AuditOutcome::Failed => {
+                report.failed += 1;
+                *report.details.failed_by_action.entry(action).or_default() += 1;
+                warn!(
+                    action,
+                    user = change.user.map(|u| ids.resolve(u)).unwrap_or("-"),
+                    course.sis_id = ids.resolve(change.course),
+                    status = result.http_status,
+                    error = result.error.as_deref().unwrap_or(""),
+                    "change failed"
+                );
+            }
+            AuditOutcome::Skipped | AuditOutcome::Planned => {
+                report.skipped += 1;
+                if result
+                    .error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("not attempted"))
+                {
+                    report.details.not_attempted += 1;
+                }
+            }
+        }
+        if result.user_not_found {
+            self.users_not_found += 1;
+        }
+        if let Some(e) = &result.ends_cycle {
+            report.details.canvas_unavailable = true;
+            if let CanvasError::Unauthorized { .. } = e {
+                self.auth_error.get_or_insert_with(|| e.clone());
+            }
+        }
+        ctx.metrics.count_change(action, result.outcome.as_str());
     }
 }

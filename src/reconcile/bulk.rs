@@ -14,7 +14,7 @@ use crate::canvas::CanvasClient;
 use crate::config::RemovalPolicy;
 use crate::domain::plan::Change;
 use crate::domain::{Action, EnrollmentState, Ids, SectionKey};
-use crate::reconcile::apply::{ChangeResult, USER_NOT_FOUND};
+use crate::reconcile::change::{ChangeResult, USER_NOT_FOUND};
 use crate::store::AuditOutcome;
 
 /// One enrollments.csv row.

@@ -17,13 +17,14 @@ use rostersync::canvas::error::canvas_message;
 use rostersync::canvas::link;
 use rostersync::canvas::model::{Account, Enrollment, Role, User};
 use rostersync::config::{RemovalPolicy, Settings, UserIdKind, normalise_base_url, validate_cron};
+use rostersync::domain::decide::{DecideSettings, Decision, SkippedSisRow, Snapshot, decide};
 use rostersync::domain::guard::{GuardLimits, evaluate};
 use rostersync::domain::plan::{
-    Change, Plan, PlanInput, apply_to_snapshot, plan, removal_state, resolve_duplicates,
+    Change, Plan, apply_to_snapshot, removal_state, resolve_duplicates,
 };
 use rostersync::domain::roles::{BUILT_IN_TYPES, RoleBook, RoleInfo, RoleStatus};
 use rostersync::domain::rules::{ResolvedRule, apply_role_rules};
-use rostersync::domain::sis_row::{SisRow, parse_row};
+use rostersync::domain::sis_row::{SisRow, SkipReason, SkippedRow, parse_row};
 use rostersync::domain::{
     Action, DesiredEnrollment, DesiredState, EnrollmentKey, EnrollmentState, Ids, LiveEnrollment,
     RoleId, SectionKey, Sym,
@@ -183,6 +184,8 @@ fn scenario() -> impl Strategy<Value = Scenario> {
 /// A scenario turned into domain values: what a cycle has after reading both sides.
 struct World {
     ids: Ids,
+    /// The SIS rows as read, duplicates included.
+    sis_rows: Vec<DesiredEnrollment>,
     /// After `resolve_duplicates`, as the cycle does it.
     desired: Vec<DesiredEnrollment>,
     live: Vec<LiveEnrollment>,
@@ -223,7 +226,7 @@ impl World {
         let mut ids = Ids::new();
         let names = Names::new(&mut ids);
         let raw: Vec<DesiredEnrollment> = s.desired.iter().map(|d| names.desired(d)).collect();
-        let (desired, _) = resolve_duplicates(raw);
+        let (desired, _) = resolve_duplicates(raw.clone());
         // Canvas keeps one row per (user, section, role, associated user), whatever its state (a deleted row is
         // restored by the next enroll), so a second row with the same key is dropped here.
         let mut seen = HashSet::new();
@@ -255,6 +258,7 @@ impl World {
             .collect();
         World {
             ids,
+            sis_rows: raw,
             desired,
             live,
             hold,
@@ -262,14 +266,28 @@ impl World {
         }
     }
 
-    fn plan(&self, live: &[LiveEnrollment], policy: RemovalPolicy) -> Plan {
-        plan(&PlanInput {
-            desired: &self.desired,
+    /// The production decision (`decide`) over `sis_rows`, `live` and `rules`, with this world's holds (each
+    /// one a SIS row that could not be parsed, as in a cycle).
+    fn decide(
+        &self,
+        sis_rows: &[DesiredEnrollment],
+        live: &[LiveEnrollment],
+        rules: &[ResolvedRule],
+        policy: RemovalPolicy,
+    ) -> Decision {
+        decide_over(
+            &self.ids,
+            sis_rows,
+            &self.hold,
             live,
-            removal: policy,
-            manage_non_sis_users: self.manage_non_sis_users,
-            hold: &self.hold,
-        })
+            rules,
+            policy,
+            self.manage_non_sis_users,
+        )
+    }
+
+    fn plan(&self, live: &[LiveEnrollment], policy: RemovalPolicy) -> Plan {
+        self.decide(&self.sis_rows, live, &[], policy).plan
     }
 
     fn desired_keys(&self) -> HashSet<EnrollmentKey> {
@@ -279,6 +297,54 @@ impl World {
     fn held(&self, l: &LiveEnrollment) -> bool {
         l.user.is_some_and(|u| self.hold.contains(&(u, l.course)))
     }
+}
+
+/// `decide` as a cycle calls it, after a read of these SIS rows, holds and live rows; the brake never matters here
+/// (it marks changes as held, the plan stays whole).
+fn decide_over(
+    ids: &Ids,
+    sis_rows: &[DesiredEnrollment],
+    hold: &HashSet<(Sym, Sym)>,
+    live: &[LiveEnrollment],
+    rules: &[ResolvedRule],
+    policy: RemovalPolicy,
+    manage_non_sis_users: bool,
+) -> Decision {
+    let mut managed: Vec<Sym> = sis_rows.iter().map(|d| d.course).collect();
+    managed.sort();
+    managed.dedup();
+    let snapshot = Snapshot {
+        ids: ids.clone(),
+        sis_rows: (sis_rows.len() + hold.len()) as u64,
+        desired: sis_rows.to_vec(),
+        skipped: hold
+            .iter()
+            .map(|&(user, course)| SkippedSisRow {
+                row: SisRow::default(),
+                skip: SkippedRow {
+                    reason: SkipReason::RoleNull,
+                    user: Some(user),
+                    course: Some(course),
+                },
+            })
+            .collect(),
+        rules: rules.to_vec(),
+        managed,
+        live: live.to_vec(),
+        ..Snapshot::default()
+    };
+    decide(
+        &snapshot,
+        &DecideSettings {
+            removal: policy,
+            manage_non_sis_users,
+            limits: GuardLimits {
+                max_removals: u64::MAX,
+                max_removal_ratio: 1.0,
+                max_course_removal_ratio: 1.0,
+            },
+        },
+    )
 }
 
 /// The changes of `plan` that act on live row `id`.
@@ -565,13 +631,7 @@ proptest! {
         ub.reverse();
         for policy in POLICIES {
             let end = |desired: &[DesiredEnrollment]| {
-                let p = plan(&PlanInput {
-                    desired,
-                    live: &w.live,
-                    removal: policy,
-                    manage_non_sis_users: w.manage_non_sis_users,
-                    hold: &w.hold,
-                });
+                let p = w.decide(desired, &w.live, &[], policy).plan;
                 let mut rows: Vec<_> = apply_to_snapshot(&w.live, &p, policy)
                     .iter()
                     .map(|l| (l.user, l.course, format!("{:?}", l.section), l.role, l.state.as_str(), l.associated_user_id))
@@ -823,19 +883,7 @@ proptest! {
         let rules = resolved_rules(&mut w.ids, &specs);
         let sis_rows = w.desired.clone();
         for policy in POLICIES {
-            let cycle = |live: &[LiveEnrollment]| {
-                let outcome = apply_role_rules(sis_rows.clone(), live, &rules);
-                let mut hold = w.hold.clone();
-                hold.extend(outcome.hold.iter().copied());
-                let (desired, _) = resolve_duplicates(outcome.desired);
-                plan(&PlanInput {
-                    desired: &desired,
-                    live,
-                    removal: policy,
-                    manage_non_sis_users: w.manage_non_sis_users,
-                    hold: &hold,
-                })
-            };
+            let cycle = |live: &[LiveEnrollment]| w.decide(&sis_rows, live, &rules, policy).plan;
             let first = cycle(&w.live);
             let after = apply_to_snapshot(&w.live, &first, policy);
             let second = cycle(&after);
@@ -1396,7 +1444,7 @@ proptest! {
                 prop_assert_eq!(Some(ids.resolve(d.course)), row.course_id.as_deref());
                 prop_assert!(row.status.is_none() || DesiredState::parse(row.status.as_deref().unwrap_or("")).is_some());
             }
-            Err(skip) => prop_assert!(!skip.reason.is_empty()),
+            Err(skip) => prop_assert!(!skip.reason.to_string().is_empty()),
         }
     }
 
@@ -1479,16 +1527,16 @@ fn role_rules_written_against_their_chain_order_converge_in_one_cycle() {
         },
     ];
     let cycle = |live: &[LiveEnrollment]| {
-        let outcome = apply_role_rules(sis_rows.clone(), live, &rules);
-        let hold: HashSet<_> = outcome.hold.iter().copied().collect();
-        let (desired, _) = resolve_duplicates(outcome.desired);
-        plan(&PlanInput {
-            desired: &desired,
+        decide_over(
+            &ids,
+            &sis_rows,
+            &HashSet::new(),
             live,
-            removal: RemovalPolicy::Conclude,
-            manage_non_sis_users: false,
-            hold: &hold,
-        })
+            &rules,
+            RemovalPolicy::Conclude,
+            false,
+        )
+        .plan
     };
     let first = cycle(&[]);
     assert_eq!(first.len(), 1);

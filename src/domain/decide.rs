@@ -1,0 +1,306 @@
+//! The one decision of a cycle: `decide(&Snapshot, &DecideSettings) -> Decision`.
+//!
+//! Pure and synchronous: no I/O, no clock, no logging. The cycle reads both sides into a [`Snapshot`] at its edge,
+//! calls [`decide`], and applies what the [`Decision`] says. Tests, the benchmark and the demo call this same
+//! function, so what they check is what the daemon does.
+//!
+//! The order is fixed and each step feeds the next: role rules rewrite the desired side (and say which users to
+//! hold), duplicates are resolved (the most present status wins), the plan compares desired with live, and the
+//! brake judges the plan.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::guard::{self, GuardDecision, GuardLimits};
+use super::plan::{self, Change, DuplicateConflict, Plan, PlanInput};
+use super::roles::RoleBook;
+use super::rules::{self, ResolvedRule, RuleConflict};
+use super::sis_row::{SisRow, SkippedRow};
+use super::{Action, DesiredEnrollment, Ids, LiveEnrollment, RemovalPolicy, Sym};
+
+/// Everything a cycle read, in domain form: the SIS side (parsed rows, rows that could not be parsed, role-rule
+/// users) and the Canvas side (roles, live enrollments of the managed courses, courses Canvas does not have).
+#[derive(Default)]
+pub struct Snapshot {
+    /// The interned ids every `Sym` in the snapshot (and in its decision) refers to.
+    pub ids: Ids,
+    pub roles: RoleBook,
+    /// SIS rows read, parsed or not.
+    pub sis_rows: u64,
+    /// The SIS rows that parsed, in read order (duplicates included: `decide` resolves them).
+    pub desired: Vec<DesiredEnrollment>,
+    /// The SIS rows that did not parse, with the reason.
+    pub skipped: Vec<SkippedSisRow>,
+    /// Role rules with their roles resolved and their users read.
+    pub rules: Vec<ResolvedRule>,
+    /// Courses named by at least one usable SIS row, sorted.
+    pub managed: Vec<Sym>,
+    /// Live enrollments of the managed courses.
+    pub live: Vec<LiveEnrollment>,
+    /// Managed courses Canvas answered 404 for.
+    pub courses_not_found: HashSet<Sym>,
+}
+
+/// A SIS row that could not be understood, as read, with why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedSisRow {
+    pub row: SisRow,
+    pub skip: SkippedRow,
+}
+
+/// The settings `decide` depends on, and nothing else.
+#[derive(Debug, Clone, Copy)]
+pub struct DecideSettings {
+    pub removal: RemovalPolicy,
+    /// Also remove unlisted enrollments of users who have no SIS identity (test students, guests).
+    pub manage_non_sis_users: bool,
+    pub limits: GuardLimits,
+}
+
+/// Something decided without a Canvas call: it gets an audit row and never reaches Canvas.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Unplanned {
+    /// A SIS row that did not parse (skipped).
+    SkippedRow(SkippedSisRow),
+    /// A SIS row of a course Canvas does not have (failed; never a reason to remove).
+    CourseNotFound(DesiredEnrollment),
+    /// A SIS row of a user two role rules disagree about (skipped; the user is held).
+    RuleConflict(DesiredEnrollment, RuleConflict),
+}
+
+/// What one cycle will do, and why. A plain value: it serialises (with its snapshot's `Ids`) and can be stored.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Decision {
+    /// Every change that turns live into desired, sorted by course, user and enrollment.
+    pub plan: Plan,
+    /// The brake's verdict on the plan.
+    pub brake: GuardDecision,
+    /// Rows settled without a Canvas call, in the order they are audited.
+    pub unplanned: Vec<Unplanned>,
+    /// SIS rows naming one enrollment with different statuses.
+    pub duplicates: Vec<DuplicateConflict>,
+    /// Users two role rules would move to different roles.
+    pub rule_conflicts: Vec<RuleConflict>,
+    /// SIS rows rewritten plus live rows adopted by role rules.
+    pub role_rule_rewrites: u64,
+    /// Usable SIS rows (the brake's empty-SIS test).
+    pub usable_rows: u64,
+}
+
+impl Decision {
+    /// Whether the brake holds this change back.
+    pub fn is_held(&self, change: &Change) -> bool {
+        change.action == Action::Remove && !self.brake.allows_removal_in(change.course)
+    }
+
+    /// The changes to make, in plan order.
+    pub fn to_make(&self) -> impl Iterator<Item = &Change> {
+        self.plan.changes.iter().filter(|c| !self.is_held(c))
+    }
+
+    /// The changes the brake holds, in plan order.
+    pub fn held(&self) -> impl Iterator<Item = &Change> {
+        self.plan.changes.iter().filter(|c| self.is_held(c))
+    }
+
+    /// Lifts the brake (the operator's documented override). Returns the reason it had tripped, if it had.
+    pub fn release_brake(&mut self) -> Option<String> {
+        let reason = self.brake.reason();
+        self.brake = GuardDecision::default();
+        reason
+    }
+}
+
+/// Role rules → duplicates → plan → brake.
+pub fn decide(snapshot: &Snapshot, settings: &DecideSettings) -> Decision {
+    let mut unplanned: Vec<Unplanned> = snapshot
+        .skipped
+        .iter()
+        .cloned()
+        .map(Unplanned::SkippedRow)
+        .collect();
+    // A row that could not be understood never turns into a removal of that user in that course.
+    let mut hold: HashSet<(Sym, Sym)> = snapshot
+        .skipped
+        .iter()
+        .filter_map(|s| Some((s.skip.user?, s.skip.course?)))
+        .collect();
+
+    // Rows of courses Canvas does not have are out of the plan: they never count towards removals.
+    let mut desired = Vec::with_capacity(snapshot.desired.len());
+    for d in &snapshot.desired {
+        if snapshot.courses_not_found.contains(&d.course) {
+            unplanned.push(Unplanned::CourseNotFound(*d));
+        } else {
+            desired.push(*d);
+        }
+    }
+
+    let ruled = rules::apply_role_rules(desired, &snapshot.live, &snapshot.rules);
+    unplanned.extend(
+        ruled
+            .skipped
+            .into_iter()
+            .map(|(d, c)| Unplanned::RuleConflict(d, c)),
+    );
+    hold.extend(ruled.hold.iter().copied());
+    let (desired, duplicates) = plan::resolve_duplicates(ruled.desired);
+
+    let plan = plan::plan(&PlanInput {
+        desired: &desired,
+        live: &snapshot.live,
+        removal: settings.removal,
+        manage_non_sis_users: settings.manage_non_sis_users,
+        hold: &hold,
+    });
+
+    let mut live_per_course: HashMap<Sym, u64> = snapshot
+        .managed
+        .iter()
+        .filter(|c| !snapshot.courses_not_found.contains(c))
+        .map(|c| (*c, 0))
+        .collect();
+    for l in &snapshot.live {
+        *live_per_course.entry(l.course).or_default() += 1;
+    }
+    let usable_rows = snapshot.desired.len();
+    let brake = guard::evaluate(
+        &plan,
+        usable_rows,
+        &live_per_course,
+        &settings.limits,
+        |c| snapshot.ids.resolve(c).to_owned(),
+    );
+
+    Decision {
+        plan,
+        brake,
+        unplanned,
+        duplicates,
+        rule_conflicts: ruled.conflicts,
+        role_rule_rewrites: (ruled.rewritten_sis_rows + ruled.adopted_live) as u64,
+        usable_rows: usable_rows as u64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::roles::{BUILT_IN_TYPES, RoleInfo, RoleStatus};
+    use crate::domain::sis_row::{IdColumn, SkipReason};
+    use crate::domain::{DesiredState, EnrollmentState, RoleId, SectionKey};
+
+    const STUDENT: RoleId = RoleId(3);
+
+    fn settings() -> DecideSettings {
+        DecideSettings {
+            removal: RemovalPolicy::Conclude,
+            manage_non_sis_users: false,
+            limits: GuardLimits {
+                max_removals: 500,
+                max_removal_ratio: 0.5,
+                max_course_removal_ratio: 1.0,
+            },
+        }
+    }
+
+    fn snapshot() -> Snapshot {
+        let mut ids = Ids::new();
+        let course = ids.intern("C1");
+        let gone = ids.intern("C404");
+        let [u1, u2, u3] = ["u1", "u2", "u3"].map(|u| ids.intern(u));
+        let desired = |user, course| DesiredEnrollment {
+            user,
+            course,
+            section: SectionKey::Default,
+            role: STUDENT,
+            state: DesiredState::Active,
+        };
+        let live = |id, user| LiveEnrollment {
+            id,
+            user: Some(user),
+            canvas_user_id: id,
+            course,
+            canvas_course_id: 1,
+            section: SectionKey::Default,
+            canvas_section_id: 1,
+            role: STUDENT,
+            state: EnrollmentState::Active,
+            associated_user_id: None,
+        };
+        Snapshot {
+            roles: RoleBook::new(BUILT_IN_TYPES.iter().enumerate().map(|(i, t)| RoleInfo {
+                id: RoleId(3 + i as u64),
+                name: (*t).into(),
+                base_type: (*t).into(),
+                status: RoleStatus::BuiltIn,
+            })),
+            sis_rows: 4,
+            desired: vec![desired(u1, course), desired(u1, gone)],
+            skipped: vec![SkippedSisRow {
+                row: SisRow {
+                    user_id: Some("u3".into()),
+                    course_id: Some("C1".into()),
+                    ..SisRow::default()
+                },
+                skip: SkippedRow {
+                    reason: SkipReason::Null(IdColumn::SectionId),
+                    user: Some(u3),
+                    course: Some(course),
+                },
+            }],
+            rules: Vec::new(),
+            managed: vec![course, gone],
+            live: vec![live(1, u2), live(2, u3)],
+            courses_not_found: [gone].into(),
+            ids,
+        }
+    }
+
+    #[test]
+    fn skipped_rows_hold_their_user_and_missing_courses_are_settled_without_a_call() {
+        let snap = snapshot();
+        let d = decide(&snap, &settings());
+        // u1 enrolled in C1; u2 removed; u3 held by its skipped row; the C404 row settled, not planned.
+        let actions: Vec<(Action, &str)> = d
+            .plan
+            .changes
+            .iter()
+            .map(|c| (c.action, snap.ids.resolve(c.user.expect("user"))))
+            .collect();
+        assert_eq!(
+            actions,
+            vec![(Action::Enroll, "u1"), (Action::Remove, "u2")]
+        );
+        assert!(matches!(d.unplanned[0], Unplanned::SkippedRow(_)));
+        assert!(matches!(d.unplanned[1], Unplanned::CourseNotFound(_)));
+        assert_eq!(d.usable_rows, 2);
+        assert!(!d.brake.tripped(), "1 removal of 2 live is within 0.5");
+    }
+
+    #[test]
+    fn a_tripped_brake_holds_removals_only_and_can_be_released() {
+        let snap = snapshot();
+        let mut tight = settings();
+        tight.limits.max_removals = 0;
+        let mut d = decide(&snap, &tight);
+        assert!(d.brake.tripped());
+        assert_eq!(d.held().count(), 1);
+        assert!(d.to_make().all(|c| c.action == Action::Enroll));
+        assert!(d.release_brake().is_some());
+        assert_eq!(d.to_make().count(), 2);
+    }
+
+    #[test]
+    fn a_decision_round_trips_through_serde_with_its_ids() {
+        let snap = snapshot();
+        let d = decide(&snap, &settings());
+        let text = serde_json::to_string(&(&snap.ids, &d)).expect("serialise");
+        let (ids, back): (Ids, Decision) = serde_json::from_str(&text).expect("deserialise");
+        assert_eq!(back.plan, d.plan);
+        assert_eq!(back.unplanned, d.unplanned);
+        let c = back.plan.changes[0];
+        assert_eq!(ids.resolve(c.course), "C1");
+    }
+}

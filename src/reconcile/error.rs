@@ -1,0 +1,61 @@
+//! [`CycleError`]: why a cycle ended before it could make its changes, or could not finish recording them.
+//! A failed change is never one of these: it is a value in the audit log (see `apply`).
+
+use crate::canvas::CanvasError;
+use crate::sis::SisError;
+use crate::store::DbError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CycleError {
+    /// Reading Canvas failed; `doing` says what the cycle was reading when it did.
+    #[error("{doing}{source}")]
+    Canvas { doing: String, source: CanvasError },
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Sis(#[from] SisError),
+    /// A role rule that cannot be applied (a role Canvas does not have, or rules that loop).
+    #[error("{0}")]
+    RoleRule(String),
+    /// The provisioning report could not be read as a report.
+    #[error("{0}")]
+    Report(String),
+    /// Settings that cannot work together for this cycle.
+    #[error("{0}")]
+    Settings(&'static str),
+    /// The audit log could not be written (before the first change: nothing was made) or fully recorded.
+    #[error("{0}")]
+    Audit(String),
+}
+
+impl From<CanvasError> for CycleError {
+    fn from(source: CanvasError) -> Self {
+        CycleError::Canvas {
+            doing: String::new(),
+            source,
+        }
+    }
+}
+
+impl CycleError {
+    /// A bounded label for logs and metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            CycleError::Canvas { .. } => "canvas",
+            CycleError::Db(_) => "db",
+            CycleError::Sis(_) => "sis",
+            CycleError::RoleRule(_) => "role_rule",
+            CycleError::Report(_) => "report",
+            CycleError::Settings(_) => "settings",
+            CycleError::Audit(_) => "audit",
+        }
+    }
+
+    /// Whether Canvas itself was the problem: the daemon is then not ready until a cycle gets through.
+    pub fn is_canvas_down(&self) -> bool {
+        match self {
+            CycleError::Canvas { source, .. } => source.means_canvas_down(),
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! Putting a decision into the cycle's report and log, and the operator's override of the brake.
+
+use tracing::{error, info, warn};
+
+use super::report::{CycleReport, Safety};
+use super::{CycleContext, CycleOptions};
+use crate::domain::Action;
+use crate::domain::decide::{Decision, Snapshot};
+
+/// Puts the decision in the report and the log; applies the operator's override of the brake.
+pub fn note_decision(
+    ctx: &CycleContext,
+    opts: &CycleOptions,
+    snap: &Snapshot,
+    decision: &mut Decision,
+    report: &mut CycleReport,
+) {
+    let (ids, roles) = (&snap.ids, &snap.roles);
+    let settings = &ctx.settings;
+    report.details.role_rule_rewrites = decision.role_rule_rewrites;
+    report.details.role_rule_conflicts = decision.rule_conflicts.len() as u64;
+    for c in &decision.rule_conflicts {
+        warn!(
+            user = ids.resolve(c.user),
+            rule.first = %c.first_rule,
+            rule.second = %c.second_rule,
+            "role rules disagree for this user ({} → {} or {}); their enrollments with that role are left as they are",
+            roles.name(c.from),
+            roles.name(c.first_to),
+            roles.name(c.second_to)
+        );
+    }
+    report.details.duplicate_rows_resolved = decision.duplicates.len() as u64;
+    if let Some(first) = decision.duplicates.first() {
+        warn!(
+            count = decision.duplicates.len(),
+            example.user = ids.resolve(first.key.user),
+            example.course = ids.resolve(first.key.course),
+            kept = ?first.kept,
+            dropped = ?first.dropped,
+            "SIS rows name the same enrollment with different statuses; the most present status wins \
+             (active > inactive > completed > deleted)"
+        );
+    }
+    for c in &decision.plan.changes {
+        if let Some(n) = report.planned.get_mut(c.action.as_str()) {
+            *n += 1;
+        }
+    }
+    let count = |action: Action| report.planned.get(action.as_str()).copied().unwrap_or(0);
+    let [enroll, removals, change_role, change_state] = Action::ALL.map(count);
+    if opts.accept_removals
+        && let Some(reason) = decision.brake.reason()
+    {
+        warn!(
+            removals,
+            "safety guard overridden by --accept-removals, removals will be applied: {reason}"
+        );
+        report.safety.reason = Some(format!("overridden by --accept-removals: {reason}"));
+        decision.release_brake();
+    }
+    if let Some(reason) = decision.brake.reason() {
+        report.safety = Safety {
+            tripped: true,
+            reason: Some(reason.clone()),
+        };
+        error!(
+            removals,
+            live = snap.live.len(),
+            max_removals = settings.reconcile.max_removals,
+            max_removal_ratio = settings.reconcile.max_removal_ratio,
+            "safety guard tripped: {reason}"
+        );
+    }
+    info!(
+        enroll,
+        remove = removals,
+        change_role,
+        change_state,
+        live = snap.live.len(),
+        courses = snap.managed.len(),
+        plan_ms = report.details.plan_ms,
+        "plan computed"
+    );
+}

@@ -1,0 +1,265 @@
+//! The read half of a cycle: the SIS and Canvas into one [`Snapshot`].
+//!
+//! Reads are all-or-nothing: any error ends the cycle before the first write, because a partial picture of Canvas
+//! or the SIS is exactly how a sync script mass-removes enrollments. SIS rows are parsed as they stream in (parse
+//! at the boundary); Canvas listings become compact [`LiveEnrollment`]s course by course.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use futures::StreamExt;
+use tracing::{info, warn};
+
+use super::error::CycleError;
+use super::report::CycleReport;
+use super::{CycleContext, provisioning};
+use crate::canvas::model::Enrollment;
+use crate::config::ReadPath;
+use crate::domain::decide::{SkippedSisRow, Snapshot};
+use crate::domain::roles::{RoleBook, RoleInfo};
+use crate::domain::rules::{ResolvedRule, role_rule_cycle};
+use crate::domain::sis_row::{parse_row, user_identity};
+use crate::domain::{EnrollmentState, Ids, LiveEnrollment, RoleId, SectionKey, Sym, UserIdKind};
+use crate::metrics::ReasonLabels;
+use crate::sis;
+
+/// Reads roles, role-rule users, SIS rows and the live enrollments of the managed courses.
+pub async fn read_snapshot(
+    ctx: &CycleContext,
+    report: &mut CycleReport,
+) -> Result<Snapshot, CycleError> {
+    let settings = &ctx.settings;
+    let kind = settings.sis.user_id_kind;
+    let started = Instant::now();
+    let mut snap = Snapshot::default();
+
+    // Roles first: SIS rows name roles, and a rule naming a missing role is fatal before anything is read.
+    let roles = ctx.canvas.list_roles(&settings.canvas.account_id).await?;
+    snap.roles = RoleBook::new(roles.into_iter().map(RoleInfo::from));
+    snap.rules = read_rules(ctx, &snap.roles, &mut snap.ids).await?;
+
+    // SIS rows, streamed and parsed one at a time.
+    let (ids, roles) = (&mut snap.ids, &snap.roles);
+    let (desired, skipped) = (&mut snap.desired, &mut snap.skipped);
+    let sis_rows =
+        sis::read_enrollments(
+            &ctx.sis,
+            &settings.sis.enrollments_query,
+            |row| match parse_row(&row, kind, roles, ids) {
+                Ok(d) => desired.push(d),
+                Err(skip) => skipped.push(SkippedSisRow { row, skip }),
+            },
+        )
+        .await?;
+    snap.sis_rows = sis_rows;
+    report.details.sis_rows = snap.sis_rows;
+    report.details.sis_rows_skipped = snap.skipped.len() as u64;
+    info!(
+        sis.rows = snap.sis_rows,
+        sis.skipped = snap.skipped.len(),
+        "SIS rows read"
+    );
+    for s in &snap.skipped {
+        ctx.metrics
+            .skipped_rows
+            .get_or_create(&ReasonLabels {
+                reason: s.skip.reason.label().to_owned(),
+            })
+            .inc();
+    }
+
+    // Managed courses: those with at least one usable row.
+    let mut managed: Vec<Sym> = snap
+        .desired
+        .iter()
+        .map(|d| d.course)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    managed.sort();
+    report.details.managed_courses = managed.len() as u64;
+    snap.managed = managed;
+
+    let use_report = match settings.canvas.read_path {
+        ReadPath::Report => true,
+        ReadPath::Courses => false,
+        ReadPath::Auto => {
+            snap.managed.len() as u64 >= settings.canvas.report_min_courses
+                && kind == UserIdKind::SisUserId
+        }
+    };
+    if use_report {
+        report.details.read_path = "report";
+        snap.live = read_report(ctx, &snap.managed, &mut snap.ids, &mut snap.roles).await?;
+    } else {
+        report.details.read_path = "courses";
+        (snap.live, snap.courses_not_found) =
+            read_courses(ctx, &snap.managed, &mut snap.ids, &mut snap.roles, kind).await?;
+    }
+    report.details.read_ms = started.elapsed().as_millis() as u64;
+    report.details.live_enrollments = snap.live.len() as u64;
+    report.details.courses_not_found = snap.courses_not_found.len() as u64;
+    Ok(snap)
+}
+
+/// Resolves each role rule's roles and reads its users; refuses rule sets that loop.
+async fn read_rules(
+    ctx: &CycleContext,
+    roles: &RoleBook,
+    ids: &mut Ids,
+) -> Result<Vec<ResolvedRule>, CycleError> {
+    let kind = ctx.settings.sis.user_id_kind;
+    let mut rules = Vec::with_capacity(ctx.settings.role_rules.len());
+    for rule in &ctx.settings.role_rules {
+        let resolve = |spec: &str, key: &str| {
+            roles
+                .resolve(spec)
+                .map_err(|e| CycleError::RoleRule(format!("role rule `{}`: {key}: {e}", rule.name)))
+        };
+        let from = resolve(&rule.from_role, "from_role")?;
+        let to = resolve(&rule.to_role, "to_role")?;
+        let users = sis::read_rule_users(&ctx.sis, &rule.name, &rule.users_query).await?;
+        info!(rule = %rule.name, users = users.len(), "role rule users read");
+        rules.push(ResolvedRule {
+            name: rule.name.clone(),
+            users: users
+                .iter()
+                .map(|u| ids.intern(&user_identity(u, kind)))
+                .collect(),
+            from,
+            to,
+        });
+    }
+    let edges: Vec<(String, RoleId, RoleId)> = rules
+        .iter()
+        .map(|r| (r.name.clone(), r.from, r.to))
+        .collect();
+    if let Some(names) = role_rule_cycle(&edges) {
+        return Err(CycleError::RoleRule(format!(
+            "role rules {} lead back to the role they start from; no order of applying them ends. Fix the rules.",
+            names
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    Ok(rules)
+}
+
+/// Live enrollments from the provisioning report (the large-account path).
+async fn read_report(
+    ctx: &CycleContext,
+    managed: &[Sym],
+    ids: &mut Ids,
+    roles: &mut RoleBook,
+) -> Result<Vec<LiveEnrollment>, CycleError> {
+    if ctx.settings.sis.user_id_kind != UserIdKind::SisUserId {
+        return Err(CycleError::Settings(
+            "canvas.read_path = report needs sis.user_id_kind = sis_user_id: the provisioning report has no login ids",
+        ));
+    }
+    let csv = ctx
+        .canvas
+        .provisioning_enrollments_csv(
+            &ctx.settings.canvas.account_id,
+            ctx.settings.canvas.report_timeout,
+        )
+        .await?;
+    let managed: HashSet<Sym> = managed.iter().copied().collect();
+    let live = provisioning::parse_enrollments_csv(&csv, &managed, ids, roles)
+        .map_err(CycleError::Report)?;
+    info!(
+        rows = live.len(),
+        bytes = csv.len(),
+        "live enrollments read from the provisioning report"
+    );
+    Ok(live)
+}
+
+/// Lists every managed course's enrollments, several courses at once; returns them and the courses Canvas does
+/// not have.
+async fn read_courses(
+    ctx: &CycleContext,
+    managed: &[Sym],
+    ids: &mut Ids,
+    roles: &mut RoleBook,
+    kind: UserIdKind,
+) -> Result<(Vec<LiveEnrollment>, HashSet<Sym>), CycleError> {
+    let states: Vec<&str> = EnrollmentState::LISTED.iter().map(|s| s.as_str()).collect();
+    let names: Vec<(Sym, String)> = managed
+        .iter()
+        .map(|c| (*c, ids.resolve(*c).to_owned()))
+        .collect();
+    let concurrency = (ctx.settings.limits.max_in_flight as usize * 2).max(2);
+    let canvas = &ctx.canvas;
+    let states = &states;
+    let mut listings = futures::stream::iter(names)
+        .map(|(sym, name)| async move {
+            let result = canvas.list_course_enrollments(&name, states).await;
+            (sym, name, result)
+        })
+        .buffer_unordered(concurrency);
+    let mut live = Vec::new();
+    let mut missing = HashSet::new();
+    while let Some((course, name, result)) = listings.next().await {
+        match result {
+            Ok(Some(rows)) => {
+                live.reserve(rows.len());
+                for e in &rows {
+                    live.push(live_enrollment(e, course, kind, ids, roles));
+                }
+            }
+            Ok(None) => {
+                warn!(course.sis_id = %name, "course not found in Canvas; its SIS rows are recorded as failed");
+                missing.insert(course);
+            }
+            Err(source) => {
+                return Err(CycleError::Canvas {
+                    doing: format!(
+                        "reading the enrollments of course `{name}` failed, so no change is made this cycle: "
+                    ),
+                    source,
+                });
+            }
+        }
+    }
+    Ok((live, missing))
+}
+
+/// One enrollment of a course listing in domain form. The identity the plan compares is the user's SIS user id or
+/// lower-cased login id (`sis.user_id_kind`); a section without a SIS id counts as the default section.
+pub fn live_enrollment(
+    e: &Enrollment,
+    course: Sym,
+    kind: UserIdKind,
+    ids: &mut Ids,
+    roles: &mut RoleBook,
+) -> LiveEnrollment {
+    let identity = match kind {
+        UserIdKind::SisUserId => e
+            .user
+            .as_ref()
+            .and_then(|u| u.sis_user_id.clone())
+            .or_else(|| e.sis_user_id.clone()),
+        UserIdKind::SisLoginId => e.user.as_ref().and_then(|u| u.login_id.clone()),
+    }
+    .filter(|s| !s.is_empty());
+    let section = match e.sis_section_id.as_deref() {
+        Some(s) if !s.is_empty() => SectionKey::Sis(ids.intern(s)),
+        _ => SectionKey::Default,
+    };
+    roles.learn(RoleId(e.role_id), &e.role, &e.enrollment_type);
+    LiveEnrollment {
+        id: e.id,
+        user: identity.map(|u| ids.intern(&user_identity(&u, kind))),
+        canvas_user_id: e.user_id,
+        course,
+        canvas_course_id: e.course_id,
+        section,
+        canvas_section_id: e.course_section_id,
+        role: RoleId(e.role_id),
+        state: EnrollmentState::parse(&e.enrollment_state),
+        associated_user_id: e.associated_user_id,
+    }
+}
