@@ -104,6 +104,27 @@ impl EnrollmentState {
         Self::Completed,
     ];
 
+    /// The `task` of Canvas's DELETE that moves an enrollment into this state (facts §1), if one does.
+    pub fn canvas_task(self) -> Option<&'static str> {
+        match self {
+            Self::Completed => Some("conclude"),
+            Self::Deleted => Some("delete"),
+            Self::Inactive => Some("inactivate"),
+            _ => None,
+        }
+    }
+
+    /// The `status` of a SIS import's enrollments.csv row that puts an enrollment in this state (facts §8).
+    pub fn sis_import_status(self) -> Option<&'static str> {
+        match self {
+            Self::Active => Some("active"),
+            Self::Inactive => Some("inactive"),
+            Self::Completed => Some("completed"),
+            Self::Deleted => Some("deleted"),
+            _ => None,
+        }
+    }
+
     /// Live states the SIS may take away: those that give the user access now or on acceptance. Concluded,
     /// inactive and deleted rows that the SIS does not list stay as they are (CONTRACT.md).
     pub fn is_removable(self) -> bool {

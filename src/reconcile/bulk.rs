@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::canvas::CanvasClient;
 use crate::config::RemovalPolicy;
-use crate::domain::plan::Change;
+use crate::domain::plan::{Change, removal_state};
 use crate::domain::{Action, EnrollmentState, Ids, SectionKey};
 use crate::reconcile::change::{ChangeResult, USER_NOT_FOUND};
 use crate::store::AuditOutcome;
@@ -40,23 +40,9 @@ impl BulkRow {
     }
 }
 
-fn sis_status(state: EnrollmentState) -> Option<&'static str> {
-    match state {
-        EnrollmentState::Active => Some("active"),
-        EnrollmentState::Inactive => Some("inactive"),
-        EnrollmentState::Completed => Some("completed"),
-        EnrollmentState::Deleted => Some("deleted"),
-        _ => None,
-    }
-}
-
+/// The status a removal under `policy` writes.
 fn removal_status(policy: RemovalPolicy) -> Option<&'static str> {
-    match policy {
-        RemovalPolicy::Conclude => Some("completed"),
-        RemovalPolicy::Delete => Some("deleted"),
-        RemovalPolicy::Inactivate => Some("inactive"),
-        RemovalPolicy::Keep => None,
-    }
+    removal_state(policy).and_then(EnrollmentState::sis_import_status)
 }
 
 /// The CSV rows for a change, or `None` when it must go through the API.
@@ -84,7 +70,7 @@ pub fn rows_for(change: &Change, ids: &Ids, removal: RemovalPolicy) -> Option<Ve
             Some(vec![row(
                 section,
                 change.role_after?.0,
-                sis_status(change.state_after?)?,
+                change.state_after?.sis_import_status()?,
             )])
         }
         Action::Remove => {
@@ -100,7 +86,7 @@ pub fn rows_for(change: &Change, ids: &Ids, removal: RemovalPolicy) -> Option<Ve
             Some(vec![row(
                 Some(live_section()?),
                 live.role.0,
-                sis_status(change.state_after?)?,
+                change.state_after?.sis_import_status()?,
             )])
         }
         Action::ChangeRole => {

@@ -70,15 +70,6 @@ impl ChangeResult {
 
 pub const USER_NOT_FOUND: &str = "user not found in Canvas";
 
-fn task_for(state: EnrollmentState) -> Option<&'static str> {
-    match state {
-        EnrollmentState::Completed => Some("conclude"),
-        EnrollmentState::Deleted => Some("delete"),
-        EnrollmentState::Inactive => Some("inactivate"),
-        _ => None,
-    }
-}
-
 pub async fn apply_change(
     canvas: &CanvasClient,
     change: &Change,
@@ -139,7 +130,10 @@ async fn enroll(canvas: &CanvasClient, change: &Change, ids: &Ids) -> ChangeResu
         }
         Err(e) => return ChangeResult::failed(&e),
     };
-    match task_for(state).filter(|_| state != EnrollmentState::Inactive) {
+    match state
+        .canvas_task()
+        .filter(|_| state != EnrollmentState::Inactive)
+    {
         None => ChangeResult::applied(Some(created.id)),
         Some(task) => match canvas
             .delete_enrollment(created.course_id, created.id, task)
@@ -206,7 +200,7 @@ async fn change_state(canvas: &CanvasClient, change: &Change) -> ChangeResult {
             )
             .await
             .map(|e| Some(e.id)),
-        other => match task_for(other) {
+        other => match other.canvas_task() {
             Some(task) => canvas
                 .delete_enrollment(live.canvas_course_id, live.id, task)
                 .await
