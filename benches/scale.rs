@@ -33,11 +33,13 @@ use rand::rngs::StdRng;
 use rostersync::canvas::link;
 use rostersync::canvas::model::{Enrollment, Role};
 use rostersync::config::{RemovalPolicy, UserIdKind};
-use rostersync::domain::plan::{self, PlanInput};
+use rostersync::domain::decide::{DecideSettings, Snapshot, decide};
+use rostersync::domain::guard::GuardLimits;
 use rostersync::domain::roles::{RoleBook, RoleInfo};
 use rostersync::domain::sis_row::{SisRow, parse_row};
 use rostersync::domain::{Action, EnrollmentState, Ids, LiveEnrollment, RoleId, SectionKey, Sym};
 use rostersync::pgtemp::PgServer;
+use rostersync::reconcile::read::live_enrollment;
 use rostersync::sim::{
     DEFAULT_TOKEN, FaultAction, FaultOptions, FaultRule, Seed, SeedCourse, SeedEnrollment,
     SeedSection, SeedUser, SimHandle, SimOptions, Store, ThrottleOptions,
@@ -1444,30 +1446,8 @@ impl Naive {
     }
 }
 
-fn to_live(e: &Enrollment, course: Sym, ids: &mut Ids) -> LiveEnrollment {
-    LiveEnrollment {
-        id: e.id,
-        user: e
-            .user
-            .as_ref()
-            .and_then(|u| u.sis_user_id.as_deref())
-            .map(|u| ids.intern(u)),
-        canvas_user_id: e.user_id,
-        course,
-        canvas_course_id: e.course_id,
-        section: match e.sis_section_id.as_deref() {
-            Some(s) if !s.is_empty() => SectionKey::Sis(ids.intern(s)),
-            _ => SectionKey::Default,
-        },
-        canvas_section_id: e.course_section_id,
-        role: RoleId(e.role_id),
-        state: EnrollmentState::parse(&e.enrollment_state),
-        associated_user_id: e.associated_user_id,
-    }
-}
-
 /// Sequential, one listing per course and state, no pacing; then the plan's writes one at a time. The plan is
-/// computed with `rostersync::domain::plan` from what the baseline itself read, so both make the same changes.
+/// computed with rostersync's own `decide` from what the baseline itself read, so both make the same changes.
 async fn naive_baseline(data: &Dataset, knobs: Knobs, fill: Fill, sample: f64) -> Result<Baseline> {
     let (sim, _) = start_sim(data, knobs, Vec::new(), fill).await?;
     let every = (1.0 / sample.clamp(1e-6, 1.0)).round().max(1.0) as usize;
@@ -1481,7 +1461,7 @@ async fn naive_baseline(data: &Dataset, knobs: Knobs, fill: Fill, sample: f64) -
     let roles: Vec<Role> = naive
         .list(format!("{api}/accounts/1/roles?per_page={PER_PAGE}"))
         .await?;
-    let book = RoleBook::new(roles.into_iter().map(RoleInfo::from));
+    let mut book = RoleBook::new(roles.into_iter().map(RoleInfo::from));
     let mut ids = Ids::new();
     let mut live = Vec::new();
     for &c in &sampled {
@@ -1491,7 +1471,11 @@ async fn naive_baseline(data: &Dataset, knobs: Knobs, fill: Fill, sample: f64) -
                 "{api}/courses/sis_course_id:C{c}/enrollments?state[]={state}&per_page={PER_PAGE}"
             );
             let rows: Vec<Enrollment> = naive.list(url).await?;
-            live.extend(rows.iter().map(|e| to_live(e, course, &mut ids)));
+            live.extend(
+                rows.iter().map(|e| {
+                    live_enrollment(e, course, UserIdKind::SisUserId, &mut ids, &mut book)
+                }),
+            );
         }
     }
     let mut desired = Vec::new();
@@ -1509,14 +1493,33 @@ async fn naive_baseline(data: &Dataset, knobs: Knobs, fill: Fill, sample: f64) -
             }
         });
     }
-    let (desired, _) = plan::resolve_duplicates(desired);
-    let decided = plan::plan(&PlanInput {
-        desired: &desired,
-        live: &live,
-        removal: RemovalPolicy::Conclude,
-        manage_non_sis_users: false,
-        hold: &HashSet::new(),
-    });
+    let mut managed: Vec<Sym> = desired.iter().map(|d| d.course).collect();
+    managed.sort();
+    managed.dedup();
+    let snapshot = Snapshot {
+        ids,
+        roles: book,
+        sis_rows: desired.len() as u64,
+        desired,
+        managed,
+        live,
+        ..Snapshot::default()
+    };
+    let ids = &snapshot.ids;
+    // The baseline makes every change its plan finds: no brake.
+    let decided = decide(
+        &snapshot,
+        &DecideSettings {
+            removal: RemovalPolicy::Conclude,
+            manage_non_sis_users: false,
+            limits: GuardLimits {
+                max_removals: u64::MAX,
+                max_removal_ratio: 1.0,
+                max_course_removal_ratio: 1.0,
+            },
+        },
+    )
+    .plan;
     for change in &decided.changes {
         let enroll_form = |role: RoleId| {
             vec![
