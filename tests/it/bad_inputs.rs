@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
+use canvas_sim::{FaultAction, FaultOptions, FaultRule, Seed};
 use rostersync::config::{Settings, TokenSource};
-use rostersync::sim::{FaultAction, FaultOptions, FaultRule, Seed};
 
 use crate::daemon::{load, roster};
 use crate::support::*;
@@ -672,7 +672,7 @@ async fn b31_a_slow_loris_or_huge_body_fails_the_cycle_cleanly() {
 async fn b32_manual_enrollments_of_users_without_sis_identity_are_never_removed() {
     let seed = Seed::default()
         .user(user(1, "u1"))
-        .user(rostersync::sim::SeedUser::new(2, "Guest Teacher"))
+        .user(canvas_sim::SeedUser::new(2, "Guest Teacher"))
         .course(course(100, "C"))
         .enrollment(enrolled(2, 100, TEACHER, "active"));
     let env = TestEnv::new(seed).await;

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use rostersync::sim::{FaultOptions, Seed};
+use canvas_sim::{FaultOptions, Seed};
 use tokio::process::Child;
 
 use crate::support::*;

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use rostersync::sim::{
+use canvas_sim::{
     FaultAction, FaultOptions, FaultRule, Seed, SimOptions, ThrottleOptions, ThrottleStatus,
 };
 

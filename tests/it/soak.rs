@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use rostersync::sim::FaultOptions;
+use canvas_sim::FaultOptions;
 
 use crate::daemon::{Daemon, load, roster};
 use crate::support::*;

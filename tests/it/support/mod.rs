@@ -9,14 +9,14 @@ use std::process::Output;
 use std::sync::{Arc, OnceLock};
 use tokio::process::Command;
 
+use canvas_sim::{
+    FaultOptions, Seed, SeedCourse, SeedEnrollment, SeedRole, SeedSection, SeedUser, SimHandle,
+    SimOptions,
+};
 use rostersync::config::Settings;
 use rostersync::metrics::Metrics;
 use rostersync::pgtemp::PgServer;
 use rostersync::reconcile::{CycleOptions, CycleReport, run_cycle};
-use rostersync::sim::{
-    FaultOptions, Seed, SeedCourse, SeedEnrollment, SeedRole, SeedSection, SeedUser, SimHandle,
-    SimOptions,
-};
 use rostersync::store::lock::LeaderLock;
 use sqlx::{PgPool, Row};
 
@@ -76,9 +76,7 @@ impl TestEnv {
         .await
         .expect("create sis_enrollments");
         let token = opts.token.clone();
-        let sim = rostersync::sim::spawn(opts)
-            .await
-            .expect("spawn canvas-sim");
+        let sim = canvas_sim::spawn(opts).await.expect("spawn canvas-sim");
         TestEnv {
             db_url,
             pool,

@@ -1,9 +1,10 @@
 //! canvas-sim: an in-process Canvas LMS REST API that follows `canvas-api-facts.md`, quirks
-//! included, for tests, demos and benchmarks.
+//! included, for tests, demos and benchmarks; plus the sample-district generator ([`district`]) and the
+//! `canvas-sim` command line ([`cli`]).
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! use rostersync::sim::{Seed, SeedCourse, SeedUser, SimOptions, spawn};
+//! use canvas_sim::{Seed, SeedCourse, SeedUser, SimOptions, spawn};
 //! let seed = Seed::default().user(SeedUser::new(10, "Ada Lovelace").with_sis_user_id("S10"))
 //!     .course(SeedCourse::new(20, "Math").with_sis_course_id("MATH-1"));
 //! let sim = spawn(SimOptions { seed, ..SimOptions::default() }).await?;
@@ -12,12 +13,13 @@
 //! # Ok(()) }
 //! ```
 //!
-//! This module depends on no other module of the crate, so it builds while the rest changes.
+//! This crate imports nothing of rostersync, so it builds while the daemon changes.
 //!
 //! Layout: `server.rs` is the per-request pipeline (record, throttle, faults, auth), `routes.rs`
 //! the route table and handlers, `store.rs` the in-memory Canvas, `enrollments.rs` and
 //! `roles.rs` the API rules over it, `render.rs` the JSON shapes, `pagination.rs`, `ids.rs`,
-//! `params.rs` the request conventions, `report.rs`, `sis_import.rs`, `files.rs` the async jobs.
+//! `params.rs` the request conventions, `report.rs`, `sis_import.rs`, `files.rs` the async jobs;
+//! `district.rs` generates a sample district (seed + SIS rows), `cli.rs` is the `canvas-sim` binary.
 //!
 //! Where it knowingly differs from Canvas (each also noted where it is implemented):
 //! - the token is an account admin with every permission; no masquerading (§6), no scoped,
@@ -29,6 +31,8 @@
 //! - reports and SIS imports advance when polled (`Store::set_job_polls`, `Store::finish_jobs`);
 //!   SIS imports understand enrollments.csv only (no zip, no stickiness, no multi-term batches).
 
+pub mod cli;
+pub mod district;
 mod enrollments;
 mod errors;
 mod faults;
