@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use canvas_sim::{FaultAction, FaultOptions, FaultRule, Seed};
 use rostersync::config::{Settings, TokenSource};
 
-use crate::daemon::{load, roster};
 use crate::support::*;
 
 const COURSE_ENROLLMENTS: &str = "/api/v1/courses/:id/enrollments";
@@ -77,7 +76,7 @@ async fn b03_a_token_file_readable_by_others_gives_a_warning() {
             .is_some()
     );
     let config = dir.path().join("c.toml");
-    let port = crate::daemon::free_port();
+    let port = crate::support::free_port();
     std::fs::write(
         &config,
         format!(

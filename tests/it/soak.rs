@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use canvas_sim::FaultOptions;
 
-use crate::daemon::{Daemon, load, roster};
 use crate::support::*;
 
 fn proc_value(pid: i32, key: &str) -> u64 {

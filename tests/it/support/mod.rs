@@ -1,7 +1,12 @@
 //! The test harness: one PostgreSQL per test run (`DATABASE_URL`, else a throwaway cluster), a fresh database
-//! per test, a Canvas simulator on port 0, and ways to run a cycle in-process or the built binary as an operator.
+//! per test, a Canvas simulator on port 0, and ways to run a cycle in-process or the built binary as an operator
+//! (`daemon.rs`: `rostersync run` as a child process, its metrics, and the small districts it loads).
 
 #![allow(dead_code)]
+
+mod daemon;
+
+pub use daemon::{Daemon, cycles, free_port, load, metric, roster};
 
 use std::path::PathBuf;
 use std::process::Output;
