@@ -17,8 +17,10 @@
 //!
 //! Layout: `server.rs` is the per-request pipeline (record, throttle, faults, auth), `routes.rs`
 //! the route table and handlers, `store.rs` the in-memory Canvas, `enrollments.rs` and
-//! `roles.rs` the API rules over it, `render.rs` the JSON shapes, `pagination.rs`, `ids.rs`,
-//! `params.rs` the request conventions, `report.rs`, `sis_import.rs`, `files.rs` the async jobs;
+//! `roles.rs` the API rules over it, `render.rs` the JSON shapes, `json.rs` the JSON response, `reply.rs` a
+//! handler's answer, `errors.rs` the error answers, `pagination.rs`, `ids.rs`,
+//! `params.rs` the request conventions, `report.rs`, `sis_import.rs`, `files.rs` the async jobs (their state is
+//! `jobs.rs`);
 //! `district.rs` generates a sample district (seed + SIS rows), `cli.rs` is the `canvas-sim` binary.
 //!
 //! Where it knowingly differs from Canvas (each also noted where it is implemented):
@@ -38,11 +40,14 @@ mod errors;
 mod faults;
 mod files;
 mod ids;
+mod jobs;
+mod json;
 mod model;
 mod multipart;
 mod pagination;
 mod params;
 mod render;
+mod reply;
 mod report;
 mod roles;
 mod routes;
@@ -56,13 +61,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use errors::{ApiError, NOT_FOUND_MESSAGE};
+pub use errors::{ApiError, NOT_FOUND_MESSAGE, StoreError};
 pub use faults::{FaultAction, FaultOptions, FaultRule, FaultsFileError};
 pub use ids::IdRef;
 pub use model::{
@@ -72,7 +77,8 @@ pub use model::{
 pub use seed::{
     Seed, SeedAccount, SeedCourse, SeedEnrollment, SeedError, SeedRole, SeedSection, SeedUser,
 };
-pub use store::{ROOT_ACCOUNT_ID, Store, StoreError};
+pub use server::RequestRecord;
+pub use store::{ROOT_ACCOUNT_ID, Store};
 pub use throttle::{ThrottleOptions, ThrottleStatus};
 
 use server::{App, lock};
@@ -99,21 +105,6 @@ impl Default for SimOptions {
             seed: Seed::default(),
         }
     }
-}
-
-/// One request the simulator served (throttled, faulted and abandoned ones included).
-#[derive(Debug, Clone, PartialEq)]
-pub struct RequestRecord {
-    pub method: String,
-    /// The route template, e.g. `/api/v1/courses/:id/enrollments`, or `(unmatched)`.
-    pub route: String,
-    pub path_and_query: String,
-    /// 499 when the client hung up before the answer was ready.
-    pub status: u16,
-    pub started: Instant,
-    pub finished: Instant,
-    pub user_agent: Option<String>,
-    pub throttled: bool,
 }
 
 /// Why a simulator could not start.
