@@ -11,23 +11,30 @@
 FROM rust:1.95-bookworm AS builder
 WORKDIR /build
 
-# 1. Dependencies only, cached until Cargo.toml or Cargo.lock change: build the crate's targets as empty stubs.
-#    (Every explicit [[bin]]/[[bench]]/[[test]] path in Cargo.toml needs a stub here; today there are two bins.)
+# 1. Dependencies only, cached until a Cargo.toml or Cargo.lock change: build the workspace's targets as empty
+#    stubs. The workspace is two packages: rostersync (the root) and crates/canvas-sim (the simulator library the
+#    `canvas-sim` binary and the demo use). Every target Cargo finds in a manifest needs a stub here: the two bins,
+#    the two lib.rs and the `scale` bench (Cargo refuses a manifest whose [[bench]] file is missing).
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir -p src/bin \
+COPY crates/canvas-sim/Cargo.toml ./crates/canvas-sim/
+RUN mkdir -p src/bin benches crates/canvas-sim/src \
  && echo 'fn main() {}' > src/main.rs \
  && echo 'fn main() {}' > src/bin/canvas-sim.rs \
+ && echo 'fn main() {}' > benches/scale.rs \
  && : > src/lib.rs \
+ && : > crates/canvas-sim/src/lib.rs \
  && cargo build --release --locked --bin rostersync --bin canvas-sim \
- && rm -rf src
+ && rm -rf src benches crates/canvas-sim/src
 
 # 2. The real source. migrations/ is embedded into the binary at compile time by `sqlx::migrate!`, so it must be
-#    present for this build (and is not needed at run time).
+#    present for this build (and is not needed at run time). benches/ is not built, but Cargo.toml names it.
 COPY src ./src
+COPY crates ./crates
+COPY benches ./benches
 COPY migrations ./migrations
 # COPY keeps the files' modification times, which may be older than the stub build's outputs: touch the crate roots
-# so that cargo rebuilds the rostersync crate instead of shipping the stubs.
-RUN touch src/lib.rs src/main.rs src/bin/canvas-sim.rs \
+# so that cargo rebuilds both crates instead of shipping the stubs.
+RUN touch src/lib.rs src/main.rs src/bin/canvas-sim.rs crates/canvas-sim/src/lib.rs \
  && cargo build --release --locked --bin rostersync --bin canvas-sim \
  && install -D -m 0755 target/release/rostersync /out/rostersync \
  && install -D -m 0755 target/release/canvas-sim /out/canvas-sim

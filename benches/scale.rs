@@ -28,6 +28,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
+use canvas_sim::{
+    DEFAULT_TOKEN, FaultAction, FaultOptions, FaultRule, Seed, SeedCourse, SeedEnrollment,
+    SeedSection, SeedUser, SimHandle, SimOptions, Store, ThrottleOptions,
+};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rostersync::canvas::link;
@@ -40,10 +44,6 @@ use rostersync::domain::sis_row::{SisRow, parse_row};
 use rostersync::domain::{Action, EnrollmentState, Ids, LiveEnrollment, RoleId, SectionKey, Sym};
 use rostersync::pgtemp::PgServer;
 use rostersync::reconcile::read::live_enrollment;
-use rostersync::sim::{
-    DEFAULT_TOKEN, FaultAction, FaultOptions, FaultRule, Seed, SeedCourse, SeedEnrollment,
-    SeedSection, SeedUser, SimHandle, SimOptions, Store, ThrottleOptions,
-};
 use sqlx::{Connection, PgConnection};
 
 /// Canvas's throttle defaults (facts §5); the simulator runs with them, only `request_cost` changes.
@@ -591,7 +591,7 @@ async fn start_sim(
         },
         ..SimOptions::default()
     };
-    let sim = rostersync::sim::spawn(opts).await?;
+    let sim = canvas_sim::spawn(opts).await?;
     if fill == Fill::Store {
         sim.with_store(|s| data.fill_store(s))?;
     }
@@ -603,7 +603,7 @@ async fn start_sim(
 /// Creates `sis_enrollments` and COPYs the SIS rows in, a megabyte at a time.
 async fn load_sis(db_url: &str, data: &Dataset) -> Result<u64> {
     let mut conn = PgConnection::connect(db_url).await?;
-    sqlx::query(rostersync::district::CREATE_SIS_ENROLLMENTS)
+    sqlx::query(canvas_sim::district::CREATE_SIS_ENROLLMENTS)
         .execute(&mut conn)
         .await?;
     let mut copy = conn

@@ -13,6 +13,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use canvas_sim::district::{
+    self, ADULT_LEARNER, DEFAULT_RNG_SEED, District, DistrictSpec, DriftKind,
+};
+use canvas_sim::{self as sim, SimHandle, SimOptions, ThrottleOptions};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
@@ -20,12 +24,10 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{DatabaseUrl, LogFormat, LogSettings, Settings};
 use crate::daemon::Health;
 use crate::daemon::server::{ServerState, serve};
-use crate::district::{self, ADULT_LEARNER, DEFAULT_RNG_SEED, District, DistrictSpec, DriftKind};
 use crate::domain::Action;
 use crate::metrics::Metrics;
 use crate::pgtemp::{self, PgServer};
 use crate::reconcile::{self, CycleContext, CycleOptions, CycleReport, PreparedCycle, ProgressFn};
-use crate::sim::{self, SimHandle, SimOptions, ThrottleOptions};
 use crate::store::lock::LeaderLock;
 use crate::store::{AuditOutcome, AuditRow, RunStatus};
 

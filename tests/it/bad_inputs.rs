@@ -3,10 +3,9 @@
 
 use std::collections::HashMap;
 
+use canvas_sim::{FaultAction, FaultOptions, FaultRule, Seed};
 use rostersync::config::{Settings, TokenSource};
-use rostersync::sim::{FaultAction, FaultOptions, FaultRule, Seed};
 
-use crate::daemon::{load, roster};
 use crate::support::*;
 
 const COURSE_ENROLLMENTS: &str = "/api/v1/courses/:id/enrollments";
@@ -77,7 +76,7 @@ async fn b03_a_token_file_readable_by_others_gives_a_warning() {
             .is_some()
     );
     let config = dir.path().join("c.toml");
-    let port = crate::daemon::free_port();
+    let port = crate::support::free_port();
     std::fs::write(
         &config,
         format!(
@@ -672,7 +671,7 @@ async fn b31_a_slow_loris_or_huge_body_fails_the_cycle_cleanly() {
 async fn b32_manual_enrollments_of_users_without_sis_identity_are_never_removed() {
     let seed = Seed::default()
         .user(user(1, "u1"))
-        .user(rostersync::sim::SeedUser::new(2, "Guest Teacher"))
+        .user(canvas_sim::SeedUser::new(2, "Guest Teacher"))
         .course(course(100, "C"))
         .enrollment(enrolled(2, 100, TEACHER, "active"));
     let env = TestEnv::new(seed).await;

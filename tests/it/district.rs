@@ -4,10 +4,10 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use rostersync::district::{
+use canvas_sim::district::{
     ADULT_LEARNER, ADULT_LEARNER_ROLE_ID, District, DistrictSpec, DriftKind, SisRowOwned, load_sis,
 };
-use rostersync::sim::{Seed, SimOptions};
+use canvas_sim::{Seed, SimOptions};
 use sqlx::Row;
 
 use crate::support::*;
@@ -233,7 +233,7 @@ fn observed_drift(d: &District) -> HashMap<DriftKind, u64> {
 
 #[test]
 fn each_drift_kind_is_present_with_the_count_the_summary_gives() {
-    for seed in [rostersync::district::DEFAULT_RNG_SEED, 1, 42] {
+    for seed in [canvas_sim::district::DEFAULT_RNG_SEED, 1, 42] {
         let d = small(seed);
         let observed = observed_drift(&d);
         for kind in DriftKind::ALL {
@@ -298,7 +298,7 @@ async fn the_seed_round_trips_through_the_contract_json_and_loads_into_the_simul
     let parsed: Seed = serde_json::from_str(&text).expect("seed parses back");
     assert_eq!(parsed, d.seed);
 
-    let sim = rostersync::sim::spawn(SimOptions {
+    let sim = canvas_sim::spawn(SimOptions {
         seed: parsed,
         ..SimOptions::default()
     })
@@ -323,7 +323,7 @@ async fn the_seed_round_trips_through_the_contract_json_and_loads_into_the_simul
             "{}/api/v1/courses/sis_course_id:{code}-STAFF-PD/enrollments?per_page=100",
             sim.base_url()
         ))
-        .bearer_auth(rostersync::sim::DEFAULT_TOKEN)
+        .bearer_auth(canvas_sim::DEFAULT_TOKEN)
         .send()
         .await
         .expect("GET");
@@ -467,7 +467,7 @@ async fn converges(seed: u64) {
 
 #[tokio::test]
 async fn the_district_converges_with_staff_as_adult_learners_and_students_untouched() {
-    converges(rostersync::district::DEFAULT_RNG_SEED).await;
+    converges(canvas_sim::district::DEFAULT_RNG_SEED).await;
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! The large-account paths: live enrollments from the provisioning report, and changes through one SIS import.
 
-use rostersync::sim::Seed;
+use canvas_sim::Seed;
 
 use crate::support::*;
 

@@ -1,9 +1,9 @@
 //! The reconcile cycle end to end: SIS rows in a real PostgreSQL, Canvas as the simulator over HTTP.
 
-use rostersync::reconcile::CycleOptions;
-use rostersync::sim::{
+use canvas_sim::{
     FaultAction, FaultOptions, FaultRule, Seed, SimOptions, ThrottleOptions, ThrottleStatus,
 };
+use rostersync::reconcile::CycleOptions;
 
 use crate::support::*;
 

@@ -4,11 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use rostersync::sim::{
+use canvas_sim::{
     FaultAction, FaultOptions, FaultRule, Seed, SimOptions, ThrottleOptions, ThrottleStatus,
 };
 
-use crate::daemon::{Daemon, cycles, load, metric, roster};
 use crate::support::*;
 
 const COURSE_ENROLLMENTS: &str = "/api/v1/courses/:id/enrollments";
@@ -881,7 +880,7 @@ async fn p17_token_rotation_by_symlink_swap_works_without_a_restart() {
     let config = env
         .toml(&format!("token_file = \"{}\"", dir.join("token").display()))
         .replace(&format!("token = \"{}\"\n", env.token), "");
-    let port = crate::daemon::free_port();
+    let port = crate::support::free_port();
     let path = env.dir.path().join("k8s.toml");
     std::fs::write(&path, format!("{config}\n[schedule]\ncron = \"*/2 * * * * *\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n")).expect("config");
     let log = env.dir.path().join("k8s.log");

@@ -1,7 +1,7 @@
 //! Roles and identity: role rules (the staff-as-students case), custom roles by id, SIS identities as Canvas
 //! compares them, sections, and what is always left alone.
 
-use rostersync::sim::{Seed, SeedRole};
+use canvas_sim::{Seed, SeedRole};
 
 use crate::support::*;
 
@@ -117,7 +117,7 @@ async fn everett_staff_students_become_adult_learners_and_real_students_stay() {
 
 #[tokio::test]
 async fn a_failed_second_step_leaves_both_roles_and_the_next_cycle_finishes() {
-    use rostersync::sim::{FaultAction, FaultOptions, FaultRule, SimOptions};
+    use canvas_sim::{FaultAction, FaultOptions, FaultRule, SimOptions};
     let seed = Seed::default()
         .role(adult_learner(ADULT))
         .user(user(1, "staff-ann"))
@@ -403,7 +403,7 @@ async fn observers_unmanaged_courses_and_non_sis_users_are_left_alone() {
     let seed = Seed::default()
         .user(user(1, "kid"))
         .user(user(2, "parent"))
-        .user(rostersync::sim::SeedUser::new(3, "Test Student"))
+        .user(canvas_sim::SeedUser::new(3, "Test Student"))
         .course(course(100, "MATH"))
         .course(course(101, "CLUB-UNMANAGED"))
         .observer_link(2, 1)

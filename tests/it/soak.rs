@@ -7,9 +7,8 @@
 
 use std::time::{Duration, Instant};
 
-use rostersync::sim::FaultOptions;
+use canvas_sim::FaultOptions;
 
-use crate::daemon::{Daemon, load, roster};
 use crate::support::*;
 
 fn proc_value(pid: i32, key: &str) -> u64 {

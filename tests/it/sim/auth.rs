@@ -49,10 +49,7 @@ async fn access_token_query_parameter_is_accepted() {
     let sim = start().await;
     let url = api(
         &sim,
-        &format!(
-            "/courses/20?access_token={}",
-            rostersync::sim::DEFAULT_TOKEN
-        ),
+        &format!("/courses/20?access_token={}", canvas_sim::DEFAULT_TOKEN),
     );
     assert_eq!(client().get(url).send().await.expect("GET").status(), 200);
 }

@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde_json::json;
 
 async fn create(
-    sim: &rostersync::sim::SimHandle,
+    sim: &canvas_sim::SimHandle,
     course: &str,
     form: &[(&str, &str)],
 ) -> (u16, serde_json::Value) {
@@ -465,7 +465,7 @@ async fn create_on_deleted_course_is_not_found() {
 async fn create_for_a_user_that_cannot_be_enrolled_is_not_found() {
     let sim = start().await;
     sim.with_store(|s| {
-        let mut gone = rostersync::sim::SeedUser::new(77, "Gone User");
+        let mut gone = canvas_sim::SeedUser::new(77, "Gone User");
         gone.workflow_state = Some("deleted".into());
         s.add_user(gone)
     })

@@ -3,12 +3,12 @@
 use std::time::{Duration, Instant};
 
 use super::support::*;
-use rostersync::sim::{FaultAction, FaultOptions, FaultRule, SimOptions};
+use canvas_sim::{FaultAction, FaultOptions, FaultRule, SimOptions};
 use serde_json::json;
 
 const COURSE_ENROLLMENTS: &str = "/api/v1/courses/:id/enrollments";
 
-async fn with_rule(rule: FaultRule) -> rostersync::sim::SimHandle {
+async fn with_rule(rule: FaultRule) -> canvas_sim::SimHandle {
     start_with(SimOptions {
         seed: standard_seed(),
         faults: FaultOptions::default().with_rule(rule),
@@ -197,7 +197,7 @@ async fn fault_body_shapes() {
         .build()
         .expect("client")
         .get(api(&sim, "/courses/20"))
-        .bearer_auth(rostersync::sim::DEFAULT_TOKEN)
+        .bearer_auth(canvas_sim::DEFAULT_TOKEN)
         .send()
         .await
         .expect("GET");

@@ -325,7 +325,7 @@ async fn enrollment_state_is_deleted_when_section_is_deleted() {
     sim.with_store(|store| {
         store
             .add_enrollment(
-                rostersync::sim::SeedEnrollment::new(SAM, MATH)
+                canvas_sim::SeedEnrollment::new(SAM, MATH)
                     .with_id(500)
                     .in_section(MATH_DELETED),
             )

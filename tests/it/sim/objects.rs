@@ -1,7 +1,7 @@
 //! Users, courses, sections and accounts as the client reads them, and the seed defaults.
 
 use super::support::*;
-use rostersync::sim::{Seed, SimOptions};
+use canvas_sim::{Seed, SimOptions};
 use serde_json::json;
 
 #[tokio::test]

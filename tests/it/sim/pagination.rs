@@ -52,7 +52,7 @@ async fn following_next_walks_every_row_once_and_last_appears_only_on_the_final_
     loop {
         let response = client()
             .get(&url)
-            .bearer_auth(rostersync::sim::DEFAULT_TOKEN)
+            .bearer_auth(canvas_sim::DEFAULT_TOKEN)
             .send()
             .await
             .expect("GET");
@@ -102,7 +102,7 @@ async fn link_urls_keep_the_query_sorted_without_paging_or_credentials() {
         &sim,
         &format!(
             "/courses/{MATH}/enrollments?type[]=StudentEnrollment&state[]=active&state[]=invited&access_token={}&per_page=1",
-            rostersync::sim::DEFAULT_TOKEN
+            canvas_sim::DEFAULT_TOKEN
         ),
     );
     let response = client().get(url).send().await.expect("GET");
@@ -124,12 +124,9 @@ async fn per_page_defaults_to_10_and_is_clamped_to_1_through_100() {
     let sim = start().await;
     sim.with_store(|s| {
         for n in 0..120u64 {
-            s.add_user(rostersync::sim::SeedUser::new(
-                1000 + n,
-                &format!("User {n:03}"),
-            ))
-            .expect("user");
-            s.add_enrollment(rostersync::sim::SeedEnrollment::new(1000 + n, CS))
+            s.add_user(canvas_sim::SeedUser::new(1000 + n, &format!("User {n:03}")))
+                .expect("user");
+            s.add_enrollment(canvas_sim::SeedEnrollment::new(1000 + n, CS))
                 .expect("enrollment");
         }
     });
@@ -175,7 +172,7 @@ async fn links_use_the_host_the_client_used() {
     );
     let response = client()
         .get(url)
-        .bearer_auth(rostersync::sim::DEFAULT_TOKEN)
+        .bearer_auth(canvas_sim::DEFAULT_TOKEN)
         .send()
         .await
         .expect("GET");

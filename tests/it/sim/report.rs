@@ -1,7 +1,7 @@
 //! Facts §9 "Provisioning report".
 
 use super::support::*;
-use rostersync::sim::{SeedEnrollment, SimHandle};
+use canvas_sim::{SeedEnrollment, SimHandle};
 use serde_json::Value;
 
 const COLUMNS: &str = "canvas_course_id,course_id,canvas_user_id,user_id,role,role_id,canvas_section_id,section_id,status,canvas_associated_user_id,associated_user_id,created_by_sis,base_role_type,limit_section_privileges,canvas_enrollment_id";
@@ -30,7 +30,7 @@ async fn run_report(
     let file_url = done["file_url"].as_str().expect("file_url").to_string();
     let response = client()
         .get(&file_url)
-        .bearer_auth(rostersync::sim::DEFAULT_TOKEN)
+        .bearer_auth(canvas_sim::DEFAULT_TOKEN)
         .send()
         .await
         .expect("download");
@@ -182,7 +182,7 @@ async fn provisioning_report_file_url_redirects_to_a_verifier_url() {
         .expect("client");
     let response = no_redirects
         .get(file_url)
-        .bearer_auth(rostersync::sim::DEFAULT_TOKEN)
+        .bearer_auth(canvas_sim::DEFAULT_TOKEN)
         .send()
         .await
         .expect("GET");

@@ -1,8 +1,8 @@
 //! Facts §8 "SIS Imports" (enrollments.csv).
 
 use super::support::*;
+use canvas_sim::SimHandle;
 use reqwest::Method;
-use rostersync::sim::SimHandle;
 use serde_json::{Value, json};
 
 async fn upload(sim: &SimHandle, query: &str, csv: &str) -> (u16, Value) {

@@ -1,10 +1,10 @@
 //! A standard seed and small HTTP helpers shared by the simulator tests.
 
-use reqwest::{Method, RequestBuilder, Response};
-use rostersync::sim::{
+use canvas_sim::{
     DEFAULT_TOKEN, Seed, SeedAccount, SeedCourse, SeedEnrollment, SeedRole, SeedSection, SeedUser,
     SimHandle, SimOptions, spawn,
 };
+use reqwest::{Method, RequestBuilder, Response};
 use serde_json::Value;
 
 // Users.

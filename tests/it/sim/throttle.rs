@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::support::*;
-use rostersync::sim::{FaultOptions, SimOptions, ThrottleOptions, ThrottleStatus};
+use canvas_sim::{FaultOptions, SimOptions, ThrottleOptions, ThrottleStatus};
 
 fn small_bucket(status: ThrottleStatus) -> SimOptions {
     SimOptions {
@@ -23,7 +23,7 @@ fn small_bucket(status: ThrottleStatus) -> SimOptions {
     }
 }
 
-async fn concurrent_gets(sim: &rostersync::sim::SimHandle, n: usize) -> Vec<reqwest::Response> {
+async fn concurrent_gets(sim: &canvas_sim::SimHandle, n: usize) -> Vec<reqwest::Response> {
     let requests = (0..n).map(|_| get(sim, "/courses/20"));
     futures::future::join_all(requests).await
 }

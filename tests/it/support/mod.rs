@@ -1,7 +1,12 @@
 //! The test harness: one PostgreSQL per test run (`DATABASE_URL`, else a throwaway cluster), a fresh database
-//! per test, a Canvas simulator on port 0, and ways to run a cycle in-process or the built binary as an operator.
+//! per test, a Canvas simulator on port 0, and ways to run a cycle in-process or the built binary as an operator
+//! (`daemon.rs`: `rostersync run` as a child process, its metrics, and the small districts it loads).
 
 #![allow(dead_code)]
+
+mod daemon;
+
+pub use daemon::{Daemon, cycles, free_port, load, metric, roster};
 
 use std::path::PathBuf;
 use std::process::Output;
@@ -9,14 +14,14 @@ use std::process::Output;
 use std::sync::{Arc, OnceLock};
 use tokio::process::Command;
 
+use canvas_sim::{
+    FaultOptions, Seed, SeedCourse, SeedEnrollment, SeedRole, SeedSection, SeedUser, SimHandle,
+    SimOptions,
+};
 use rostersync::config::Settings;
 use rostersync::metrics::Metrics;
 use rostersync::pgtemp::PgServer;
 use rostersync::reconcile::{CycleOptions, CycleReport, run_cycle};
-use rostersync::sim::{
-    FaultOptions, Seed, SeedCourse, SeedEnrollment, SeedRole, SeedSection, SeedUser, SimHandle,
-    SimOptions,
-};
 use rostersync::store::lock::LeaderLock;
 use sqlx::{PgPool, Row};
 
@@ -76,9 +81,7 @@ impl TestEnv {
         .await
         .expect("create sis_enrollments");
         let token = opts.token.clone();
-        let sim = rostersync::sim::spawn(opts)
-            .await
-            .expect("spawn canvas-sim");
+        let sim = canvas_sim::spawn(opts).await.expect("spawn canvas-sim");
         TestEnv {
             db_url,
             pool,

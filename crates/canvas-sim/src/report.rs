@@ -11,15 +11,16 @@
 use std::collections::BTreeMap;
 
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde_json::{Value, json};
 
 use super::errors::ApiError;
 use super::files::attachment_json;
+use super::jobs::Report;
 use super::model::{CourseState, Enrollment, EnrollmentState};
 use super::params::{Params, truthy};
 use super::render::time;
-use super::routes::Reply;
+use super::reply::Reply;
 use super::store::Store;
 
 /// Report types the simulator knows; anything else is 404 (§9 "unknown report → 404").
@@ -53,23 +54,6 @@ const SIS_EXPORT_COLUMNS: [&str; 7] = [
     "associated_user_id",
     "limit_section_privileges",
 ];
-
-#[derive(Debug, Clone)]
-pub struct Report {
-    pub id: u64,
-    pub report_type: String,
-    pub account_id: u64,
-    pub parameters: BTreeMap<String, String>,
-    /// created | running | complete | error.
-    pub status: String,
-    pub progress: u8,
-    pub polls_left: u32,
-    pub created_at: DateTime<Utc>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub ended_at: Option<DateTime<Utc>>,
-    pub attachment_id: Option<u64>,
-    pub message: Option<String>,
-}
 
 impl Store {
     /// `POST /api/v1/accounts/:account_id/reports/:report`.

@@ -1,4 +1,5 @@
-//! Every error the simulated API can answer, with Canvas's exact status and body (facts §7).
+//! Every error the simulated API can answer, with Canvas's exact status and body (facts §7), and why a typed store
+//! change was refused ([`StoreError`], shared by `store.rs` and `seed.rs`).
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -77,7 +78,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = super::render::json_response(self.status(), &self.body());
+        let mut response = super::json::json_response(self.status(), &self.body());
         if matches!(self, ApiError::InvalidToken | ApiError::Unauthenticated) {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -86,4 +87,17 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// Why a typed store change was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("{kind} {id} already exists")]
+    DuplicateId { kind: &'static str, id: u64 },
+    #[error("{kind} {id} does not exist")]
+    Missing { kind: &'static str, id: u64 },
+    #[error("{field}: {value:?} is not a valid value")]
+    InvalidValue { field: &'static str, value: String },
+    #[error("{0}")]
+    Inconsistent(String),
 }

@@ -25,13 +25,21 @@ use std::fmt;
 use serde::Serialize;
 use sqlx::PgPool;
 
-use crate::domain::sis_row::SisRow;
-use crate::sim::{
+use crate::{
     ObserverLink, Seed, SeedAccount, SeedCourse, SeedEnrollment, SeedRole, SeedSection, SeedUser,
 };
 
-/// An owned SIS row: the same five text columns the cycle reads.
-pub type SisRowOwned = SisRow;
+/// An owned SIS row: the same five text columns (`user_id course_id section_id role status`, CONTRACT.md) the
+/// cycle reads. Plain on purpose: this crate imports nothing of rostersync; code that feeds rows to rostersync's
+/// parser converts field by field.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SisRowOwned {
+    pub user_id: Option<String>,
+    pub course_id: Option<String>,
+    pub section_id: Option<String>,
+    pub role: Option<String>,
+    pub status: Option<String>,
+}
 
 /// The custom course role staff get in their staff course (base type StudentEnrollment).
 pub const ADULT_LEARNER: &str = "Adult Learner";
@@ -352,7 +360,7 @@ pub struct SisRowRef<'a> {
 
 impl<'a> SisRowRef<'a> {
     pub fn to_owned_row(&self) -> SisRowOwned {
-        SisRow {
+        SisRowOwned {
             user_id: self.user_id.map(str::to_owned),
             course_id: self.course_id.map(str::to_owned),
             section_id: self.section_id.map(str::to_owned),
@@ -1315,7 +1323,7 @@ impl<'s> Generator<'s> {
         let user = self.seed.users[student as usize].sis_user_id.clone();
         let course_id = self.seed.courses[course as usize].sis_course_id.clone();
         let section_id = self.seed.sections[section as usize].sis_section_id.clone();
-        let mut row = SisRow {
+        let mut row = SisRowOwned {
             user_id: user,
             course_id,
             section_id,

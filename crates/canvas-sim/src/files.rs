@@ -2,25 +2,14 @@
 //! `file_url` is `/accounts/:id/files/:attachment_id/download`, which redirects to the file).
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde_json::{Value, json};
 
 use super::errors::ApiError;
+use super::jobs::StoredFile;
 use super::render::time;
-use super::routes::Reply;
+use super::reply::Reply;
 use super::store::Store;
-
-#[derive(Debug, Clone)]
-pub struct StoredFile {
-    pub id: u64,
-    pub filename: String,
-    pub content_type: String,
-    pub data: Vec<u8>,
-    /// The `verifier` that lets the download URL work without a token.
-    pub verifier: String,
-    pub uuid: String,
-    pub created_at: DateTime<Utc>,
-}
 
 impl Store {
     pub(crate) fn store_file(&mut self, filename: &str, content_type: &str, data: Vec<u8>) -> u64 {

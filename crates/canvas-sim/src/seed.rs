@@ -51,7 +51,7 @@ pub enum SeedError {
         source: serde_json::Error,
     },
     #[error("seed is inconsistent: {0}")]
-    Invalid(#[from] super::store::StoreError),
+    Invalid(#[from] super::errors::StoreError),
 }
 
 impl Seed {

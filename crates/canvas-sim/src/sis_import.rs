@@ -8,8 +8,6 @@
 //! understood; zip files and other CSV kinds fail with a message. Error bodies of the upload
 //! validation other than the two quoted in §8 are unverified.
 
-use std::collections::BTreeMap;
-
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -18,15 +16,13 @@ use super::enrollments::RowKey;
 use super::errors::ApiError;
 use super::files::attachment_json;
 use super::ids::IdRef;
+use super::jobs::{CsvRow, ImportOptions, SisImport};
 use super::model::{CourseState, Enrollment, EnrollmentState, EnrollmentType, RoleState};
 use super::multipart;
 use super::params::{Params, truthy};
 use super::render::{embedded_user_json, time};
-use super::routes::Reply;
+use super::reply::Reply;
 use super::store::Store;
-
-/// One CSV row: lowercased header → trimmed value.
-pub type CsvRow = BTreeMap<String, String>;
 
 /// The columns that identify an enrollments.csv row for diffing (§8 "Diff key").
 const DIFF_KEY_COLUMNS: [&str; 8] = [
@@ -44,52 +40,6 @@ const DROP_STATUSES: [&str; 4] = ["deleted", "completed", "inactive", "deleted_l
 
 /// The only term the simulator has: every course is in it.
 const DEFAULT_TERM_ID: u64 = 1;
-
-#[derive(Debug, Clone, Default)]
-pub struct ImportOptions {
-    pub import_type: String,
-    pub batch_mode: bool,
-    pub batch_mode_term_id: Option<u64>,
-    pub skip_deletes: bool,
-    pub override_sis_stickiness: bool,
-    pub add_sis_stickiness: bool,
-    pub clear_sis_stickiness: bool,
-    pub diffing_data_set_identifier: Option<String>,
-    pub diffing_remaster_data_set: bool,
-    pub diffing_drop_status: Option<String>,
-    pub batch_mode_enrollment_drop_status: Option<String>,
-    pub change_threshold: Option<f64>,
-}
-
-#[derive(Debug, Clone)]
-pub struct SisImport {
-    pub id: u64,
-    pub account_id: u64,
-    pub workflow_state: String,
-    pub progress: u8,
-    pub polls_left: u32,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub ended_at: Option<DateTime<Utc>>,
-    pub attachment_id: u64,
-    pub is_zip: bool,
-    pub options: ImportOptions,
-    pub enrollments_count: u64,
-    pub batch_enrollments_deleted: u64,
-    pub processing_errors: Vec<(String, String)>,
-    pub processing_warnings: Vec<(String, String)>,
-    pub diffed_against_import_id: Option<u64>,
-    pub diffing_threshold_exceeded: bool,
-}
-
-impl SisImport {
-    pub fn is_finished(&self) -> bool {
-        matches!(
-            self.workflow_state.as_str(),
-            "imported" | "imported_with_messages" | "failed" | "failed_with_messages" | "aborted"
-        )
-    }
-}
 
 fn custom(status: u16, body: Value) -> ApiError {
     ApiError::Custom { status, body }

@@ -6,7 +6,7 @@
 //! unknown one — is recorded under a stable route template.
 
 use axum::body::Bytes;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use serde_json::Value;
 
 use super::enrollments::{EndTask, ListScope};
@@ -15,6 +15,7 @@ use super::ids::{IdRef, decode_segment};
 use super::pagination::{LinkBase, bookmark_page, numbered_page};
 use super::params::{Params, truthy};
 use super::render;
+use super::reply::Reply;
 use super::store::Store;
 
 /// The `route` recorded for a request no template matches.
@@ -198,48 +199,6 @@ pub fn match_route(method: &str, raw_path: &str) -> Option<RouteMatch> {
         }
     }
     None
-}
-
-/// A finished answer before it becomes an HTTP response (post-handler faults edit it).
-#[derive(Debug, Clone)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
-
-impl Reply {
-    pub fn json(status: StatusCode, body: &Value) -> Reply {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(render::JSON_CONTENT_TYPE),
-        );
-        Reply {
-            status,
-            headers,
-            body: Bytes::from(body.to_string()),
-        }
-    }
-
-    pub fn from_error(error: &ApiError) -> Reply {
-        let mut reply = Reply::json(error.status(), &error.body());
-        if matches!(error, ApiError::InvalidToken | ApiError::Unauthenticated) {
-            reply.headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(super::errors::WWW_AUTHENTICATE),
-            );
-        }
-        reply
-    }
-
-    fn paged(items: Vec<Value>, link: &str) -> Reply {
-        let mut reply = Reply::json(StatusCode::OK, &Value::Array(items));
-        if let Ok(value) = HeaderValue::from_str(link) {
-            reply.headers.insert(header::LINK, value);
-        }
-        reply
-    }
 }
 
 /// Everything a handler needs besides the store.

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
@@ -14,13 +14,28 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::RequestRecord;
 use super::errors::ApiError;
 use super::faults::{FaultAction, FaultPlan, FaultState};
 use super::params::Params;
-use super::routes::{self, Call, Reply, UNMATCHED_ROUTE};
+use super::reply::Reply;
+use super::routes::{self, Call, UNMATCHED_ROUTE};
 use super::store::Store;
 use super::throttle::{Admission, Throttle, ThrottleOptions, ruby_float, throttled_response};
+
+/// One request the simulator served (throttled, faulted and abandoned ones included).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestRecord {
+    pub method: String,
+    /// The route template, e.g. `/api/v1/courses/:id/enrollments`, or `(unmatched)`.
+    pub route: String,
+    pub path_and_query: String,
+    /// 499 when the client hung up before the answer was ready.
+    pub status: u16,
+    pub started: Instant,
+    pub finished: Instant,
+    pub user_agent: Option<String>,
+    pub throttled: bool,
+}
 
 /// Bodies above this are refused rather than buffered.
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
@@ -378,7 +393,7 @@ fn canned_status(status: u16, content_type: Option<&str>, body: Option<&str>) ->
     };
     let body = body.map_or_else(|| default_body.to_string(), str::to_string);
     let mut response = (code, body).into_response();
-    let content_type = content_type.unwrap_or(super::render::JSON_CONTENT_TYPE);
+    let content_type = content_type.unwrap_or(super::json::JSON_CONTENT_TYPE);
     if let Ok(value) = HeaderValue::from_str(content_type) {
         response.headers_mut().insert(header::CONTENT_TYPE, value);
     }
@@ -475,7 +490,7 @@ fn huge_body(bytes: u64) -> Response {
     let mut response = Response::new(Body::from_stream(stream));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(super::render::JSON_CONTENT_TYPE),
+        HeaderValue::from_static(super::json::JSON_CONTENT_TYPE),
     );
     response
 }

@@ -1,8 +1,6 @@
-//! Canvas's JSON shapes for the objects the simulator serves, and the JSON response itself.
+//! Canvas's JSON shapes for the objects the simulator serves (the JSON response itself is `json.rs`).
 //! Ids are JSON integers (§0); timestamps are ISO 8601 UTC like Rails renders them.
 
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
@@ -10,18 +8,6 @@ use super::model::{
     Account, Course, CourseState, Enrollment, EnrollmentState, EnrollmentType, Role, Section, User,
 };
 use super::store::Store;
-
-/// Canvas answers JSON as `application/json; charset=utf-8`.
-pub const JSON_CONTENT_TYPE: &str = "application/json; charset=utf-8";
-
-pub fn json_response(status: StatusCode, body: &Value) -> Response {
-    let mut response = (status, body.to_string()).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(JSON_CONTENT_TYPE),
-    );
-    response
-}
 
 pub fn time(t: &DateTime<Utc>) -> Value {
     Value::String(t.to_rfc3339_opts(SecondsFormat::Secs, true))

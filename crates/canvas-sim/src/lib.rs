@@ -1,9 +1,10 @@
 //! canvas-sim: an in-process Canvas LMS REST API that follows `canvas-api-facts.md`, quirks
-//! included, for tests, demos and benchmarks.
+//! included, for tests, demos and benchmarks; plus the sample-district generator ([`district`]) and the
+//! `canvas-sim` command line ([`cli`]).
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! use rostersync::sim::{Seed, SeedCourse, SeedUser, SimOptions, spawn};
+//! use canvas_sim::{Seed, SeedCourse, SeedUser, SimOptions, spawn};
 //! let seed = Seed::default().user(SeedUser::new(10, "Ada Lovelace").with_sis_user_id("S10"))
 //!     .course(SeedCourse::new(20, "Math").with_sis_course_id("MATH-1"));
 //! let sim = spawn(SimOptions { seed, ..SimOptions::default() }).await?;
@@ -12,12 +13,15 @@
 //! # Ok(()) }
 //! ```
 //!
-//! This module depends on no other module of the crate, so it builds while the rest changes.
+//! This crate imports nothing of rostersync, so it builds while the daemon changes.
 //!
 //! Layout: `server.rs` is the per-request pipeline (record, throttle, faults, auth), `routes.rs`
 //! the route table and handlers, `store.rs` the in-memory Canvas, `enrollments.rs` and
-//! `roles.rs` the API rules over it, `render.rs` the JSON shapes, `pagination.rs`, `ids.rs`,
-//! `params.rs` the request conventions, `report.rs`, `sis_import.rs`, `files.rs` the async jobs.
+//! `roles.rs` the API rules over it, `render.rs` the JSON shapes, `json.rs` the JSON response, `reply.rs` a
+//! handler's answer, `errors.rs` the error answers, `pagination.rs`, `ids.rs`,
+//! `params.rs` the request conventions, `report.rs`, `sis_import.rs`, `files.rs` the async jobs (their state is
+//! `jobs.rs`);
+//! `district.rs` generates a sample district (seed + SIS rows), `cli.rs` is the `canvas-sim` binary.
 //!
 //! Where it knowingly differs from Canvas (each also noted where it is implemented):
 //! - the token is an account admin with every permission; no masquerading (§6), no scoped,
@@ -29,16 +33,21 @@
 //! - reports and SIS imports advance when polled (`Store::set_job_polls`, `Store::finish_jobs`);
 //!   SIS imports understand enrollments.csv only (no zip, no stickiness, no multi-term batches).
 
+pub mod cli;
+pub mod district;
 mod enrollments;
 mod errors;
 mod faults;
 mod files;
 mod ids;
+mod jobs;
+mod json;
 mod model;
 mod multipart;
 mod pagination;
 mod params;
 mod render;
+mod reply;
 mod report;
 mod roles;
 mod routes;
@@ -52,13 +61,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use errors::{ApiError, NOT_FOUND_MESSAGE};
+pub use errors::{ApiError, NOT_FOUND_MESSAGE, StoreError};
 pub use faults::{FaultAction, FaultOptions, FaultRule, FaultsFileError};
 pub use ids::IdRef;
 pub use model::{
@@ -68,7 +77,8 @@ pub use model::{
 pub use seed::{
     Seed, SeedAccount, SeedCourse, SeedEnrollment, SeedError, SeedRole, SeedSection, SeedUser,
 };
-pub use store::{ROOT_ACCOUNT_ID, Store, StoreError};
+pub use server::RequestRecord;
+pub use store::{ROOT_ACCOUNT_ID, Store};
 pub use throttle::{ThrottleOptions, ThrottleStatus};
 
 use server::{App, lock};
@@ -95,21 +105,6 @@ impl Default for SimOptions {
             seed: Seed::default(),
         }
     }
-}
-
-/// One request the simulator served (throttled, faulted and abandoned ones included).
-#[derive(Debug, Clone, PartialEq)]
-pub struct RequestRecord {
-    pub method: String,
-    /// The route template, e.g. `/api/v1/courses/:id/enrollments`, or `(unmatched)`.
-    pub route: String,
-    pub path_and_query: String,
-    /// 499 when the client hung up before the answer was ready.
-    pub status: u16,
-    pub started: Instant,
-    pub finished: Instant,
-    pub user_agent: Option<String>,
-    pub throttled: bool,
 }
 
 /// Why a simulator could not start.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::Utc;
 
-use super::errors::ApiError;
+use super::errors::{ApiError, StoreError};
 use super::ids::IdRef;
 use super::model::{
     Account, Course, CourseState, Enrollment, EnrollmentState, EnrollmentType, ObserverLink, Role,
@@ -19,19 +19,6 @@ use super::seed::{
 /// The root account every seed gets when it names none (CONTRACT.md, `canvas.account_id` default).
 pub const ROOT_ACCOUNT_ID: u64 = 1;
 
-/// Why a typed store change was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StoreError {
-    #[error("{kind} {id} already exists")]
-    DuplicateId { kind: &'static str, id: u64 },
-    #[error("{kind} {id} does not exist")]
-    Missing { kind: &'static str, id: u64 },
-    #[error("{field}: {value:?} is not a valid value")]
-    InvalidValue { field: &'static str, value: String },
-    #[error("{0}")]
-    Inconsistent(String),
-}
-
 #[derive(Debug, Clone, Default)]
 pub struct Store {
     pub(crate) accounts: BTreeMap<u64, Account>,
@@ -43,11 +30,11 @@ pub struct Store {
     pub(crate) observer_links: Vec<ObserverLink>,
     pub(crate) token_user_id: u64,
     // Phase 2: stored files, reports and SIS imports (files.rs, report.rs, sis_import.rs).
-    pub(crate) files: BTreeMap<u64, super::files::StoredFile>,
-    pub(crate) reports: BTreeMap<u64, super::report::Report>,
-    pub(crate) sis_imports: BTreeMap<u64, super::sis_import::SisImport>,
+    pub(crate) files: BTreeMap<u64, super::jobs::StoredFile>,
+    pub(crate) reports: BTreeMap<u64, super::jobs::Report>,
+    pub(crate) sis_imports: BTreeMap<u64, super::jobs::SisImport>,
     /// The last rows of each diffing data set: (import id, rows).
-    pub(crate) diff_sets: std::collections::HashMap<String, (u64, Vec<super::sis_import::CsvRow>)>,
+    pub(crate) diff_sets: std::collections::HashMap<String, (u64, Vec<super::jobs::CsvRow>)>,
     /// Polls a job shows as running before it completes.
     pub(crate) job_polls: u32,
 }
