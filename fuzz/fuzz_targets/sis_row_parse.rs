@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rostersync::config::UserIdKind;
+use rostersync::domain::UserIdKind;
 use rostersync::domain::roles::{BUILT_IN_TYPES, RoleBook, RoleInfo, RoleStatus};
 use rostersync::domain::sis_row::{SisRow, parse_row};
 use rostersync::domain::{Ids, RoleId};

@@ -29,7 +29,8 @@ use super::link;
 use super::model::{Account, Enrollment, Role, User};
 use super::pacer::Pacer;
 use super::path::{encode_segment, sis_segment};
-use crate::config::{CanvasSettings, LimitsSettings, TokenSource, UserIdKind};
+use crate::config::{CanvasSettings, LimitsSettings, TokenSource};
+use crate::domain::UserIdKind;
 use crate::metrics::Metrics;
 
 /// Everything the client needs from the settings.

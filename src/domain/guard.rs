@@ -182,7 +182,7 @@ pub fn evaluate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::RemovalPolicy;
+    use crate::domain::RemovalPolicy;
     use crate::domain::plan::{PlanInput, plan};
     use crate::domain::{EnrollmentState, Ids, LiveEnrollment, RoleId, SectionKey};
 

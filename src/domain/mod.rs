@@ -7,13 +7,14 @@
 pub mod decide;
 pub mod guard;
 pub mod plan;
+pub mod policy;
 pub mod roles;
 pub mod rules;
 pub mod sis_row;
 
-pub use crate::config::{RemovalPolicy, UserIdKind};
-
 use std::fmt;
+
+pub use policy::{RemovalPolicy, UserIdKind};
 
 /// An interned identifier (SIS user id or login, SIS course id, SIS section id). Interning keeps a
 /// million-enrollment snapshot small and makes the plan's hash maps cheap to key.

@@ -14,7 +14,7 @@ use super::{
     Action, DesiredEnrollment, DesiredState, EnrollmentKey, EnrollmentState, LiveEnrollment,
     RoleId, SectionKey, Sym,
 };
-use crate::config::RemovalPolicy;
+use crate::domain::RemovalPolicy;
 
 /// One decided change. `live` is the enrollment it acts on (for `change_role`, the old one); `None` for `enroll`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -5,7 +5,7 @@
 
 use super::roles::RoleBook;
 use super::{DesiredEnrollment, DesiredState, Ids, SectionKey, Sym};
-use crate::config::UserIdKind;
+use crate::domain::UserIdKind;
 
 /// The five text columns of a SIS row, as read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

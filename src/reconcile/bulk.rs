@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::canvas::CanvasClient;
-use crate::config::RemovalPolicy;
+use crate::domain::RemovalPolicy;
 use crate::domain::plan::{Change, removal_state};
 use crate::domain::{Action, EnrollmentState, Ids, SectionKey};
 use crate::reconcile::change::{ChangeResult, USER_NOT_FOUND};

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::canvas::client::UserRef;
 use crate::canvas::{CanvasClient, CanvasError, EnrollTarget};
-use crate::config::RemovalPolicy;
+use crate::domain::RemovalPolicy;
 use crate::domain::plan::Change;
 use crate::domain::roles::RoleBook;
 use crate::domain::{Action, EnrollmentState, Ids, SectionKey};

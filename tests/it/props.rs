@@ -16,7 +16,7 @@ use proptest::test_runner::Config as ProptestConfig;
 use rostersync::canvas::error::canvas_message;
 use rostersync::canvas::link;
 use rostersync::canvas::model::{Account, Enrollment, Role, User};
-use rostersync::config::{RemovalPolicy, Settings, UserIdKind, normalise_base_url, validate_cron};
+use rostersync::config::{Settings, normalise_base_url, validate_cron};
 use rostersync::domain::decide::{DecideSettings, Decision, SkippedSisRow, Snapshot, decide};
 use rostersync::domain::guard::{GuardLimits, evaluate};
 use rostersync::domain::plan::{
@@ -29,6 +29,7 @@ use rostersync::domain::{
     Action, DesiredEnrollment, DesiredState, EnrollmentKey, EnrollmentState, Ids, LiveEnrollment,
     RoleId, SectionKey, Sym,
 };
+use rostersync::domain::{RemovalPolicy, UserIdKind};
 
 /// `cases` unless `PROPTEST_CASES` asks for another number (`with_cases` alone would ignore the variable).
 fn config(cases: u32) -> ProptestConfig {

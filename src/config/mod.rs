@@ -1,0 +1,351 @@
+//! Typed settings: a TOML file and/or `ROSTERSYNC__SECTION__KEY` variables, defaults, and validation at load.
+//!
+//! Loading happens in two steps so that every error names the key: serde reads [`RawSettings`] (unknown keys and
+//! wrong types are rejected by serde/config, with the key path), then [`RawSettings::validate`] checks the values
+//! and produces [`Settings`], whose fields are already the domain types the rest of the daemon uses.
+
+mod error;
+mod raw;
+mod secret;
+mod strict;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use url::Url;
+
+use crate::domain::{RemovalPolicy, UserIdKind};
+pub use error::ConfigError;
+use error::load_error;
+pub use raw::{
+    DEFAULT_ENROLLMENTS_QUERY, RawCanvas, RawDatabase, RawLimits, RawLog, RawReconcile,
+    RawRoleRule, RawSchedule, RawServer, RawSettings, RawSis,
+};
+pub use secret::{DatabaseUrl, TokenSource};
+pub use validate::{normalise_base_url, validate_cron};
+
+/// The environment prefix: `ROSTERSYNC__CANVAS__TOKEN` sets `canvas.token`.
+pub const ENV_PREFIX: &str = "ROSTERSYNC";
+
+/// How live enrollments are read (facts §9): one listing per managed course, or the account's provisioning report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReadPath {
+    /// The report when there are at least `canvas.report_min_courses` managed courses (and users are matched by
+    /// `sis_user_id`, which the report carries), else per-course listings.
+    #[default]
+    Auto,
+    Courses,
+    Report,
+}
+
+/// How changes are written (facts §8): one API call per change, or one SIS import of exactly the delta rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WritePath {
+    /// A SIS import when at least `reconcile.bulk_min_changes` changes can go that way, else the API.
+    #[default]
+    Auto,
+    Api,
+    SisImport,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// JSON, or human-readable text when stderr is a terminal.
+    #[default]
+    Auto,
+    Json,
+    Text,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub canvas: CanvasSettings,
+    pub database: DatabaseSettings,
+    pub sis: SisSettings,
+    pub reconcile: ReconcileSettings,
+    pub schedule: ScheduleSettings,
+    pub limits: LimitsSettings,
+    pub server: ServerSettings,
+    pub log: LogSettings,
+    pub role_rules: Vec<RoleRule>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CanvasSettings {
+    /// Normalised: scheme + host (+ port) + optional path prefix, no trailing slash, no `/api/v1`.
+    pub base_url: Url,
+    pub token: TokenSource,
+    pub account_id: String,
+    pub per_page: u32,
+    pub request_timeout: Duration,
+    pub max_response_bytes: u64,
+    pub read_path: ReadPath,
+    pub report_min_courses: u64,
+    pub report_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub url: DatabaseUrl,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct SisSettings {
+    /// `None` = the daemon's own database.
+    pub url: Option<DatabaseUrl>,
+    pub enrollments_query: String,
+    pub user_id_kind: UserIdKind,
+    pub manage_non_sis_users: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReconcileSettings {
+    pub removal: RemovalPolicy,
+    pub max_removals: u64,
+    pub max_removal_ratio: f64,
+    pub max_course_removal_ratio: f64,
+    pub dry_run: bool,
+    pub write_path: WritePath,
+    pub bulk_min_changes: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScheduleSettings {
+    pub cron: String,
+    pub run_on_start: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct LimitsSettings {
+    pub requests_per_second: f64,
+    pub max_in_flight: u32,
+    pub max_retries: u32,
+    pub cycle_retry_budget: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+    pub otlp_endpoint: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RoleRule {
+    pub name: String,
+    pub users_query: String,
+    pub from_role: String,
+    pub to_role: String,
+}
+
+impl Settings {
+    /// Loads from an optional TOML file, then `ROSTERSYNC__SECTION__KEY` variables, then validates.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        Self::load_with_env(file, None)
+    }
+
+    /// Like [`Settings::load`], with the environment given explicitly (tests) or taken from the process (`None`).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: Option<std::collections::HashMap<String, String>>,
+    ) -> Result<Settings, ConfigError> {
+        let mut builder = config::Config::builder();
+        let mut text = None;
+        if let Some(path) = file {
+            let content = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::Load(format!("cannot read config file `{}`: {e}", path.display()))
+            })?;
+            builder =
+                builder.add_source(config::File::from_str(&content, config::FileFormat::Toml));
+            text = Some(content);
+        }
+        let environment = config::Environment::with_prefix(ENV_PREFIX)
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .source(env);
+        builder = builder.add_source(environment);
+        let raw: RawSettings = builder
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| load_error(&e, text.as_deref()))?;
+        raw.validate()
+    }
+
+    /// Parses a TOML document (no environment). Used by `check`-style tests and the fuzz targets.
+    pub fn from_toml_str(toml: &str) -> Result<Settings, ConfigError> {
+        let raw: RawSettings = config::Config::builder()
+            .add_source(config::File::from_str(toml, config::FileFormat::Toml))
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| load_error(&e, Some(toml)))?;
+        raw.validate()
+    }
+
+    /// The SIS database URL (`sis.url`, else `database.url`).
+    pub fn sis_url(&self) -> &DatabaseUrl {
+        self.sis.url.as_ref().unwrap_or(&self.database.url)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        [canvas]
+        base_url = "https://district.instructure.com/"
+        token = "sentinel-token-123"
+        [database]
+        url = "postgres://rs:pw@localhost/rs"
+    "#;
+
+    #[test]
+    fn minimal_file_gets_contract_defaults() {
+        let s = Settings::from_toml_str(MINIMAL).expect("valid");
+        assert_eq!(
+            s.canvas.base_url.as_str(),
+            "https://district.instructure.com/"
+        );
+        assert_eq!(s.canvas.account_id, "1");
+        assert_eq!(s.canvas.per_page, 100);
+        assert_eq!(s.canvas.request_timeout, Duration::from_secs(30));
+        assert_eq!(s.reconcile.removal, RemovalPolicy::Conclude);
+        assert_eq!(s.reconcile.max_removals, 500);
+        assert!((s.reconcile.max_removal_ratio - 0.10).abs() < 1e-12);
+        assert!(!s.reconcile.dry_run);
+        assert_eq!(s.schedule.cron, "0 */15 * * * *");
+        assert!(s.schedule.run_on_start);
+        assert_eq!(s.limits.max_in_flight, 4);
+        assert_eq!(s.server.listen.to_string(), "0.0.0.0:9464");
+        assert_eq!(s.sis.enrollments_query, DEFAULT_ENROLLMENTS_QUERY);
+        assert_eq!(s.sis.user_id_kind, UserIdKind::SisUserId);
+        assert_eq!(s.sis_url().expose(), "postgres://rs:pw@localhost/rs");
+    }
+
+    #[test]
+    fn debug_of_settings_redacts_token_and_password() {
+        let s = Settings::from_toml_str(MINIMAL).expect("valid");
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("sentinel-token-123"), "{debug}");
+        assert!(!debug.contains(":pw@"), "{debug}");
+    }
+
+    fn with(extra: &str) -> Result<Settings, ConfigError> {
+        Settings::from_toml_str(&format!("{MINIMAL}\n{extra}"))
+    }
+
+    #[test]
+    fn ratio_out_of_range_nan_or_text_is_rejected_naming_the_key() {
+        for bad in ["1.5", "-0.1", "nan", "\"20%\""] {
+            let err = with(&format!("[reconcile]\nmax_removal_ratio = {bad}"))
+                .expect_err(bad)
+                .to_string();
+            assert!(err.contains("max_removal_ratio"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn unknown_removal_policy_is_rejected() {
+        for bad in ["\"Delete\"", "\"purge\""] {
+            let err = with(&format!("[reconcile]\nremoval = {bad}"))
+                .expect_err(bad)
+                .to_string();
+            assert!(err.contains("removal"), "{err}");
+            assert!(err.contains("conclude"), "{err}");
+        }
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_naming_it() {
+        let err = with("[canvas2]\nx = 1").expect_err("unknown").to_string();
+        assert!(err.contains("canvas2"), "{err}");
+        let err = Settings::from_toml_str(&MINIMAL.replace("token =", "tokne ="))
+            .expect_err("unknown")
+            .to_string();
+        assert!(err.contains("tokne"), "{err}");
+        assert!(!err.contains("sentinel-token-123"), "{err}");
+    }
+
+    #[test]
+    fn five_field_cron_says_six_are_expected() {
+        let err = with("[schedule]\ncron = \"*/15 * * * *\"")
+            .expect_err("5 fields")
+            .to_string();
+        assert!(err.contains("schedule.cron") && err.contains("6"), "{err}");
+        let err = with("[schedule]\ncron = \"0 99 * * * *\"")
+            .expect_err("bad minute")
+            .to_string();
+        assert!(err.contains("schedule.cron"), "{err}");
+    }
+
+    #[test]
+    fn token_and_token_file_together_or_neither_is_an_error() {
+        let both = MINIMAL.replace(
+            "token = \"sentinel-token-123\"",
+            "token = \"sentinel-token-123\"\ntoken_file = \"/tmp/x\"",
+        );
+        let err = Settings::from_toml_str(&both)
+            .expect_err("both")
+            .to_string();
+        assert!(
+            err.contains("token_file") && !err.contains("sentinel"),
+            "{err}"
+        );
+        let neither = MINIMAL.replace("token = \"sentinel-token-123\"", "");
+        let err = Settings::from_toml_str(&neither)
+            .expect_err("neither")
+            .to_string();
+        assert!(err.contains("canvas.token"), "{err}");
+        let empty = MINIMAL.replace("\"sentinel-token-123\"", "\"  \"");
+        let err = Settings::from_toml_str(&empty)
+            .expect_err("empty")
+            .to_string();
+        assert!(err.contains("canvas token is empty"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_file_and_bad_bool_is_an_error() {
+        let env = |pairs: &[(&str, &str)]| {
+            Some(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )
+        };
+        let s = Settings::load_with_env(
+            None,
+            env(&[
+                ("ROSTERSYNC__CANVAS__BASE_URL", "https://c.example.edu"),
+                ("ROSTERSYNC__CANVAS__TOKEN", "t"),
+                ("ROSTERSYNC__DATABASE__URL", "postgres://localhost/x"),
+                ("ROSTERSYNC__CANVAS__PER_PAGE", "50"),
+                ("ROSTERSYNC__RECONCILE__DRY_RUN", "true"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(s.canvas.per_page, 50);
+        assert!(s.reconcile.dry_run);
+        let err = Settings::load_with_env(
+            None,
+            env(&[
+                ("ROSTERSYNC__CANVAS__BASE_URL", "https://c.example.edu"),
+                ("ROSTERSYNC__CANVAS__TOKEN", "t"),
+                ("ROSTERSYNC__DATABASE__URL", "postgres://localhost/x"),
+                ("ROSTERSYNC__RECONCILE__DRY_RUN", "maybe"),
+            ]),
+        )
+        .expect_err("bad bool")
+        .to_string();
+        assert!(err.contains("dry_run"), "{err}");
+    }
+}

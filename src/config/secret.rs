@@ -1,0 +1,156 @@
+//! The two secrets in the settings: the Canvas token (inline or a file re-read on rotation) and database URLs
+//! (whose password never appears in `Display` or `Debug`).
+
+use std::fmt;
+use std::path::PathBuf;
+
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+use super::error::{ConfigError, invalid};
+
+/// Where the Canvas token comes from. The file form is re-read when Canvas rejects the token (rotation).
+#[derive(Clone)]
+pub enum TokenSource {
+    Inline(SecretString),
+    File(PathBuf),
+}
+
+impl fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TokenSource::Inline(_) => f.write_str("Inline([REDACTED])"),
+            TokenSource::File(path) => f.debug_tuple("File").field(path).finish(),
+        }
+    }
+}
+
+impl TokenSource {
+    /// Reads the token. A file's single trailing newline (as `kubectl create secret --from-file` leaves it) is
+    /// stripped; an empty token is an error. The value never appears in the error.
+    pub fn load(&self) -> Result<SecretString, ConfigError> {
+        match self {
+            TokenSource::Inline(secret) => {
+                if secret.expose_secret().trim().is_empty() {
+                    return Err(invalid("canvas.token", "canvas token is empty"));
+                }
+                Ok(secret.clone())
+            }
+            TokenSource::File(path) => {
+                let raw = std::fs::read_to_string(path).map_err(|source| ConfigError::File {
+                    key: "canvas.token_file",
+                    path: path.clone(),
+                    source,
+                })?;
+                let token = raw
+                    .strip_suffix("\r\n")
+                    .or_else(|| raw.strip_suffix('\n'))
+                    .unwrap_or(&raw);
+                if token.trim().is_empty() {
+                    return Err(invalid(
+                        "canvas.token_file",
+                        format!("canvas token is empty (file `{}`)", path.display()),
+                    ));
+                }
+                if token.contains(['\n', '\r']) || token != token.trim() {
+                    return Err(invalid(
+                        "canvas.token_file",
+                        format!(
+                            "the token in `{}` has surrounding whitespace or several lines; it must hold only the \
+                             token (one trailing newline is allowed)",
+                            path.display()
+                        ),
+                    ));
+                }
+                Ok(SecretString::from(token.to_owned()))
+            }
+        }
+    }
+
+    /// Policy for token files readable by group or others: warn (like systemd-creds' "insecure" notice) but run,
+    /// because Kubernetes Secret volumes default to 0644 and refusing them would break the shipped manifests.
+    pub fn permission_warning(&self) -> Option<String> {
+        use std::os::unix::fs::PermissionsExt;
+        let TokenSource::File(path) = self else {
+            return None;
+        };
+        let mode = std::fs::metadata(path).ok()?.permissions().mode();
+        (mode & 0o077 != 0).then(|| {
+            format!(
+                "canvas.token_file `{}` is readable by group or others (mode {:o}); restrict it to 0400 or 0600",
+                path.display(),
+                mode & 0o777
+            )
+        })
+    }
+}
+
+/// A PostgreSQL URL. Its password is a secret: `Display` shows the URL without it.
+#[derive(Clone)]
+pub struct DatabaseUrl(SecretString);
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(SecretString::from(url.into()))
+    }
+    pub(super) fn from_secret(url: SecretString) -> Self {
+        Self(url)
+    }
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match Url::parse(self.expose()) {
+            Ok(mut url) => {
+                if url.password().is_some() {
+                    let _ = url.set_password(Some("****"));
+                }
+                let without_query = url
+                    .as_str()
+                    .split('?')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                f.write_str(&without_query)
+            }
+            Err(_) => f.write_str("<unparsable database url>"),
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({self})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_file_trailing_newline_is_stripped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("token");
+        std::fs::write(&path, "abc123\n").expect("write");
+        let token = TokenSource::File(path.clone()).load().expect("load");
+        assert_eq!(token.expose_secret(), "abc123");
+        std::fs::write(&path, "\n").expect("write");
+        let err = TokenSource::File(path)
+            .load()
+            .expect_err("empty")
+            .to_string();
+        assert!(err.contains("empty"), "{err}");
+    }
+
+    #[test]
+    fn database_url_display_hides_password() {
+        let url = DatabaseUrl::new("postgres://rs:secretpw@db.example:5432/rs?sslmode=require");
+        let shown = url.to_string();
+        assert!(!shown.contains("secretpw"), "{shown}");
+        assert!(shown.contains("db.example:5432/rs"), "{shown}");
+    }
+}

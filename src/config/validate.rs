@@ -1,0 +1,489 @@
+//! Validation: from [`RawSettings`] to [`Settings`], whose fields are already the domain types the daemon uses.
+//! Each check names the key and what is allowed.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+use super::error::{ConfigError, invalid};
+use super::raw::{RawCanvas, RawLimits, RawReconcile, RawRoleRule, RawSchedule, RawSettings};
+use super::secret::{DatabaseUrl, TokenSource};
+use super::{
+    CanvasSettings, DatabaseSettings, LimitsSettings, LogFormat, LogSettings, ReadPath,
+    ReconcileSettings, RoleRule, ScheduleSettings, ServerSettings, Settings, SisSettings,
+    WritePath,
+};
+use crate::domain::{RemovalPolicy, UserIdKind};
+
+impl RawSettings {
+    pub fn validate(self) -> Result<Settings, ConfigError> {
+        let canvas = validate_canvas(self.canvas)?;
+        let database_url = self
+            .database
+            .url
+            .ok_or_else(|| invalid("database.url", "is required (a postgres:// URL)"))?;
+        let database_url = validate_pg_url("database.url", database_url)?;
+        let sis_url = self
+            .sis
+            .url
+            .map(|u| validate_pg_url("sis.url", u))
+            .transpose()?;
+        if self.sis.enrollments_query.trim().is_empty() {
+            return Err(invalid("sis.enrollments_query", "must not be empty"));
+        }
+        let reconcile = validate_reconcile(self.reconcile)?;
+        let schedule = validate_schedule(self.schedule)?;
+        let limits = validate_limits(self.limits)?;
+        let listen = self.server.listen.parse::<SocketAddr>().map_err(|_| {
+            invalid(
+                "server.listen",
+                format!(
+                    "`{}` is not an address with a port, e.g. `0.0.0.0:9464`",
+                    self.server.listen
+                ),
+            )
+        })?;
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(invalid(
+                "log.level",
+                format!(
+                    "`{}` is not a level or filter (e.g. `info`, `debug`, `rostersync=debug`)",
+                    self.log.level
+                ),
+            ));
+        }
+        let mut role_rules = Vec::with_capacity(self.role_rules.len());
+        for (i, rule) in self.role_rules.into_iter().enumerate() {
+            role_rules.push(validate_rule(i, rule)?);
+        }
+        Ok(Settings {
+            canvas,
+            database: DatabaseSettings {
+                url: database_url,
+                max_connections: self.database.max_connections.unwrap_or(8).max(2),
+            },
+            sis: SisSettings {
+                url: sis_url,
+                enrollments_query: self.sis.enrollments_query,
+                user_id_kind: one_of(
+                    "sis.user_id_kind",
+                    &self.sis.user_id_kind,
+                    &[
+                        ("sis_user_id", UserIdKind::SisUserId),
+                        ("sis_login_id", UserIdKind::SisLoginId),
+                    ],
+                )?,
+                manage_non_sis_users: self.sis.manage_non_sis_users,
+            },
+            reconcile,
+            schedule,
+            limits,
+            server: ServerSettings { listen },
+            log: LogSettings {
+                format: one_of(
+                    "log.format",
+                    &self.log.format,
+                    &[
+                        ("auto", LogFormat::Auto),
+                        ("json", LogFormat::Json),
+                        ("text", LogFormat::Text),
+                    ],
+                )?,
+                level: self.log.level,
+                otlp_endpoint: self.log.otlp_endpoint.filter(|s| !s.trim().is_empty()),
+            },
+            role_rules,
+        })
+    }
+}
+
+fn validate_canvas(raw: RawCanvas) -> Result<CanvasSettings, ConfigError> {
+    let base = raw.base_url.ok_or_else(|| {
+        invalid(
+            "canvas.base_url",
+            "is required, e.g. `https://district.instructure.com`",
+        )
+    })?;
+    let base_url = normalise_base_url(&base, raw.allow_insecure_http)?;
+    let token = match (raw.token, raw.token_file) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "canvas.token",
+                "set either `canvas.token` or `canvas.token_file`, not both",
+            ));
+        }
+        (None, None) => {
+            return Err(invalid(
+                "canvas.token",
+                "one of `canvas.token` or `canvas.token_file` is required",
+            ));
+        }
+        (Some(token), None) => {
+            if token.expose_secret().trim().is_empty() {
+                return Err(invalid("canvas.token", "canvas token is empty"));
+            }
+            TokenSource::Inline(token)
+        }
+        (None, Some(path)) => {
+            // The file must be there and hold a token at start; it is read again whenever Canvas rejects the token.
+            let source = TokenSource::File(path);
+            source.load()?;
+            source
+        }
+    };
+    if raw.account_id.trim().is_empty() {
+        return Err(invalid(
+            "canvas.account_id",
+            "must not be empty (the root account id, usually `1`)",
+        ));
+    }
+    if !(1..=100).contains(&raw.per_page) {
+        return Err(invalid(
+            "canvas.per_page",
+            format!("{} is out of range; Canvas allows 1 to 100", raw.per_page),
+        ));
+    }
+    if !raw.request_timeout_secs.is_finite()
+        || raw.request_timeout_secs < 0.1
+        || raw.request_timeout_secs > 3600.0
+    {
+        return Err(invalid(
+            "canvas.request_timeout_secs",
+            "must be a number of seconds from 0.1 to 3600",
+        ));
+    }
+    if raw.max_response_bytes < 1024 {
+        return Err(invalid(
+            "canvas.max_response_bytes",
+            "must be at least 1024",
+        ));
+    }
+    if raw.report_min_courses < 1 {
+        return Err(invalid("canvas.report_min_courses", "must be 1 or more"));
+    }
+    if !raw.report_timeout_secs.is_finite() || raw.report_timeout_secs <= 0.0 {
+        return Err(invalid(
+            "canvas.report_timeout_secs",
+            "must be a number of seconds above 0",
+        ));
+    }
+    Ok(CanvasSettings {
+        base_url,
+        token,
+        account_id: raw.account_id.trim().to_owned(),
+        per_page: raw.per_page as u32,
+        request_timeout: Duration::from_secs_f64(raw.request_timeout_secs),
+        max_response_bytes: raw.max_response_bytes,
+        read_path: one_of(
+            "canvas.read_path",
+            &raw.read_path,
+            &[
+                ("auto", ReadPath::Auto),
+                ("courses", ReadPath::Courses),
+                ("report", ReadPath::Report),
+            ],
+        )?,
+        report_min_courses: raw.report_min_courses as u64,
+        report_timeout: Duration::from_secs_f64(raw.report_timeout_secs),
+    })
+}
+
+/// Accepts `https://host[:port][/prefix]`, strips a trailing `/` and `/api/v1` (so requests never go to
+/// `/api/v1/api/v1/...`), and refuses what would leak the admin token: cleartext HTTP to a non-loopback host
+/// (unless `canvas.allow_insecure_http`), credentials in the URL, a query string or a fragment.
+pub fn normalise_base_url(input: &str, allow_insecure_http: bool) -> Result<Url, ConfigError> {
+    const KEY: &str = "canvas.base_url";
+    let mut url = Url::parse(input.trim()).map_err(|e| {
+        invalid(
+            KEY,
+            format!("is not a URL ({e}); expected e.g. `https://district.instructure.com`"),
+        )
+    })?;
+    match url.scheme() {
+        "https" => {}
+        "http" => {
+            let loopback = match url.host() {
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+                None => false,
+            };
+            if !loopback && !allow_insecure_http {
+                return Err(invalid(
+                    KEY,
+                    "uses http:// to a non-loopback host; the admin token would travel in cleartext. Use https:// \
+                     or set `canvas.allow_insecure_http = true`",
+                ));
+            }
+        }
+        other => {
+            return Err(invalid(
+                KEY,
+                format!("scheme `{other}` is not supported; use https://"),
+            ));
+        }
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid(KEY, "has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            KEY,
+            "must not carry a user name or password; use canvas.token",
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid(
+            KEY,
+            "must not carry a query string or fragment (e.g. ?access_token=); use canvas.token",
+        ));
+    }
+    let mut path = url.path().trim_end_matches('/').to_owned();
+    if let Some(stripped) = path.strip_suffix("/api/v1") {
+        path = stripped.trim_end_matches('/').to_owned();
+    }
+    url.set_path(&path);
+    Ok(url)
+}
+
+fn validate_pg_url(key: &'static str, url: SecretString) -> Result<DatabaseUrl, ConfigError> {
+    let text = url.expose_secret();
+    if text.trim().is_empty() {
+        return Err(invalid(key, "is empty; expected a postgres:// URL"));
+    }
+    match Url::parse(text) {
+        Ok(parsed) if matches!(parsed.scheme(), "postgres" | "postgresql") => {
+            Ok(DatabaseUrl::from_secret(url))
+        }
+        Ok(parsed) => Err(invalid(
+            key,
+            format!(
+                "scheme `{}` is not postgres:// or postgresql://",
+                parsed.scheme()
+            ),
+        )),
+        Err(e) => Err(invalid(
+            key,
+            format!("is not a URL ({e}); expected postgres://user@host:5432/db"),
+        )),
+    }
+}
+
+/// Exact, case-sensitive choice among documented values: `removal = "Delete"` must never fall back to anything.
+fn one_of<T: Copy>(
+    key: &'static str,
+    value: &str,
+    allowed: &[(&str, T)],
+) -> Result<T, ConfigError> {
+    allowed
+        .iter()
+        .find(|(name, _)| *name == value)
+        .map(|(_, v)| *v)
+        .ok_or_else(|| {
+            let names: Vec<&str> = allowed.iter().map(|(n, _)| *n).collect();
+            invalid(
+                key,
+                format!("`{value}` is not one of: {}", names.join(", ")),
+            )
+        })
+}
+
+fn validate_ratio(key: &'static str, value: f64) -> Result<f64, ConfigError> {
+    if value.is_finite() && (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(invalid(
+            key,
+            format!("{value} is not a fraction between 0.0 and 1.0 (e.g. 0.10 for 10%)"),
+        ))
+    }
+}
+
+fn validate_reconcile(raw: RawReconcile) -> Result<ReconcileSettings, ConfigError> {
+    if raw.max_removals < 0 {
+        return Err(invalid(
+            "reconcile.max_removals",
+            format!("{} is negative; use 0 or more", raw.max_removals),
+        ));
+    }
+    Ok(ReconcileSettings {
+        removal: one_of(
+            "reconcile.removal",
+            &raw.removal,
+            &[
+                ("conclude", RemovalPolicy::Conclude),
+                ("delete", RemovalPolicy::Delete),
+                ("inactivate", RemovalPolicy::Inactivate),
+                ("keep", RemovalPolicy::Keep),
+            ],
+        )?,
+        max_removals: raw.max_removals as u64,
+        max_removal_ratio: validate_ratio("reconcile.max_removal_ratio", raw.max_removal_ratio)?,
+        max_course_removal_ratio: validate_ratio(
+            "reconcile.max_course_removal_ratio",
+            raw.max_course_removal_ratio,
+        )?,
+        dry_run: raw.dry_run,
+        write_path: one_of(
+            "reconcile.write_path",
+            &raw.write_path,
+            &[
+                ("auto", WritePath::Auto),
+                ("api", WritePath::Api),
+                ("sis_import", WritePath::SisImport),
+            ],
+        )?,
+        bulk_min_changes: if raw.bulk_min_changes < 1 {
+            return Err(invalid("reconcile.bulk_min_changes", "must be 1 or more"));
+        } else {
+            raw.bulk_min_changes as u64
+        },
+    })
+}
+
+/// Six fields, seconds first. A five-field crontab line is the most likely mistake, so it gets its own message;
+/// tokio-cron-scheduler would only say `ParseSchedule`.
+pub fn validate_cron(expr: &str) -> Result<(), ConfigError> {
+    const KEY: &str = "schedule.cron";
+    let fields = expr.split_whitespace().count();
+    if fields == 5 {
+        return Err(invalid(
+            KEY,
+            format!(
+                "`{expr}` has 5 fields; rostersync expects 6, seconds first (e.g. `0 */15 * * * *` for every 15 minutes)"
+            ),
+        ));
+    }
+    if fields != 6 {
+        return Err(invalid(
+            KEY,
+            format!(
+                "`{expr}` has {fields} fields; expected 6: `sec min hour day-of-month month day-of-week` (e.g. `0 */15 * * * *`)"
+            ),
+        ));
+    }
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .dom_and_dow(true)
+        .build()
+        .parse(expr)
+        .map_err(|e| invalid(KEY, format!("`{expr}` is not a valid schedule: {e}")))?;
+    Ok(())
+}
+
+fn validate_schedule(raw: RawSchedule) -> Result<ScheduleSettings, ConfigError> {
+    validate_cron(&raw.cron)?;
+    Ok(ScheduleSettings {
+        cron: raw.cron.trim().to_owned(),
+        run_on_start: raw.run_on_start,
+    })
+}
+
+fn validate_limits(raw: RawLimits) -> Result<LimitsSettings, ConfigError> {
+    if !raw.requests_per_second.is_finite()
+        || raw.requests_per_second <= 0.0
+        || raw.requests_per_second > 10_000.0
+    {
+        return Err(invalid(
+            "limits.requests_per_second",
+            format!(
+                "{} is not a rate above 0 and at most 10000",
+                raw.requests_per_second
+            ),
+        ));
+    }
+    if !(1..=256).contains(&raw.max_in_flight) {
+        return Err(invalid(
+            "limits.max_in_flight",
+            format!("{} is out of range; use 1 to 256", raw.max_in_flight),
+        ));
+    }
+    if !(0..=20).contains(&raw.max_retries) {
+        return Err(invalid(
+            "limits.max_retries",
+            format!("{} is out of range; use 0 to 20", raw.max_retries),
+        ));
+    }
+    if raw.cycle_retry_budget < 0 {
+        return Err(invalid("limits.cycle_retry_budget", "must be 0 or more"));
+    }
+    Ok(LimitsSettings {
+        requests_per_second: raw.requests_per_second,
+        max_in_flight: raw.max_in_flight as u32,
+        max_retries: raw.max_retries as u32,
+        cycle_retry_budget: raw.cycle_retry_budget as u32,
+    })
+}
+
+fn validate_rule(index: usize, raw: RawRoleRule) -> Result<RoleRule, ConfigError> {
+    let name = raw.name.trim().to_owned();
+    let label = if name.is_empty() {
+        format!("role_rules[{index}]")
+    } else {
+        format!("role rule `{name}`")
+    };
+    if name.is_empty() {
+        return Err(invalid(
+            "role_rules.name",
+            format!("{label}: name is empty"),
+        ));
+    }
+    if raw.users_query.trim().is_empty() {
+        return Err(invalid(
+            "role_rules.users_query",
+            format!("{label}: users_query is empty"),
+        ));
+    }
+    for (key, value) in [
+        ("role_rules.from_role", &raw.from_role),
+        ("role_rules.to_role", &raw.to_role),
+    ] {
+        if value.trim().is_empty() {
+            return Err(invalid(key, format!("{label}: role is empty")));
+        }
+    }
+    if raw.from_role == raw.to_role {
+        return Err(invalid(
+            "role_rules.to_role",
+            format!("{label}: from_role and to_role are the same"),
+        ));
+    }
+    Ok(RoleRule {
+        name,
+        users_query: raw.users_query,
+        from_role: raw.from_role,
+        to_role: raw.to_role,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_url_api_v1_suffix_is_stripped() {
+        let url = normalise_base_url("https://c.example.edu/api/v1/", false).expect("ok");
+        assert_eq!(url.as_str(), "https://c.example.edu/");
+        let url = normalise_base_url("https://c.example.edu/canvas/api/v1", false).expect("ok");
+        assert_eq!(url.as_str(), "https://c.example.edu/canvas");
+    }
+
+    #[test]
+    fn base_url_refuses_cleartext_credentials_and_query() {
+        for bad in [
+            "http://canvas.example.edu",
+            "https://user:pass@canvas.example.edu",
+            "https://canvas.example.edu/?access_token=abc",
+            "ftp://canvas.example.edu",
+            "not a url",
+        ] {
+            let err = normalise_base_url(bad, false).expect_err(bad).to_string();
+            assert!(err.contains("canvas.base_url"), "{err}");
+            assert!(!err.contains("abc") || bad.contains("not a url"), "{err}");
+        }
+        assert!(normalise_base_url("http://127.0.0.1:8080", false).is_ok());
+        assert!(normalise_base_url("http://canvas.example.edu", true).is_ok());
+    }
+}
