@@ -1,7 +1,6 @@
 //! `rostersync check`: validates the configuration and reaches everything a cycle needs, printing one line per
 //! check. Every check runs even after one fails, so an operator sees the whole picture at once.
 
-use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::canvas::{CanvasClient, ClientOptions};
@@ -10,8 +9,15 @@ use crate::domain::roles::{RoleBook, RoleInfo};
 use crate::metrics::Metrics;
 use crate::{sis, store};
 
+/// Some checks failed; each was printed as a `FAIL` line.
+#[derive(Debug, thiserror::Error)]
+#[error("{failed} check(s) failed")]
+pub struct CheckError {
+    pub failed: usize,
+}
+
 struct Checklist {
-    failed: bool,
+    failed: usize,
 }
 
 impl Checklist {
@@ -19,13 +25,13 @@ impl Checklist {
         println!("ok    {what:<16} {}", detail.as_ref());
     }
     fn fail(&mut self, what: &str, detail: impl AsRef<str>) {
-        self.failed = true;
+        self.failed += 1;
         println!("FAIL  {what:<16} {}", detail.as_ref());
     }
 }
 
-pub async fn run(settings: Settings) -> ExitCode {
-    let mut list = Checklist { failed: false };
+pub async fn run(settings: Settings) -> Result<(), CheckError> {
+    let mut list = Checklist { failed: 0 };
     list.ok(
         "config",
         format!(
@@ -153,9 +159,8 @@ pub async fn run(settings: Settings) -> ExitCode {
             }
         }
     }
-    if list.failed {
-        ExitCode::from(crate::cli::EXIT_FATAL)
-    } else {
-        ExitCode::SUCCESS
+    match list.failed {
+        0 => Ok(()),
+        failed => Err(CheckError { failed }),
     }
 }

@@ -1,16 +1,18 @@
 //! The `rostersync` command line (CONTRACT.md "Commands"): parse, run, and map the outcome to an exit code.
 //! Errors are printed once, as one readable line on stderr; they never carry the Canvas token.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::Settings;
+use crate::config::{ConfigError, DatabaseUrl, Settings};
 use crate::metrics::Metrics;
 use crate::reconcile::{CycleOptions, CycleReport, run_cycle};
 use crate::store::lock::LeaderLock;
+use crate::store::{DbError, RunStatus};
 use crate::{app, telemetry};
 
 #[derive(Debug, Parser)]
@@ -52,10 +54,69 @@ pub enum Command {
     Demo(crate::demo::DemoArgs),
 }
 
-/// Exit code for fatal errors (configuration, database, Canvas auth).
-pub const EXIT_FATAL: u8 = 1;
+/// Exit code for fatal errors (configuration, database, Canvas auth). Only [`exit_code`] uses it.
+const EXIT_FATAL: u8 = 1;
+
+/// How long `reconcile` waits for the leader lock before concluding another process is applying changes.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// What a command did, when it could do its job.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The command did what it was asked.
+    Done,
+    /// One `reconcile` cycle ran and ended with this status (its report is already printed).
+    Cycle(RunStatus),
+}
+
+/// Why a command could not do its job. [`exit_code`] prints each message once, as `error: …` on stderr.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Start(#[from] app::StartError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(
+        "another rostersync process holds the leader lock on {0} and is applying changes; \
+         try again when it is done, or use --dry-run"
+    )]
+    LockHeld(DatabaseUrl),
+    #[error(transparent)]
+    Daemon(#[from] crate::daemon::StartError),
+    #[error(transparent)]
+    Demo(#[from] crate::demo::DemoError),
+    /// `check` has printed every failed check on stdout; nothing more is said on stderr.
+    #[error(transparent)]
+    Check(#[from] crate::check::CheckError),
+}
+
+/// The one place that turns a command's result into the process exit code (CONTRACT.md "Commands"):
+/// 0 done (a cycle with everything applied), 2 some changes failed, 3 the safety guard tripped, 1 fatal.
+/// A trip outranks failed changes: holding removals back is the thing an operator must act on.
+pub fn exit_code(result: Result<Outcome, CommandError>) -> ExitCode {
+    let code = match result {
+        Ok(Outcome::Done | Outcome::Cycle(RunStatus::Succeeded)) => 0,
+        Ok(Outcome::Cycle(RunStatus::Partial)) => 2,
+        Ok(Outcome::Cycle(RunStatus::SafetyTripped)) => 3,
+        Ok(Outcome::Cycle(RunStatus::Failed | RunStatus::Running)) => EXIT_FATAL,
+        Err(CommandError::Check(_)) => EXIT_FATAL,
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_FATAL
+        }
+    };
+    ExitCode::from(code)
+}
 
 pub async fn run(cli: Cli) -> ExitCode {
+    exit_code(execute(cli).await)
+}
+
+async fn execute(cli: Cli) -> Result<Outcome, CommandError> {
     // The demo needs no configuration: it brings its own.
     if let Command::Demo(args) = cli.command {
         if let Some(path) = &cli.config {
@@ -64,102 +125,62 @@ pub async fn run(cli: Cli) -> ExitCode {
                 path.display()
             );
         }
-        return crate::demo::run(args).await;
+        crate::demo::run(args).await?;
+        return Ok(Outcome::Done);
     }
-    let Some(settings) = load(&cli.config) else {
-        return ExitCode::from(EXIT_FATAL);
-    };
+    let settings = load(cli.config.as_deref())?;
     let _telemetry = telemetry::init(&settings.log);
     match cli.command {
         Command::Reconcile {
             dry_run,
             json,
             accept_removals,
-        } => reconcile(settings, dry_run, json, accept_removals).await,
-        Command::Migrate => migrate(settings).await,
-        Command::Check => crate::check::run(settings).await,
-        Command::Run => crate::daemon::run(settings).await,
+        } => {
+            let report = reconcile(settings, dry_run, accept_removals).await?;
+            print_report(&report, json);
+            return Ok(Outcome::Cycle(report.status));
+        }
+        Command::Migrate => migrate(settings).await?,
+        Command::Check => crate::check::run(settings).await?,
+        Command::Run => crate::daemon::run(settings).await?,
         // Handled above; kept total without a panic path.
-        Command::Demo(args) => crate::demo::run(args).await,
+        Command::Demo(args) => crate::demo::run(args).await?,
     }
+    Ok(Outcome::Done)
 }
 
-fn load(path: &Option<PathBuf>) -> Option<Settings> {
-    match Settings::load(path.as_deref()) {
-        Ok(s) => {
-            if let Some(warning) = s.canvas.token.permission_warning() {
-                eprintln!("warning: {warning}");
-            }
-            Some(s)
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            None
-        }
+fn load(path: Option<&Path>) -> Result<Settings, ConfigError> {
+    let settings = Settings::load(path)?;
+    if let Some(warning) = settings.canvas.token.permission_warning() {
+        eprintln!("warning: {warning}");
     }
+    Ok(settings)
 }
 
-async fn migrate(settings: Settings) -> ExitCode {
-    let result = async {
-        let pool = crate::store::connect("rostersync", &settings.database.url, 2).await?;
-        crate::store::migrate(&pool).await
-    }
-    .await;
-    match result {
-        Ok(()) => {
-            println!(
-                "schema rostersync is up to date in {}",
-                settings.database.url
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(EXIT_FATAL)
-        }
-    }
+async fn migrate(settings: Settings) -> Result<(), CommandError> {
+    let pool = crate::store::connect("rostersync", &settings.database.url, 2).await?;
+    crate::store::migrate(&pool).await?;
+    println!(
+        "schema rostersync is up to date in {}",
+        settings.database.url
+    );
+    Ok(())
 }
 
 async fn reconcile(
     settings: Settings,
     dry_run: bool,
-    json: bool,
     accept_removals: bool,
-) -> ExitCode {
+) -> Result<CycleReport, CommandError> {
     let db_url = settings.database.url.clone();
-    let ctx = match app::connect(settings, Arc::new(Metrics::new())).await {
-        Ok(ctx) => ctx,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_FATAL);
-        }
-    };
+    let ctx = app::connect(settings, Arc::new(Metrics::new())).await?;
     let dry_run = dry_run || ctx.settings.reconcile.dry_run;
-    // One writer at a time: the daemon and a manual reconcile must not apply the same plan twice.
-    // A process killed a moment ago still holds the lock until the server notices its connection is gone
-    // (within a second), so wait a little before concluding another process is working.
-    let mut lock = None;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        match LeaderLock::try_acquire(&db_url).await {
-            Ok(Some(l)) => {
-                lock = Some(l);
-                break;
-            }
-            Ok(None) if dry_run || std::time::Instant::now() >= deadline => break,
-            Ok(None) => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(EXIT_FATAL);
-            }
-        }
-    }
+    // One writer at a time: the daemon and a manual reconcile must not apply the same plan twice. A dry run
+    // changes nothing, so it tries once and runs without the lock when another process holds it.
+    let wait = if dry_run { Duration::ZERO } else { LOCK_WAIT };
+    let lock = LeaderLock::acquire_within(&db_url, wait).await?;
     if lock.is_none() && !dry_run {
-        eprintln!(
-            "error: another rostersync process holds the leader lock on {db_url} and is applying changes; \
-             try again when it is done, or use --dry-run"
-        );
-        return ExitCode::from(EXIT_FATAL);
+        return Err(CommandError::LockHeld(db_url));
     }
     let opts = CycleOptions {
         dry_run,
@@ -175,8 +196,7 @@ async fn reconcile(
     if let Some(lock) = lock {
         lock.release().await;
     }
-    print_report(&report, json);
-    ExitCode::from(report.exit_code() as u8)
+    Ok(report)
 }
 
 pub fn print_report(report: &CycleReport, json: bool) {

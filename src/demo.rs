@@ -7,7 +7,6 @@
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
@@ -80,9 +79,25 @@ impl Out {
     }
 }
 
-/// Runs the demo. Exit 0 when both cycles ran and the second had nothing to do; 1 when something could not be set
-/// up or the run did not converge (the message says which).
-pub async fn run(args: DemoArgs) -> ExitCode {
+/// Why the demo did not finish: its PostgreSQL could not be set up, or the run failed or did not converge.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error(transparent)]
+    Postgres(#[from] pgtemp::PgError),
+    #[error("cannot create database {name} on the {server}: {source}")]
+    CreateDatabase {
+        name: String,
+        server: String,
+        source: pgtemp::PgError,
+    },
+    /// The whole chain, on one line.
+    #[error("{0:#}")]
+    Run(anyhow::Error),
+}
+
+/// Runs the demo. `Ok` when both cycles ran and the second had nothing to do; an error when something could not
+/// be set up or the run did not converge (the message says which).
+pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
     init_quiet();
     let started = Instant::now();
     let out = Out { json: args.json };
@@ -91,23 +106,17 @@ pub async fn run(args: DemoArgs) -> ExitCode {
          a PostgreSQL it finds or starts)\n",
     );
 
-    let server = match pgtemp::find_or_start().await {
-        Ok(server) => server,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(crate::cli::EXIT_FATAL);
-        }
-    };
+    let server = pgtemp::find_or_start().await?;
     let suffix = uuid::Uuid::new_v4().simple().to_string();
     let db_name = format!("rostersync_demo_{}", &suffix[..8]);
     let db_url = match server.create_database(&db_name).await {
         Ok(url) => url,
-        Err(e) => {
-            eprintln!(
-                "error: cannot create database {db_name} on the {}: {e}",
-                server.describe()
-            );
-            return ExitCode::from(crate::cli::EXIT_FATAL);
+        Err(source) => {
+            return Err(DemoError::CreateDatabase {
+                server: server.describe(),
+                name: db_name,
+                source,
+            });
         }
     };
     out.say(format_args!(
@@ -151,12 +160,9 @@ pub async fn run(args: DemoArgs) -> ExitCode {
                 "\nDemo finished in {:.1} s.",
                 started.elapsed().as_secs_f64()
             ));
-            ExitCode::SUCCESS
+            Ok(())
         }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(crate::cli::EXIT_FATAL)
-        }
+        Err(e) => Err(DemoError::Run(e)),
     }
 }
 

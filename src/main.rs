@@ -12,8 +12,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(rostersync::cli::EXIT_FATAL);
+            return rostersync::cli::exit_code(Err(rostersync::cli::CommandError::Runtime(e)));
         }
     };
     runtime.block_on(rostersync::cli::run(cli))

@@ -9,7 +9,7 @@
 pub mod leader;
 pub mod server;
 
-use std::process::ExitCode;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -21,7 +21,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::app;
-use crate::cli::EXIT_FATAL;
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::reconcile::{CycleContext, CycleOptions, CycleReport, run_cycle};
@@ -39,7 +38,24 @@ pub struct Health {
     pub canvas_ok: AtomicBool,
 }
 
-pub async fn run(settings: Settings) -> ExitCode {
+/// Why the daemon could not start. Once it runs, nothing ends it but a signal.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Connect(#[from] app::StartError),
+    #[error("cannot listen on {listen} (server.listen): {source}")]
+    Listen {
+        listen: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("schedule.cron `{cron}`: {source}")]
+    Schedule {
+        cron: String,
+        source: tokio_cron_scheduler::JobSchedulerError,
+    },
+}
+
+pub async fn run(settings: Settings) -> Result<(), StartError> {
     let metrics = Arc::new(Metrics::new());
     let listen = settings.server.listen;
     let cron = settings.schedule.cron.clone();
@@ -49,8 +65,7 @@ pub async fn run(settings: Settings) -> ExitCode {
         Ok(ctx) => ctx,
         Err(e) => {
             error!(error = %e, "cannot start");
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_FATAL);
+            return Err(e.into());
         }
     };
     let health = Arc::new(Health {
@@ -60,8 +75,7 @@ pub async fn run(settings: Settings) -> ExitCode {
         Ok(l) => l,
         Err(e) => {
             error!(error = %e, %listen, "cannot listen");
-            eprintln!("error: cannot listen on {listen} (server.listen): {e}");
-            return ExitCode::from(EXIT_FATAL);
+            return Err(StartError::Listen { listen, source: e });
         }
     };
     let shutdown = CancellationToken::new();
@@ -80,10 +94,7 @@ pub async fn run(settings: Settings) -> ExitCode {
     let (tick_tx, mut ticks) = mpsc::unbounded_channel::<&'static str>();
     let mut scheduler = match start_scheduler(&cron, tick_tx.clone()).await {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: schedule.cron `{cron}`: {e}");
-            return ExitCode::from(EXIT_FATAL);
-        }
+        Err(source) => return Err(StartError::Schedule { cron, source }),
     };
     if run_on_start {
         let _ = tick_tx.send("start");
@@ -158,7 +169,7 @@ pub async fn run(settings: Settings) -> ExitCode {
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     info!("rostersync stopped");
-    ExitCode::SUCCESS
+    Ok(())
 }
 
 async fn start_scheduler(

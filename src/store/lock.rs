@@ -59,6 +59,26 @@ impl LeaderLock {
         }))
     }
 
+    /// Takes the lock, trying again every 250 ms for up to `wait` (a zero `wait` tries once); `Ok(None)` when
+    /// another process still holds it then. A process killed a moment ago still holds the lock until the server
+    /// notices its connection is gone (within a second), so a short wait keeps a restart from looking like a
+    /// second writer.
+    pub async fn acquire_within(
+        url: &DatabaseUrl,
+        wait: Duration,
+    ) -> Result<Option<LeaderLock>, DbError> {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            if let Some(lock) = Self::try_acquire(url).await? {
+                return Ok(Some(lock));
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
     /// Cancelled the moment the lock is known to be lost.
     pub fn lost(&self) -> CancellationToken {
         self.lost.clone()
