@@ -6,7 +6,8 @@
 //! - Pace: a governor rate limit (`limits.requests_per_second`) and the adaptive in-flight limit ([`Pacer`]).
 //! - Retries: throttling (429, or 403 whose body says `Rate Limit Exceeded`, facts §5), 5xx, timeouts and
 //!   connection errors, with exponential backoff and jitter, bounded per request (`limits.max_retries`) and per
-//!   cycle (`limits.cycle_retry_budget`). Any other 4xx is returned at once with Canvas's message.
+//!   cycle (`limits.cycle_retry_budget`). Any other 4xx is returned at once with Canvas's message. What a status
+//!   means is decided once, in `status::classify`, for API calls and file downloads alike.
 //! - Writes that time out are not blindly resent: the enrollment is looked up first (Canvas may have applied it).
 //! - Redirects are never followed (the token must not travel to an SSO or maintenance host); pagination links
 //!   are followed only on the configured origin.
@@ -29,6 +30,7 @@ use super::link;
 use super::model::{Account, Enrollment, Role, User};
 use super::pacer::Pacer;
 use super::path::{encode_segment, sis_segment};
+use super::status::{Attempt, Via, classify};
 use crate::config::{CanvasSettings, LimitsSettings, TokenSource};
 use crate::domain::UserIdKind;
 use crate::metrics::Metrics;
@@ -121,15 +123,6 @@ pub(super) struct Answer {
     pub(super) status: StatusCode,
     pub(super) headers: HeaderMap,
     pub(super) body: Vec<u8>,
-}
-
-/// One failed attempt, before the retry decision.
-enum Attempt {
-    Retryable {
-        reason: &'static str,
-        error: CanvasError,
-    },
-    Final(CanvasError),
 }
 
 /// After this many failures in a row with the retry budget used up, Canvas is treated as down for the cycle.
@@ -776,54 +769,17 @@ impl CanvasClient {
             return Ok(answer);
         }
         let message = self.scrub(canvas_message(&answer.body));
-        let throttled = status == StatusCode::TOO_MANY_REQUESTS
-            || (status == StatusCode::FORBIDDEN && message.contains("Rate Limit Exceeded"));
-        if throttled {
+        let attempt = classify(status, &answer.headers, message, Via::Api);
+        if attempt.is_throttled() {
             self.counters.throttled.fetch_add(1, Ordering::Relaxed);
             self.pacer.on_throttled();
-            return Err(Attempt::Retryable {
-                reason: "throttled",
-                error: CanvasError::Throttled { attempts: 1 },
-            });
+        } else {
+            self.pacer.on_response(
+                header_f64("x-rate-limit-remaining"),
+                header_f64("x-request-cost"),
+            );
         }
-        self.pacer.on_response(
-            header_f64("x-rate-limit-remaining"),
-            header_f64("x-request-cost"),
-        );
-        let code = status.as_u16();
-        Err(match code {
-            401 => Attempt::Final(CanvasError::Unauthorized {
-                status: code,
-                message,
-            }),
-            403 => Attempt::Final(CanvasError::Forbidden { message }),
-            404 => Attempt::Final(CanvasError::NotFound { message }),
-            300..=399 => {
-                let location = answer
-                    .headers
-                    .get(reqwest::header::LOCATION)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|l| Url::parse(l).ok())
-                    .and_then(|u| u.host_str().map(str::to_owned))
-                    .unwrap_or_else(|| "an unknown location".into());
-                Attempt::Final(CanvasError::Redirect {
-                    status: code,
-                    location,
-                })
-            }
-            500..=599 => Attempt::Retryable {
-                reason: "server_error",
-                error: CanvasError::Server {
-                    status: code,
-                    message,
-                    attempts: 1,
-                },
-            },
-            _ => Attempt::Final(CanvasError::Rejected {
-                status: code,
-                message,
-            }),
-        })
+        Err(attempt)
     }
 
     /// Downloads a file Canvas handed out (a report's `attachment.url`, authorised by its verifier), WITHOUT the
@@ -869,22 +825,15 @@ impl CanvasClient {
                 }
                 Ok(answer) => {
                     self.metrics.count_request("GET", answer.status.as_str());
-                    let code = answer.status.as_u16();
                     let message = self.scrub(canvas_message(&answer.body));
-                    if answer.status.is_server_error() {
-                        (
-                            "server_error",
-                            CanvasError::Server {
-                                status: code,
-                                message,
-                                attempts: 1,
-                            },
-                        )
-                    } else {
-                        return Err(CanvasError::Rejected {
-                            status: code,
-                            message,
-                        });
+                    let attempt = classify(answer.status, &answer.headers, message, Via::Download);
+                    // A throttle is counted; the pacer is not told (the files host is not the API's bucket).
+                    if attempt.is_throttled() {
+                        self.counters.throttled.fetch_add(1, Ordering::Relaxed);
+                    }
+                    match attempt {
+                        Attempt::Retryable { reason, error } => (reason, error),
+                        Attempt::Final(error) => return Err(error),
                     }
                 }
                 Err(TransportError::TooLarge) => {
