@@ -59,16 +59,6 @@ pub struct PlanInput<'a> {
     pub hold: &'a HashSet<(Sym, Sym)>,
 }
 
-/// The state `reconcile.removal` leaves a removed enrollment in.
-pub fn removal_state(policy: RemovalPolicy) -> Option<EnrollmentState> {
-    match policy {
-        RemovalPolicy::Conclude => Some(EnrollmentState::Completed),
-        RemovalPolicy::Delete => Some(EnrollmentState::Deleted),
-        RemovalPolicy::Inactivate => Some(EnrollmentState::Inactive),
-        RemovalPolicy::Keep => None,
-    }
-}
-
 /// Two SIS rows for the same enrollment that disagree on status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DuplicateConflict {
@@ -227,7 +217,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     }
 
     // Pass 3: what nothing claimed.
-    let after = removal_state(input.removal);
+    let after = input.removal.resulting_state();
     for (i, l) in input.live.iter().enumerate() {
         if removable(l, &matched, i) {
             changes.push(Change {
@@ -295,7 +285,7 @@ pub fn apply_to_snapshot(
                 }
             }
             Action::Remove => {
-                if let (Some(l), Some(state)) = (c.live, removal_state(policy))
+                if let (Some(l), Some(state)) = (c.live, policy.resulting_state())
                     && let Some(i) = position(&out, l.id)
                 {
                     out[i].state = state;
@@ -312,7 +302,7 @@ pub fn apply_to_snapshot(
                     ..l
                 });
                 next_id += 1;
-                if let (Some(state), Some(i)) = (removal_state(policy), position(&out, l.id)) {
+                if let (Some(state), Some(i)) = (policy.resulting_state(), position(&out, l.id)) {
                     out[i].state = state;
                 }
             }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::canvas::CanvasClient;
 use crate::domain::RemovalPolicy;
-use crate::domain::plan::{Change, removal_state};
+use crate::domain::plan::Change;
 use crate::domain::{Action, EnrollmentState, Ids, SectionKey};
 use crate::reconcile::change::{ChangeResult, USER_NOT_FOUND};
 use crate::store::AuditOutcome;
@@ -38,11 +38,6 @@ impl BulkRow {
             self.role_id
         )
     }
-}
-
-/// The status a removal under `policy` writes.
-fn removal_status(policy: RemovalPolicy) -> Option<&'static str> {
-    removal_state(policy).and_then(EnrollmentState::sis_import_status)
 }
 
 /// The CSV rows for a change, or `None` when it must go through the API.
@@ -78,7 +73,7 @@ pub fn rows_for(change: &Change, ids: &Ids, removal: RemovalPolicy) -> Option<Ve
             Some(vec![row(
                 Some(live_section()?),
                 live.role.0,
-                removal_status(removal)?,
+                removal.resulting_state()?.sis_import_status()?,
             )])
         }
         Action::ChangeState => {
@@ -93,7 +88,10 @@ pub fn rows_for(change: &Change, ids: &Ids, removal: RemovalPolicy) -> Option<Ve
             let live = change.live?;
             let section = live_section()?;
             let mut rows = vec![row(Some(section.clone()), change.role_after?.0, "active")];
-            if let Some(status) = removal_status(removal) {
+            if let Some(status) = removal
+                .resulting_state()
+                .and_then(EnrollmentState::sis_import_status)
+            {
                 rows.push(row(Some(section), live.role.0, status));
             }
             Some(rows)

@@ -82,17 +82,6 @@ impl CycleReport {
         }
     }
 
-    /// The `reconcile` exit code (CONTRACT.md): 0 all applied, 2 some failed, 3 safety guard tripped, 1 fatal.
-    /// A trip outranks failed changes: holding removals back is the thing an operator must act on.
-    pub fn exit_code(&self) -> i32 {
-        match self.status {
-            RunStatus::Failed | RunStatus::Running => 1,
-            RunStatus::SafetyTripped => 3,
-            RunStatus::Partial => 2,
-            RunStatus::Succeeded => 0,
-        }
-    }
-
     pub fn planned_total(&self) -> u64 {
         self.planned.values().sum()
     }

@@ -19,9 +19,7 @@ use rostersync::canvas::model::{Account, Enrollment, Role, User};
 use rostersync::config::{Settings, normalise_base_url, validate_cron};
 use rostersync::domain::decide::{DecideSettings, Decision, SkippedSisRow, Snapshot, decide};
 use rostersync::domain::guard::{GuardLimits, evaluate};
-use rostersync::domain::plan::{
-    Change, Plan, apply_to_snapshot, removal_state, resolve_duplicates,
-};
+use rostersync::domain::plan::{Change, Plan, apply_to_snapshot, resolve_duplicates};
 use rostersync::domain::roles::{BUILT_IN_TYPES, RoleBook, RoleInfo, RoleStatus};
 use rostersync::domain::rules::{ResolvedRule, apply_role_rules};
 use rostersync::domain::sis_row::{SisRow, SkipReason, SkippedRow, parse_row};
@@ -573,7 +571,7 @@ proptest! {
                         prop_assert!(l.user.is_some() || w.manage_non_sis_users,
                             "takes a non-SIS user's row: {:?}", c);
                         if c.action == Action::Remove {
-                            prop_assert_eq!(c.state_after, removal_state(policy));
+                            prop_assert_eq!(c.state_after, policy.resulting_state());
                         } else {
                             let key = target(c.role_after);
                             prop_assert!(key.is_some_and(|k| desired.get(&k) == Some(&DesiredState::Active)),
