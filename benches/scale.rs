@@ -1512,11 +1512,8 @@ async fn naive_baseline(data: &Dataset, knobs: Knobs, fill: Fill, sample: f64) -
         &DecideSettings {
             removal: RemovalPolicy::Conclude,
             manage_non_sis_users: false,
-            limits: GuardLimits {
-                max_removals: u64::MAX,
-                max_removal_ratio: 1.0,
-                max_course_removal_ratio: 1.0,
-            },
+            limits: GuardLimits::OFF,
+            sticky_trip: None,
         },
     )
     .plan;

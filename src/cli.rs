@@ -10,7 +10,8 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{ConfigError, DatabaseUrl, Settings};
 use crate::metrics::Metrics;
-use crate::reconcile::{CycleOptions, CycleReport, run_cycle};
+use crate::reconcile::pinned::{PinnedError, Review, apply_reviewed};
+use crate::reconcile::{CycleContext, CycleOptions, CycleReport, run_cycle};
 use crate::store::lock::LeaderLock;
 use crate::store::{DbError, RunStatus};
 use crate::{app, telemetry};
@@ -41,10 +42,25 @@ pub enum Command {
         /// Print exactly one JSON object on stdout (logs stay on stderr).
         #[arg(long)]
         json: bool,
-        /// The safety guard override: apply removals even though they exceed reconcile.max_removals or the
-        /// removal ratios, for this one cycle. Look at a --dry-run first.
+        /// An alias for "dry run, then apply": make the changes the brake would hold, in this one cycle, and
+        /// clear a trip. Prefer `reconcile --dry-run` and `apply RUN_ID --by NAME`, which make what you reviewed.
         #[arg(long)]
         accept_removals: bool,
+    },
+    /// Make the held changes of a tripped run, or the planned changes of a dry run, exactly as reviewed: no new SIS
+    /// read; each change is checked against live Canvas first (a moved enrollment is skipped as `stale:`).
+    Apply {
+        /// The run to apply (`run_id` of `reconcile`).
+        run_id: String,
+        /// Who approved the changes; recorded on the run and on every audit row.
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+        /// Why, for the run record.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+        /// Print exactly one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
     },
     /// Create or upgrade rostersync's own schema.
     Migrate,
@@ -85,6 +101,8 @@ pub enum CommandError {
          try again when it is done, or use --dry-run"
     )]
     LockHeld(DatabaseUrl),
+    #[error(transparent)]
+    Pinned(#[from] PinnedError),
     #[error(transparent)]
     Daemon(#[from] crate::daemon::StartError),
     #[error(transparent)]
@@ -140,6 +158,21 @@ async fn execute(cli: Cli) -> Result<Outcome, CommandError> {
             print_report(&report, json);
             return Ok(Outcome::Cycle(report.status));
         }
+        Command::Apply {
+            run_id,
+            by,
+            reason,
+            json,
+        } => {
+            let review = Review {
+                run_id,
+                by: by.ok_or(PinnedError::NoApprover)?,
+                reason,
+            };
+            let report = apply(settings, &review).await?;
+            print_report(&report, json);
+            return Ok(Outcome::Cycle(report.status));
+        }
         Command::Migrate => migrate(settings).await?,
         Command::Check => crate::check::run(settings).await?,
         Command::Run => crate::daemon::run(settings).await?,
@@ -172,16 +205,8 @@ async fn reconcile(
     dry_run: bool,
     accept_removals: bool,
 ) -> Result<CycleReport, CommandError> {
-    let db_url = settings.database.url.clone();
-    let ctx = app::connect(settings, Arc::new(Metrics::new())).await?;
-    let dry_run = dry_run || ctx.settings.reconcile.dry_run;
-    // One writer at a time: the daemon and a manual reconcile must not apply the same plan twice. A dry run
-    // changes nothing, so it tries once and runs without the lock when another process holds it.
-    let wait = if dry_run { Duration::ZERO } else { LOCK_WAIT };
-    let lock = LeaderLock::acquire_within(&db_url, wait).await?;
-    if lock.is_none() && !dry_run {
-        return Err(CommandError::LockHeld(db_url));
-    }
+    let dry_run = dry_run || settings.reconcile.dry_run;
+    let (ctx, lock) = connect_as_writer(settings, !dry_run).await?;
     let opts = CycleOptions {
         dry_run,
         holds_lock: lock.is_some(),
@@ -189,7 +214,8 @@ async fn reconcile(
             .as_ref()
             .map(|l| l.lost().child_token())
             .unwrap_or_default(),
-        accept_removals,
+        accept_removals: accept_removals
+            .then(|| format!("--accept-removals ({})", crate::store::runs::os_user())),
         ..CycleOptions::default()
     };
     let report = run_cycle(&ctx, &opts).await;
@@ -199,35 +225,46 @@ async fn reconcile(
     Ok(report)
 }
 
+async fn apply(settings: Settings, review: &Review) -> Result<CycleReport, CommandError> {
+    let (ctx, lock) = connect_as_writer(settings, true).await?;
+    let opts = CycleOptions {
+        holds_lock: lock.is_some(),
+        cancel: lock
+            .as_ref()
+            .map(|l| l.lost().child_token())
+            .unwrap_or_default(),
+        ..CycleOptions::default()
+    };
+    let result = apply_reviewed(&ctx, &opts, review).await;
+    if let Some(lock) = lock {
+        lock.release().await;
+    }
+    Ok(result?)
+}
+
+/// Connects, and takes the leader lock when the command writes: the daemon and a manual command must not write
+/// at once. A command that only reads tries once and goes on without the lock when another process holds it.
+async fn connect_as_writer(
+    settings: Settings,
+    writes: bool,
+) -> Result<(CycleContext, Option<LeaderLock>), CommandError> {
+    let db_url = settings.database.url.clone();
+    let ctx = app::connect(settings, Arc::new(Metrics::new())).await?;
+    let wait = if writes { LOCK_WAIT } else { Duration::ZERO };
+    let lock = LeaderLock::acquire_within(&db_url, wait).await?;
+    if lock.is_none() && writes {
+        return Err(CommandError::LockHeld(db_url));
+    }
+    Ok((ctx, lock))
+}
+
 pub fn print_report(report: &CycleReport, json: bool) {
     if json {
-        match serde_json::to_string(report) {
+        match serde_json::to_string(&report.to_json()) {
             Ok(s) => println!("{s}"),
             Err(e) => eprintln!("error: cannot encode the report: {e}"),
         }
         return;
     }
-    let planned: Vec<String> = report
-        .planned
-        .iter()
-        .map(|(a, n)| format!("{a} {n}"))
-        .collect();
-    println!(
-        "run {} {}{} in {:.1} s: planned {}; applied {}, failed {}, skipped {}; {} Canvas API calls",
-        report.run_id,
-        report.status.as_str(),
-        if report.dry_run { " (dry run)" } else { "" },
-        report.duration_ms as f64 / 1000.0,
-        planned.join(", "),
-        report.applied,
-        report.failed,
-        report.skipped,
-        report.api_calls
-    );
-    if let Some(reason) = &report.safety.reason {
-        println!("safety guard tripped: {reason}");
-    }
-    if let Some(error) = &report.error {
-        println!("error: {error}");
-    }
+    crate::plan_text::print_paged(&crate::plan_text::render(report));
 }

@@ -14,6 +14,7 @@ pub mod demo;
 pub mod domain;
 pub mod metrics;
 pub mod pgtemp;
+pub mod plan_text;
 pub mod reconcile;
 pub mod sis;
 pub mod store;

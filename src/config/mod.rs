@@ -107,6 +107,9 @@ pub struct ReconcileSettings {
     pub max_removals: u64,
     pub max_removal_ratio: f64,
     pub max_course_removal_ratio: f64,
+    /// Enrolls are held when there are more than this many and they exceed `max_addition_ratio`.
+    pub max_additions: u64,
+    pub max_addition_ratio: f64,
     pub dry_run: bool,
     pub write_path: WritePath,
     pub bulk_min_changes: u64,

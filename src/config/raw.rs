@@ -104,6 +104,10 @@ pub struct RawReconcile {
     pub max_removal_ratio: f64,
     #[serde(deserialize_with = "strict_f64")]
     pub max_course_removal_ratio: f64,
+    #[serde(deserialize_with = "strict_i64")]
+    pub max_additions: i64,
+    #[serde(deserialize_with = "strict_f64")]
+    pub max_addition_ratio: f64,
     #[serde(deserialize_with = "strict_bool")]
     pub dry_run: bool,
     pub write_path: String,
@@ -118,6 +122,8 @@ impl Default for RawReconcile {
             max_removals: 500,
             max_removal_ratio: 0.10,
             max_course_removal_ratio: 0.9,
+            max_additions: 500,
+            max_addition_ratio: 0.5,
             dry_run: false,
             write_path: "auto".into(),
             bulk_min_changes: 2000,

@@ -301,11 +301,21 @@ fn validate_ratio(key: &'static str, value: f64) -> Result<f64, ConfigError> {
     }
 }
 
+fn validate_count(key: &'static str, value: i64) -> Result<u64, ConfigError> {
+    u64::try_from(value).map_err(|_| invalid(key, format!("{value} is negative; use 0 or more")))
+}
+
 fn validate_reconcile(raw: RawReconcile) -> Result<ReconcileSettings, ConfigError> {
-    if raw.max_removals < 0 {
+    let max_removals = validate_count("reconcile.max_removals", raw.max_removals)?;
+    let max_additions = validate_count("reconcile.max_additions", raw.max_additions)?;
+    // An addition ratio may exceed 1 (a term whose courses are mostly new), but never be "no limit" by accident.
+    if !(raw.max_addition_ratio.is_finite() && (0.0..=100.0).contains(&raw.max_addition_ratio)) {
         return Err(invalid(
-            "reconcile.max_removals",
-            format!("{} is negative; use 0 or more", raw.max_removals),
+            "reconcile.max_addition_ratio",
+            format!(
+                "{} is not a ratio between 0.0 and 100.0 (0.5 = enrolls may add half the live enrollments)",
+                raw.max_addition_ratio
+            ),
         ));
     }
     Ok(ReconcileSettings {
@@ -319,7 +329,9 @@ fn validate_reconcile(raw: RawReconcile) -> Result<ReconcileSettings, ConfigErro
                 ("keep", RemovalPolicy::Keep),
             ],
         )?,
-        max_removals: raw.max_removals as u64,
+        max_removals,
+        max_additions,
+        max_addition_ratio: raw.max_addition_ratio,
         max_removal_ratio: validate_ratio("reconcile.max_removal_ratio", raw.max_removal_ratio)?,
         max_course_removal_ratio: validate_ratio(
             "reconcile.max_course_removal_ratio",

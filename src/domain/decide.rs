@@ -12,12 +12,12 @@ use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::guard::{self, GuardDecision, GuardLimits};
+use super::guard::{self, GuardDecision, GuardLimits, Trip};
 use super::plan::{self, Change, DuplicateConflict, Plan, PlanInput};
 use super::roles::RoleBook;
 use super::rules::{self, ResolvedRule, RuleConflict};
 use super::sis_row::{SisRow, SkippedRow};
-use super::{Action, DesiredEnrollment, Ids, LiveEnrollment, RemovalPolicy, Sym};
+use super::{DesiredEnrollment, Ids, LiveEnrollment, RemovalPolicy, Sym};
 
 /// Everything a cycle read, in domain form: the SIS side (parsed rows, rows that could not be parsed, role-rule
 /// users) and the Canvas side (roles, live enrollments of the managed courses, courses Canvas does not have).
@@ -40,6 +40,18 @@ pub struct Snapshot {
     pub live: Vec<LiveEnrollment>,
     /// Managed courses Canvas answered 404 for.
     pub courses_not_found: HashSet<Sym>,
+    /// Users' names as Canvas listings showed them (user identity → name), for plans a person reads.
+    pub names: HashMap<Sym, Sym>,
+}
+
+impl Snapshot {
+    /// The Canvas name of the user with this SIS identity, if a listing showed it.
+    pub fn user_name(&self, user_id: &str) -> Option<String> {
+        let user = self.ids.get(user_id)?;
+        self.names
+            .get(&user)
+            .map(|n| self.ids.resolve(*n).to_owned())
+    }
 }
 
 /// A SIS row that could not be understood, as read, with why.
@@ -50,12 +62,14 @@ pub struct SkippedSisRow {
 }
 
 /// The settings `decide` depends on, and nothing else.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct DecideSettings {
     pub removal: RemovalPolicy,
     /// Also remove unlisted enrollments of users who have no SIS identity (test students, guests).
     pub manage_non_sis_users: bool,
     pub limits: GuardLimits,
+    /// The run of an earlier trip no operator has acted on: it holds every change that takes access away.
+    pub sticky_trip: Option<String>,
 }
 
 /// Something decided without a Canvas call: it gets an audit row and never reaches Canvas.
@@ -91,7 +105,7 @@ pub struct Decision {
 impl Decision {
     /// Whether the brake holds this change back.
     pub fn is_held(&self, change: &Change) -> bool {
-        change.action == Action::Remove && !self.brake.allows_removal_in(change.course)
+        self.brake.holds(change)
     }
 
     /// The changes to make, in plan order.
@@ -161,17 +175,25 @@ pub fn decide(snapshot: &Snapshot, settings: &DecideSettings) -> Decision {
         .filter(|c| !snapshot.courses_not_found.contains(c))
         .map(|c| (*c, 0))
         .collect();
-    for l in &snapshot.live {
+    // The ratios' denominator: enrollments that give access now.
+    for l in snapshot.live.iter().filter(|l| l.state.is_removable()) {
         *live_per_course.entry(l.course).or_default() += 1;
     }
     let usable_rows = snapshot.desired.len();
-    let brake = guard::evaluate(
+    let mut brake = guard::evaluate(
         &plan,
         usable_rows,
         &live_per_course,
         &settings.limits,
         |c| snapshot.ids.resolve(c).to_owned(),
     );
+    if brake.global.is_none()
+        && let Some(run_id) = &settings.sticky_trip
+    {
+        brake.global = Some(Trip::Sticky {
+            run_id: run_id.clone(),
+        });
+    }
 
     Decision {
         plan,
@@ -189,7 +211,7 @@ mod tests {
     use super::*;
     use crate::domain::roles::{BUILT_IN_TYPES, RoleInfo, RoleStatus};
     use crate::domain::sis_row::{IdColumn, SkipReason};
-    use crate::domain::{DesiredState, EnrollmentState, RoleId, SectionKey};
+    use crate::domain::{Action, DesiredState, EnrollmentState, RoleId, SectionKey};
 
     const STUDENT: RoleId = RoleId(3);
 
@@ -201,7 +223,9 @@ mod tests {
                 max_removals: 500,
                 max_removal_ratio: 0.5,
                 max_course_removal_ratio: 1.0,
+                ..GuardLimits::OFF
             },
+            sticky_trip: None,
         }
     }
 
@@ -254,6 +278,7 @@ mod tests {
             managed: vec![course, gone],
             live: vec![live(1, u2), live(2, u3)],
             courses_not_found: [gone].into(),
+            names: HashMap::new(),
             ids,
         }
     }

@@ -1,11 +1,17 @@
-//! The removal brake. Enrolments are cheap to add back; removals are what a bad SIS export turns into a district-wide
-//! outage. So: an empty SIS result removes nothing, and too many removals (by count, by ratio, or within one
-//! course) stop every removal they cover while the other changes still apply.
+//! The brake. Enrolments are cheap to add back; taking access away is what a bad SIS export turns into a
+//! district-wide outage. So every change that takes access away (a removal, a role change — it ends the old
+//! enrollment — and a state change to inactive, completed or deleted) counts against the limits; an empty SIS
+//! result takes nothing away; too many such changes (by count, by ratio, or within one course) hold every one of
+//! them they cover, while enrolls and reactivations still go ahead. Enrolls have a brake of their own, so that an
+//! export that enrols everyone everywhere is held for a person to look at too.
+//!
+//! Ratios are over the live enrollments that give access now (active, invited, creation pending): counting
+//! concluded ones would weaken the brake with every conclusion of the term.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
-use super::plan::Plan;
+use super::plan::{Change, Plan};
 use super::{Action, Sym};
 
 /// Courses with fewer live enrollments than this are not judged by the per-course ratio: in a course of three, one
@@ -17,9 +23,24 @@ pub struct GuardLimits {
     pub max_removals: u64,
     pub max_removal_ratio: f64,
     pub max_course_removal_ratio: f64,
+    /// Enrolls are held when they exceed both this count and [`GuardLimits::max_addition_ratio`].
+    pub max_additions: u64,
+    pub max_addition_ratio: f64,
 }
 
-/// Why the brake tripped. `Display` is the log line an operator reads.
+impl GuardLimits {
+    /// Limits that never trip (tests and the benchmark's baseline, which make every change they plan).
+    pub const OFF: GuardLimits = GuardLimits {
+        max_removals: u64::MAX,
+        max_removal_ratio: f64::INFINITY,
+        max_course_removal_ratio: f64::INFINITY,
+        max_additions: u64::MAX,
+        max_addition_ratio: f64::INFINITY,
+    };
+}
+
+/// Why the brake tripped. `Display` is the log line an operator reads. "Removals" are every change that takes
+/// access away.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Trip {
     EmptySis,
@@ -36,6 +57,16 @@ pub enum Trip {
         courses: Vec<(String, u64, u64)>,
         limit: f64,
     },
+    MaxAdditions {
+        additions: u64,
+        live: u64,
+        limit: u64,
+        ratio_limit: f64,
+    },
+    /// An earlier cycle tripped and no operator has acted on it yet (RELIABILITY.md promise 4).
+    Sticky {
+        run_id: String,
+    },
 }
 
 impl fmt::Display for Trip {
@@ -47,7 +78,8 @@ impl fmt::Display for Trip {
             ),
             Trip::MaxRemovals { removals, limit } => write!(
                 f,
-                "{removals} removals exceed reconcile.max_removals = {limit}; no enrollment was removed"
+                "{removals} removals exceed reconcile.max_removals = {limit} (removals, role changes and \
+                 conclusions count); none of them was made"
             ),
             Trip::MaxRatio {
                 removals,
@@ -55,8 +87,9 @@ impl fmt::Display for Trip {
                 limit,
             } => write!(
                 f,
-                "{removals} removals of {live} live enrollments in managed courses ({:.1}%) exceed \
-                 reconcile.max_removal_ratio = {limit} ({:.1}%); no enrollment was removed",
+                "{removals} removals of {live} active or invited enrollments in managed courses ({:.1}%) exceed \
+                 reconcile.max_removal_ratio = {limit} ({:.1}%; removals, role changes and conclusions count); \
+                 none of them was made",
                 ratio(*removals, *live) * 100.0,
                 limit * 100.0
             ),
@@ -78,6 +111,24 @@ impl fmt::Display for Trip {
                 }
                 Ok(())
             }
+            Trip::MaxAdditions {
+                additions,
+                live,
+                limit,
+                ratio_limit,
+            } => write!(
+                f,
+                "{additions} enrolls exceed reconcile.max_additions = {limit} and are {:.0}% of the {live} active or \
+                 invited enrollments in managed courses (reconcile.max_addition_ratio = {ratio_limit}); no enroll \
+                 was made",
+                ratio(*additions, *live) * 100.0
+            ),
+            Trip::Sticky { run_id } => write!(
+                f,
+                "run {run_id} tripped the brake and no operator has acted on it yet, so every change that takes \
+                 access away is held (review it, then `rostersync apply` the latest tripped run, or \
+                 `rostersync resume`)"
+            ),
         }
     }
 }
@@ -92,32 +143,48 @@ fn ratio(n: u64, d: u64) -> f64 {
 
 #[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct GuardDecision {
-    /// Set when every removal is blocked.
+    /// Set when every change that takes access away is held.
     pub global: Option<Trip>,
-    /// Set when only some courses' removals are blocked.
+    /// Set when only some courses' access-removing changes are held.
     pub per_course: Option<Trip>,
     pub blocked_courses: HashSet<Sym>,
+    /// Set when every enroll is held.
+    pub additions: Option<Trip>,
 }
 
 impl GuardDecision {
     pub fn tripped(&self) -> bool {
-        self.global.is_some() || self.per_course.is_some()
+        self.global.is_some() || self.per_course.is_some() || self.additions.is_some()
     }
-    /// The reason to report: the global trip if any, else the per-course one.
+
+    /// The reason to report: every trip, the global one first.
     pub fn reason(&self) -> Option<String> {
-        self.global
-            .as_ref()
-            .or(self.per_course.as_ref())
+        let reasons: Vec<String> = [&self.global, &self.per_course, &self.additions]
+            .into_iter()
+            .flatten()
             .map(ToString::to_string)
+            .collect();
+        (!reasons.is_empty()).then(|| reasons.join("; "))
     }
-    /// Whether a removal in `course` may go ahead.
+
+    /// Whether a change that takes access away may go ahead in `course`.
     pub fn allows_removal_in(&self, course: Sym) -> bool {
         self.global.is_none() && !self.blocked_courses.contains(&course)
+    }
+
+    /// Whether the brake holds this change back. Enrolls and reactivations are held only by the enroll brake.
+    pub fn holds(&self, change: &Change) -> bool {
+        if change.takes_access_away() {
+            !self.allows_removal_in(change.course)
+        } else {
+            change.action == Action::Enroll && self.additions.is_some()
+        }
     }
 }
 
 /// Decides the brake for one plan.
-/// `usable_sis_rows`: rows that parsed; `live_per_course`: live enrollments listed per managed course.
+/// `usable_sis_rows`: rows that parsed; `live_per_course`: live enrollments that give access now (active, invited,
+/// creation pending), per managed course.
 pub fn evaluate(
     plan: &Plan,
     usable_sis_rows: usize,
@@ -126,14 +193,13 @@ pub fn evaluate(
     course_name: impl Fn(Sym) -> String,
 ) -> GuardDecision {
     let mut decision = GuardDecision::default();
-    let removals_by_course = plan
-        .changes
-        .iter()
-        .filter(|c| c.action == Action::Remove)
-        .fold(HashMap::<Sym, u64>::new(), |mut m, c| {
+    let removals_by_course = plan.changes.iter().filter(|c| c.takes_access_away()).fold(
+        HashMap::<Sym, u64>::new(),
+        |mut m, c| {
             *m.entry(c.course).or_default() += 1;
             m
-        });
+        },
+    );
     let removals: u64 = removals_by_course.values().sum();
     let live: u64 = live_per_course.values().sum();
 
@@ -175,6 +241,16 @@ pub fn evaluate(
                 limit: limits.max_course_removal_ratio,
             });
         }
+    }
+
+    let additions = plan.count(Action::Enroll) as u64;
+    if additions > limits.max_additions && ratio(additions, live) > limits.max_addition_ratio {
+        decision.additions = Some(Trip::MaxAdditions {
+            additions,
+            live,
+            limit: limits.max_additions,
+            ratio_limit: limits.max_addition_ratio,
+        });
     }
     decision
 }
@@ -227,6 +303,7 @@ mod tests {
             max_removals: max,
             max_removal_ratio: ratio,
             max_course_removal_ratio: 1.0,
+            ..GuardLimits::OFF
         }
     }
 
@@ -278,6 +355,7 @@ mod tests {
             max_removals: 500,
             max_removal_ratio: 1.0,
             max_course_removal_ratio: 0.5,
+            ..GuardLimits::OFF
         };
         let d = evaluate(&p, 10, &live, &l, |_| "COURSE-1".into());
         assert!(d.global.is_none());

@@ -30,6 +30,25 @@ pub struct Change {
     pub live: Option<LiveEnrollment>,
 }
 
+impl Change {
+    /// Whether making this change takes access away (CONTRACT v2 "The brake"): a removal, a role change (it ends
+    /// the old enrollment), or a state change to inactive, completed or deleted.
+    pub fn takes_access_away(&self) -> bool {
+        match self.action {
+            Action::Remove | Action::ChangeRole => true,
+            Action::ChangeState => matches!(
+                self.state_after,
+                Some(
+                    EnrollmentState::Inactive
+                        | EnrollmentState::Completed
+                        | EnrollmentState::Deleted
+                )
+            ),
+            Action::Enroll => false,
+        }
+    }
+}
+
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Plan {
     pub changes: Vec<Change>,

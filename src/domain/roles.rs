@@ -136,6 +136,19 @@ impl RoleBook {
         });
     }
 
+    /// The role an audit row names ([`RoleBook::name`]), active or not: the lowest id with that name, or the id of
+    /// a `role_id:N` name.
+    pub fn id_named(&self, name: &str) -> Option<RoleId> {
+        if let Some(id) = name.strip_prefix("role_id:").and_then(|n| n.parse().ok()) {
+            return Some(RoleId(id));
+        }
+        self.by_id
+            .values()
+            .filter(|r| r.name == name)
+            .map(|r| r.id)
+            .min()
+    }
+
     pub fn get(&self, id: RoleId) -> Option<&RoleInfo> {
         self.by_id.get(&id)
     }

@@ -14,7 +14,7 @@ use tracing::{info, warn};
 use super::change::{self, ChangeResult};
 use super::error::CycleError;
 use super::record::{self, OutcomeWriter};
-use super::report::CycleReport;
+use super::report::{ChangeRecord, CycleReport};
 use super::{CycleContext, CycleOptions, bulk};
 use crate::canvas::CanvasError;
 use crate::config::WritePath;
@@ -23,12 +23,53 @@ use crate::domain::plan::Change;
 use crate::domain::{Ids, RemovalPolicy};
 use crate::store::{AuditLog, AuditOutcome, AuditRow};
 
+/// What one run makes: rows settled without a Canvas call, and the changes to make, each with its audit row.
+#[derive(Default)]
+pub struct Work {
+    pub settled: Vec<AuditRow>,
+    pub changes: Vec<(Change, AuditRow)>,
+}
+
+impl Work {
+    /// The work of a decision: unplanned rows and held changes are settled; the rest is made.
+    pub fn of(snap: &Snapshot, decision: &Decision) -> Work {
+        let (ids, roles) = (&snap.ids, &snap.roles);
+        let mut settled: Vec<AuditRow> = decision
+            .unplanned
+            .iter()
+            .map(|u| record::unplanned_row(u, ids, roles))
+            .collect();
+        let brake_reason = decision.brake.reason().unwrap_or_default();
+        settled.extend(
+            decision
+                .held()
+                .map(|c| record::held_row(c, ids, roles, &brake_reason)),
+        );
+        let changes = decision
+            .to_make()
+            .map(|c| (*c, record::change_row(c, ids, roles)))
+            .collect();
+        Work { settled, changes }
+    }
+}
+
 /// Audits what needs no call, then (unless dry run) makes the changes and records their outcomes in `report`.
 pub async fn apply_decision(
     ctx: &CycleContext,
     opts: &CycleOptions,
     snap: &Snapshot,
     decision: &Decision,
+    report: &mut CycleReport,
+) -> Result<(), CycleError> {
+    apply_work(ctx, opts, snap, Work::of(snap, decision), report).await
+}
+
+/// Audits the settled rows, then (unless dry run) makes the changes, recording each outcome as it finishes.
+pub async fn apply_work(
+    ctx: &CycleContext,
+    opts: &CycleOptions,
+    snap: &Snapshot,
+    work: Work,
     report: &mut CycleReport,
 ) -> Result<(), CycleError> {
     let (ids, roles) = (&snap.ids, &snap.roles);
@@ -40,21 +81,25 @@ pub async fn apply_decision(
         ))
     };
 
-    // Rows that need no Canvas call, and changes the brake holds back.
-    let mut settled: Vec<AuditRow> = decision
-        .unplanned
-        .iter()
-        .map(|u| record::unplanned_row(u, ids, roles))
-        .collect();
-    let brake_reason = decision.brake.reason().unwrap_or_default();
-    for c in decision.held() {
-        settled.push(record::held_row(c, ids, roles, &brake_reason));
-        ctx.metrics.count_change(c.action.as_str(), "skipped");
+    let Work {
+        settled,
+        mut changes,
+    } = work;
+    if let Some(by) = &opts.accept_removals {
+        for (_, row) in &mut changes {
+            row.approved_by = Some(by.clone());
+        }
     }
     for row in &settled {
-        match row.outcome {
-            Some(AuditOutcome::Failed) => report.failed += 1,
-            Some(AuditOutcome::Skipped) => report.skipped += 1,
+        let outcome = row.outcome.unwrap_or(AuditOutcome::Planned);
+        match outcome {
+            AuditOutcome::Failed => report.failed += 1,
+            AuditOutcome::Skipped => report.skipped += 1,
+            AuditOutcome::Held => {
+                report.held += 1;
+                report.changes.push(ChangeRecord::of(row, outcome, snap));
+                ctx.metrics.count_change(row.action, outcome.as_str());
+            }
             _ => {}
         }
     }
@@ -62,13 +107,14 @@ pub async fn apply_decision(
         .insert(&run_id, dry_run, &settled)
         .await
         .map_err(unwritten)?;
+    drop(settled);
 
-    let to_apply: Vec<Change> = decision.to_make().copied().collect();
-    let rows: Vec<AuditRow> = to_apply
-        .iter()
-        .map(|c| record::change_row(c, ids, roles))
-        .collect();
+    let (to_apply, rows): (Vec<Change>, Vec<AuditRow>) = changes.into_iter().unzip();
     if dry_run {
+        report.changes.extend(
+            rows.iter()
+                .map(|r| ChangeRecord::of(r, AuditOutcome::Planned, snap)),
+        );
         audit
             .insert(&run_id, true, &rows)
             .await
@@ -134,6 +180,14 @@ pub async fn apply_decision(
     while let Some((change, audit_id, result)) = results.next().await {
         done += 1;
         tally.count(ctx, report, ids, &change, &result);
+        report.changes.push(ChangeRecord {
+            error: result.error.clone(),
+            ..ChangeRecord::of(
+                &record::change_row(&change, ids, roles),
+                result.outcome,
+                snap,
+            )
+        });
         writer.push(record::outcome_update(audit_id, result));
         if let Some(progress) = &opts.progress {
             progress(done, total);
@@ -275,7 +329,10 @@ impl Tally {
                     "change failed"
                 );
             }
-            AuditOutcome::Skipped | AuditOutcome::Planned => {
+            AuditOutcome::Skipped
+            | AuditOutcome::Planned
+            | AuditOutcome::Held
+            | AuditOutcome::Deferred => {
                 report.skipped += 1;
                 if result
                     .error

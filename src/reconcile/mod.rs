@@ -11,6 +11,7 @@ pub mod change;
 pub mod error;
 mod finish;
 mod note;
+pub mod pinned;
 pub mod provisioning;
 pub mod read;
 pub mod record;
@@ -56,8 +57,9 @@ pub struct CycleOptions {
     pub progress: Option<ProgressFn>,
     /// Whether this process holds the leader lock (only then are runs left `running` by others closed).
     pub holds_lock: bool,
-    /// The documented override (`reconcile --accept-removals`): apply removals even though the guard trips.
-    pub accept_removals: bool,
+    /// The documented override (`reconcile --accept-removals`, an alias for "dry run, then `apply`"): make the
+    /// changes the brake would hold, in this one cycle, and clear the trip. Set to the name it is recorded under.
+    pub accept_removals: Option<String>,
 }
 
 /// A cycle that has read and decided, and not yet written.
@@ -68,8 +70,8 @@ pub struct PreparedCycle {
     started: Instant,
 }
 
-/// The settings [`decide`] reads.
-pub fn decide_settings(settings: &Settings) -> DecideSettings {
+/// The settings [`decide`] reads; `sticky_trip` is the run of a trip no operator has acted on.
+pub fn decide_settings(settings: &Settings, sticky_trip: Option<String>) -> DecideSettings {
     DecideSettings {
         removal: settings.reconcile.removal,
         manage_non_sis_users: settings.sis.manage_non_sis_users,
@@ -77,7 +79,10 @@ pub fn decide_settings(settings: &Settings) -> DecideSettings {
             max_removals: settings.reconcile.max_removals,
             max_removal_ratio: settings.reconcile.max_removal_ratio,
             max_course_removal_ratio: settings.reconcile.max_course_removal_ratio,
+            max_additions: settings.reconcile.max_additions,
+            max_addition_ratio: settings.reconcile.max_addition_ratio,
         },
+        sticky_trip,
     }
 }
 
@@ -112,9 +117,10 @@ pub async fn prepare(
         if opts.holds_lock {
             close_interrupted(ctx, &runs, &mut report).await?;
         }
+        let sticky_trip = runs.open_trip().await?;
         let snapshot = read::read_snapshot(ctx, &mut report).await?;
         let plan_started = Instant::now();
-        let mut decision = decide(&snapshot, &decide_settings(&ctx.settings));
+        let mut decision = decide(&snapshot, &decide_settings(&ctx.settings, sticky_trip));
         report.details.plan_ms = plan_started.elapsed().as_millis() as u64;
         note::note_decision(ctx, opts, &snapshot, &mut decision, &mut report);
         Ok::<_, CycleError>((snapshot, decision))
@@ -149,6 +155,13 @@ impl PreparedCycle {
             .await;
         let runs = Runs::new(ctx.db.clone());
         let report = finish::end(ctx, &runs, report, result, started).await;
+        if let Some(by) = &opts.accept_removals
+            && !report.dry_run
+            && report.status != RunStatus::Failed
+            && let Err(e) = runs.clear_trips(None, by).await
+        {
+            warn!(error = %e, "cannot record that the trip was overridden; the next cycle holds removals again");
+        }
         info!(
             parent: &span,
             status = report.status.as_str(),

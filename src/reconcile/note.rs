@@ -49,7 +49,7 @@ pub fn note_decision(
     }
     let count = |action: Action| report.planned.get(action.as_str()).copied().unwrap_or(0);
     let [enroll, removals, change_role, change_state] = Action::ALL.map(count);
-    if opts.accept_removals
+    if opts.accept_removals.is_some()
         && let Some(reason) = decision.brake.reason()
     {
         warn!(

@@ -4,7 +4,7 @@
 //! or the SIS is exactly how a sync script mass-removes enrollments. SIS rows are parsed as they stream in (parse
 //! at the boundary); Canvas listings become compact [`LiveEnrollment`]s course by course.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use futures::StreamExt;
@@ -93,8 +93,15 @@ pub async fn read_snapshot(
         snap.live = read_report(ctx, &snap.managed, &mut snap.ids, &mut snap.roles).await?;
     } else {
         report.details.read_path = "courses";
-        (snap.live, snap.courses_not_found) =
-            read_courses(ctx, &snap.managed, &mut snap.ids, &mut snap.roles, kind).await?;
+        (snap.live, snap.courses_not_found) = read_courses(
+            ctx,
+            &snap.managed,
+            &mut snap.ids,
+            &mut snap.roles,
+            &mut snap.names,
+            kind,
+        )
+        .await?;
     }
     report.details.read_ms = started.elapsed().as_millis() as u64;
     report.details.live_enrollments = snap.live.len() as u64;
@@ -179,22 +186,23 @@ async fn read_report(
 
 /// Lists every managed course's enrollments, several courses at once; returns them and the courses Canvas does
 /// not have.
-async fn read_courses(
+pub(super) async fn read_courses(
     ctx: &CycleContext,
     managed: &[Sym],
     ids: &mut Ids,
     roles: &mut RoleBook,
+    names: &mut HashMap<Sym, Sym>,
     kind: UserIdKind,
 ) -> Result<(Vec<LiveEnrollment>, HashSet<Sym>), CycleError> {
     let states: Vec<&str> = EnrollmentState::LISTED.iter().map(|s| s.as_str()).collect();
-    let names: Vec<(Sym, String)> = managed
+    let courses: Vec<(Sym, String)> = managed
         .iter()
         .map(|c| (*c, ids.resolve(*c).to_owned()))
         .collect();
     let concurrency = (ctx.settings.limits.max_in_flight as usize * 2).max(2);
     let canvas = &ctx.canvas;
     let states = &states;
-    let mut listings = futures::stream::iter(names)
+    let mut listings = futures::stream::iter(courses)
         .map(|(sym, name)| async move {
             let result = canvas.list_course_enrollments(&name, states).await;
             (sym, name, result)
@@ -207,7 +215,13 @@ async fn read_courses(
             Ok(Some(rows)) => {
                 live.reserve(rows.len());
                 for e in &rows {
-                    live.push(live_enrollment(e, course, kind, ids, roles));
+                    let l = live_enrollment(e, course, kind, ids, roles);
+                    if let (Some(user), Some(name)) =
+                        (l.user, e.user.as_ref().and_then(|u| u.name.as_deref()))
+                    {
+                        names.entry(user).or_insert_with(|| ids.intern(name));
+                    }
+                    live.push(l);
                 }
             }
             Ok(None) => {

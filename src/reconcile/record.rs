@@ -32,15 +32,14 @@ pub fn change_row(change: &Change, ids: &Ids, roles: &RoleBook) -> AuditRow {
         state_before: change.state_before.map(|s| s.as_str().to_owned()),
         state_after: change.state_after.map(|s| s.as_str().to_owned()),
         canvas_enrollment_id: change.live.map(|l| l.id as i64),
-        outcome: None,
-        error: None,
+        ..AuditRow::default()
     }
 }
 
 /// The audit row of a change the brake holds back.
 pub fn held_row(change: &Change, ids: &Ids, roles: &RoleBook, reason: &str) -> AuditRow {
     AuditRow {
-        outcome: Some(AuditOutcome::Skipped),
+        outcome: Some(AuditOutcome::Held),
         error: Some(format!("held by the safety guard: {reason}")),
         ..change_row(change, ids, roles)
     }

@@ -7,8 +7,9 @@ use serde::Serialize;
 
 use crate::canvas::RequestStats;
 use crate::domain::Action;
-use crate::store::RunStatus;
+use crate::domain::decide::Snapshot;
 use crate::store::runs::InterruptedRun;
+use crate::store::{AuditOutcome, AuditRow, RunStatus};
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Safety {
@@ -45,6 +46,41 @@ pub struct CycleDetails {
     pub apply_ms: u64,
 }
 
+/// One decided change as `reconcile --json` (`changes`) and the plan text show it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ChangeRecord {
+    pub action: &'static str,
+    pub user_id: Option<String>,
+    /// The user's name in Canvas, when a listing showed it.
+    pub user_name: Option<String>,
+    pub course_id: Option<String>,
+    pub section_id: Option<String>,
+    pub role_before: Option<String>,
+    pub role_after: Option<String>,
+    pub state_before: Option<String>,
+    pub state_after: Option<String>,
+    pub outcome: &'static str,
+    pub error: Option<String>,
+}
+
+impl ChangeRecord {
+    pub fn of(row: &AuditRow, outcome: AuditOutcome, snap: &Snapshot) -> ChangeRecord {
+        ChangeRecord {
+            action: row.action,
+            user_name: row.user_id.as_deref().and_then(|u| snap.user_name(u)),
+            user_id: row.user_id.clone(),
+            course_id: row.course_id.clone(),
+            section_id: row.section_id.clone(),
+            role_before: row.role_before.clone(),
+            role_after: row.role_after.clone(),
+            state_before: row.state_before.clone(),
+            state_after: row.state_after.clone(),
+            outcome: outcome.as_str(),
+            error: row.error.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct CycleReport {
     pub run_id: String,
@@ -54,11 +90,17 @@ pub struct CycleReport {
     pub applied: u64,
     pub failed: u64,
     pub skipped: u64,
+    /// Changes the brake held back (`apply` of this run makes them).
+    pub held: u64,
     pub safety: Safety,
     pub api_calls: u64,
     pub duration_ms: u64,
     pub error: Option<String>,
     pub details: CycleDetails,
+    /// Every decided change with its outcome. Printed by the CLI (`--json` carries it as `changes`), not stored
+    /// in the run's counts: the audit log holds them.
+    #[serde(skip)]
+    pub changes: Vec<ChangeRecord>,
 }
 
 impl CycleReport {
@@ -71,6 +113,7 @@ impl CycleReport {
             applied: 0,
             failed: 0,
             skipped: 0,
+            held: 0,
             safety: Safety {
                 tripped: false,
                 reason: None,
@@ -79,7 +122,20 @@ impl CycleReport {
             duration_ms: 0,
             error: None,
             details: CycleDetails::default(),
+            changes: Vec::new(),
         }
+    }
+
+    /// The report as `reconcile --json` prints it: the run's counts plus `changes`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        if let Some(object) = value.as_object_mut() {
+            object.insert(
+                "changes".into(),
+                serde_json::to_value(&self.changes).unwrap_or_default(),
+            );
+        }
+        value
     }
 
     pub fn planned_total(&self) -> u64 {

@@ -13,16 +13,35 @@ pub enum AuditOutcome {
     Applied,
     Failed,
     Skipped,
+    /// Held back by the brake; `apply` of the run makes it.
+    Held,
+    /// Decided, and waiting for more cycles to decide it again before it is made (flap damping).
+    Deferred,
 }
 
 impl AuditOutcome {
+    pub const ALL: [AuditOutcome; 6] = [
+        AuditOutcome::Planned,
+        AuditOutcome::Applied,
+        AuditOutcome::Failed,
+        AuditOutcome::Skipped,
+        AuditOutcome::Held,
+        AuditOutcome::Deferred,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             AuditOutcome::Planned => "planned",
             AuditOutcome::Applied => "applied",
             AuditOutcome::Failed => "failed",
             AuditOutcome::Skipped => "skipped",
+            AuditOutcome::Held => "held",
+            AuditOutcome::Deferred => "deferred",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<AuditOutcome> {
+        AuditOutcome::ALL.into_iter().find(|o| o.as_str() == s)
     }
 }
 
@@ -40,6 +59,10 @@ pub struct AuditRow {
     pub canvas_enrollment_id: Option<i64>,
     pub outcome: Option<AuditOutcome>,
     pub error: Option<String>,
+    /// The operator whose `apply` makes this change.
+    pub approved_by: Option<String>,
+    /// For a change `apply` makes: the reviewed run's audit row.
+    pub source_audit_id: Option<i64>,
 }
 
 /// The final outcome of a planned row.
@@ -88,13 +111,15 @@ impl AuditLog {
             let col = |f: fn(&AuditRow) -> Option<String>| chunk.iter().map(f).collect::<Vec<_>>();
             sqlx::query(
                 "INSERT INTO rostersync.audit_log (id, run_id, dry_run, action, user_id, course_id, section_id, \
-                 role_before, role_after, state_before, state_after, canvas_enrollment_id, outcome, error) \
+                 role_before, role_after, state_before, state_after, canvas_enrollment_id, outcome, error, \
+                 approved_by, source_audit_id) \
                  SELECT t.id, $2, $3, t.action, t.user_id, t.course_id, t.section_id, t.role_before, t.role_after, \
-                        t.state_before, t.state_after, t.eid, t.outcome, t.error \
+                        t.state_before, t.state_after, t.eid, t.outcome, t.error, t.approved_by, t.source \
                  FROM UNNEST($1::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], \
-                             $10::text[], $11::text[], $12::bigint[], $13::text[], $14::text[]) \
+                             $10::text[], $11::text[], $12::bigint[], $13::text[], $14::text[], $15::text[], \
+                             $16::bigint[]) \
                       AS t(id, action, user_id, course_id, section_id, role_before, role_after, state_before, \
-                           state_after, eid, outcome, error)",
+                           state_after, eid, outcome, error, approved_by, source)",
             )
             .bind(&chunk_ids)
             .bind(run_id)
@@ -115,6 +140,8 @@ impl AuditLog {
                     .collect::<Vec<_>>(),
             )
             .bind(col(|r| r.error.clone()))
+            .bind(col(|r| r.approved_by.clone()))
+            .bind(chunk.iter().map(|r| r.source_audit_id).collect::<Vec<_>>())
             .execute(&self.pool)
             .await
             .map_err(DbError::query("writing audit rows"))?;

@@ -13,7 +13,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use crate::config::DatabaseUrl;
 
 pub use audit::{AuditLog, AuditOutcome, AuditRow};
-pub use runs::{RunStatus, Runs};
+pub use runs::{Approval, RunStatus, Runs};
 
 /// A database problem. Connection errors name which database and where (password hidden).
 #[derive(Debug, thiserror::Error)]

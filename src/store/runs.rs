@@ -34,6 +34,16 @@ pub struct InterruptedRun {
     pub unresolved_planned: i64,
 }
 
+/// Who approved a run, and as whom they ran the command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    pub by: String,
+    pub reason: Option<String>,
+    pub source_run_id: Option<String>,
+    /// Database role, session user, OS user and host: a typed name alone is not an audit trail.
+    pub approved_as: String,
+}
+
 #[derive(Clone)]
 pub struct Runs {
     pool: PgPool,
@@ -45,15 +55,59 @@ impl Runs {
     }
 
     pub async fn start(&self, run_id: &str, dry_run: bool) -> Result<(), DbError> {
+        self.start_approved(run_id, dry_run, None).await
+    }
+
+    /// Opens a run an operator approved (`apply`, `undo`): who, why, and from which reviewed run.
+    pub async fn start_approved(
+        &self,
+        run_id: &str,
+        dry_run: bool,
+        approval: Option<&Approval>,
+    ) -> Result<(), DbError> {
         sqlx::query(
-            "INSERT INTO rostersync.sync_runs (id, status, dry_run) VALUES ($1, 'running', $2)",
+            "INSERT INTO rostersync.sync_runs (id, status, dry_run, source_run_id, approved_by, reason, approved_as) \
+             VALUES ($1, 'running', $2, $3, $4, $5, $6)",
         )
         .bind(run_id)
         .bind(dry_run)
+        .bind(approval.and_then(|a| a.source_run_id.as_deref()))
+        .bind(approval.map(|a| a.by.as_str()))
+        .bind(approval.and_then(|a| a.reason.as_deref()))
+        .bind(approval.map(|a| a.approved_as.as_str()))
         .execute(&self.pool)
         .await
         .map_err(DbError::query("opening the run record"))?;
         Ok(())
+    }
+
+    /// The latest run whose trip no operator has acted on (RELIABILITY.md promise 4), if any.
+    pub async fn open_trip(&self) -> Result<Option<String>, DbError> {
+        sqlx::query_scalar(
+            "SELECT id FROM rostersync.sync_runs \
+             WHERE status = 'safety_tripped' AND NOT dry_run AND trip_cleared_at IS NULL \
+             ORDER BY started_at DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(DbError::query(
+            "looking for a trip no operator has acted on",
+        ))
+    }
+
+    /// An operator acted: trips up to and including `run_id` (every trip, when `None`) no longer hold later cycles.
+    pub async fn clear_trips(&self, up_to: Option<&str>, by: &str) -> Result<u64, DbError> {
+        let done = sqlx::query(
+            "UPDATE rostersync.sync_runs SET trip_cleared_at = now(), trip_cleared_by = $2 \
+             WHERE status = 'safety_tripped' AND trip_cleared_at IS NULL \
+               AND ($1::text IS NULL OR started_at <= (SELECT started_at FROM rostersync.sync_runs WHERE id = $1))",
+        )
+        .bind(up_to)
+        .bind(by)
+        .execute(&self.pool)
+        .await
+        .map_err(DbError::query("clearing the trip"))?;
+        Ok(done.rows_affected())
     }
 
     pub async fn finish(
@@ -110,4 +164,39 @@ impl Runs {
             })
             .collect())
     }
+}
+
+/// Who is running this command, as the database and the machine know them: `approved_as` of an operator's run.
+pub async fn approved_as(pool: &PgPool) -> Result<String, DbError> {
+    let (role, session): (String, String) =
+        sqlx::query_as("SELECT current_user::text, session_user::text")
+            .fetch_one(pool)
+            .await
+            .map_err(DbError::query("reading the database role"))?;
+    Ok(format!(
+        "db role {role}, session user {session}, os user {}, host {}",
+        os_user(),
+        host_name()
+    ))
+}
+
+/// The OS user running this process.
+pub fn os_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| {
+            // SAFETY: getuid has no preconditions and cannot fail.
+            format!("uid {}", unsafe { libc::getuid() })
+        })
+}
+
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes at most that many bytes.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "unknown".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
 }

@@ -3,6 +3,7 @@
 
 mod bad_configs;
 mod bad_inputs;
+mod brake;
 mod daemon;
 mod demo;
 mod deploy;

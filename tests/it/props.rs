@@ -337,11 +337,8 @@ fn decide_over(
         &DecideSettings {
             removal: policy,
             manage_non_sis_users,
-            limits: GuardLimits {
-                max_removals: u64::MAX,
-                max_removal_ratio: 1.0,
-                max_course_removal_ratio: 1.0,
-            },
+            limits: GuardLimits::OFF,
+            sticky_trip: None,
         },
     )
 }
@@ -649,14 +646,16 @@ proptest! {
 
 #[derive(Debug, Clone)]
 struct GuardCase {
-    /// (action, course) of each change.
-    changes: Vec<(Action, usize)>,
+    /// (action, course, state after) of each change.
+    changes: Vec<(Action, usize, Option<EnrollmentState>)>,
     /// Live enrollments listed per course (a course may be missing from the map).
     live: Vec<Option<u64>>,
     usable_sis_rows: usize,
     max_removals: u64,
     max_removal_ratio: f64,
     max_course_removal_ratio: f64,
+    max_additions: u64,
+    max_addition_ratio: f64,
 }
 
 const GUARD_COURSES: usize = 4;
@@ -669,17 +668,24 @@ fn ratio_limit() -> impl Strategy<Value = f64> {
 fn guard_case() -> impl Strategy<Value = GuardCase> {
     let action = prop_oneof![
         4 => Just(Action::Remove),
-        1 => Just(Action::Enroll),
+        2 => Just(Action::Enroll),
         1 => Just(Action::ChangeRole),
-        1 => Just(Action::ChangeState),
+        2 => Just(Action::ChangeState),
     ];
+    let state_after = prop::option::of(prop_oneof![
+        Just(EnrollmentState::Active),
+        Just(EnrollmentState::Inactive),
+        Just(EnrollmentState::Completed),
+        Just(EnrollmentState::Deleted),
+    ]);
     (
-        prop::collection::vec((action, 0..GUARD_COURSES), 0..30),
+        prop::collection::vec((action, 0..GUARD_COURSES, state_after), 0..30),
         prop::collection::vec(prop::option::weighted(0.9, 0..25u64), GUARD_COURSES),
         prop_oneof![1 => Just(0usize), 6 => 1..100usize],
         prop_oneof![0..3u64, 0..20u64],
         ratio_limit(),
         ratio_limit(),
+        (0..12u64, prop_oneof![ratio_limit(), 0.0..=3.0f64]),
     )
         .prop_map(
             |(
@@ -689,6 +695,7 @@ fn guard_case() -> impl Strategy<Value = GuardCase> {
                 max_removals,
                 max_removal_ratio,
                 max_course_removal_ratio,
+                (max_additions, max_addition_ratio),
             )| {
                 GuardCase {
                     changes,
@@ -697,6 +704,8 @@ fn guard_case() -> impl Strategy<Value = GuardCase> {
                     max_removals,
                     max_removal_ratio,
                     max_course_removal_ratio,
+                    max_additions,
+                    max_addition_ratio,
                 }
             },
         )
@@ -705,6 +714,18 @@ fn guard_case() -> impl Strategy<Value = GuardCase> {
 /// A course is judged by the per-course ratio only from this many live enrollments on (see `guard`).
 fn course_exceeds(removals: u64, live: u64, limit: f64) -> bool {
     live >= rostersync::domain::guard::MIN_COURSE_LIVE_FOR_RATIO && exceeds(removals, live, limit)
+}
+
+/// CONTRACT v2 "The brake": removals, role changes and state changes to inactive, completed or deleted.
+fn takes_access_away(action: Action, state_after: Option<EnrollmentState>) -> bool {
+    match action {
+        Action::Remove | Action::ChangeRole => true,
+        Action::ChangeState => matches!(
+            state_after,
+            Some(EnrollmentState::Inactive | EnrollmentState::Completed | EnrollmentState::Deleted)
+        ),
+        Action::Enroll => false,
+    }
 }
 
 /// `removals / live` exceeds `limit`; with nothing live, any removal exceeds every limit.
@@ -719,8 +740,10 @@ fn exceeds(removals: u64, live: u64, limit: f64) -> bool {
 proptest! {
     #![proptest_config(config(256))]
 
-    /// The brake by count, ratio and course: no trip ⇒ every limit holds; a global trip blocks every course; a
-    /// per-course trip blocks exactly the courses over the course limit and no other.
+    /// The brake by count, ratio and course, over every change that takes access away: no trip ⇒ every limit
+    /// holds; a global trip blocks every course; a per-course trip blocks exactly the courses over the course limit
+    /// and no other; enrolls are held exactly when they exceed both enroll limits. And with the removal brake
+    /// tripped, the changes that go ahead take no access away.
     #[test]
     fn the_guard_blocks_exactly_what_exceeds_its_limits(g in guard_case()) {
         let mut ids = Ids::new();
@@ -730,7 +753,7 @@ proptest! {
             changes: g
                 .changes
                 .iter()
-                .map(|&(action, c)| Change {
+                .map(|&(action, c, state_after)| Change {
                     action,
                     user: None,
                     course: courses[c],
@@ -738,7 +761,7 @@ proptest! {
                     role_before: None,
                     role_after: None,
                     state_before: None,
-                    state_after: None,
+                    state_after,
                     live: None,
                 })
                 .collect(),
@@ -753,16 +776,33 @@ proptest! {
             max_removals: g.max_removals,
             max_removal_ratio: g.max_removal_ratio,
             max_course_removal_ratio: g.max_course_removal_ratio,
+            max_additions: g.max_additions,
+            max_addition_ratio: g.max_addition_ratio,
         };
         let d = evaluate(&plan, g.usable_sis_rows, &live_per_course, &limits, |c| ids.resolve(c).to_owned());
 
-        let removals_in = |c: Sym| plan.changes.iter().filter(|x| x.action == Action::Remove && x.course == c).count() as u64;
-        let removals = plan.count(Action::Remove) as u64;
+        let away = |x: &&(Action, usize, Option<EnrollmentState>)| takes_access_away(x.0, x.2);
+        let removals_in = |c: Sym| g.changes.iter().filter(away).filter(|x| courses[x.1] == c).count() as u64;
+        let removals = g.changes.iter().filter(away).count() as u64;
+        let enrolls = plan.count(Action::Enroll) as u64;
         let live: u64 = live_per_course.values().sum();
         let over_global = g.usable_sis_rows == 0
             || removals > g.max_removals
             || exceeds(removals, live, g.max_removal_ratio);
         prop_assert_eq!(d.global.is_some(), over_global, "{:?}", d);
+
+        let over_additions = enrolls > g.max_additions && exceeds(enrolls, live, g.max_addition_ratio);
+        prop_assert_eq!(d.additions.is_some(), over_additions, "{:?}", d);
+        for c in &plan.changes {
+            let held = d.holds(c);
+            if c.action == Action::Enroll {
+                prop_assert_eq!(held, over_additions);
+            } else if !c.takes_access_away() {
+                prop_assert!(!held, "a reactivation is never held: {:?}", c);
+            } else if d.global.is_some() {
+                prop_assert!(held, "with the brake tripped, {:?} would take access away", c);
+            }
+        }
 
         if !d.tripped() {
             prop_assert!(removals <= g.max_removals);

@@ -1,0 +1,171 @@
+//! A run's changes as a person reads them (CONTRACT v2 "Reviewing and applying a plan"): a summary first, then one
+//! line per change grouped by action, each line naming its action so that `grep` keeps what it finds readable.
+//! A terminal gets a pager when the plan is long; a pipe gets plain lines.
+
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write as _};
+
+use crate::domain::Action;
+use crate::reconcile::CycleReport;
+use crate::reconcile::report::ChangeRecord;
+
+/// Plans longer than this go through a pager on a terminal.
+const PAGE_LINES: usize = 40;
+
+/// The text of a report: the summary line, the brake's verdict, and the changes a person must review (all of a
+/// dry run, the held ones of a tripped run).
+pub fn render(report: &CycleReport) -> String {
+    let mut out = String::new();
+    let planned: Vec<String> = report
+        .planned
+        .iter()
+        .map(|(a, n)| format!("{a} {n}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "run {} {}{} in {:.1} s: planned {}; applied {}, failed {}, skipped {}, held {}; {} Canvas API calls",
+        report.run_id,
+        report.status.as_str(),
+        if report.dry_run { " (dry run)" } else { "" },
+        report.duration_ms as f64 / 1000.0,
+        planned.join(", "),
+        report.applied,
+        report.failed,
+        report.skipped,
+        report.held,
+        report.api_calls
+    );
+    if let Some(reason) = &report.safety.reason {
+        let _ = writeln!(out, "safety guard tripped: {reason}");
+    }
+    if let Some(error) = &report.error {
+        let _ = writeln!(out, "error: {error}");
+    }
+    let shown: Vec<&ChangeRecord> = report
+        .changes
+        .iter()
+        .filter(|c| report.dry_run || c.outcome == "held")
+        .collect();
+    if shown.is_empty() {
+        return out;
+    }
+    let what = if report.dry_run {
+        "planned"
+    } else {
+        "held by the brake"
+    };
+    let _ = writeln!(out, "\n{} changes {what}:", shown.len());
+    for action in Action::ALL {
+        let n = shown.iter().filter(|c| c.action == action.as_str()).count();
+        let _ = writeln!(out, "  {:<13} {n:>7}", action.as_str());
+    }
+    let columns: Vec<[String; 5]> = shown.iter().map(|c| columns(c)).collect();
+    let mut width = [0usize; 5];
+    for cols in &columns {
+        for (w, c) in width.iter_mut().zip(cols) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    for action in Action::ALL {
+        let lines: Vec<&[String; 5]> = shown
+            .iter()
+            .zip(&columns)
+            .filter(|(c, _)| c.action == action.as_str())
+            .map(|(_, cols)| cols)
+            .collect();
+        if lines.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "\n{} ({}):", action.as_str(), lines.len());
+        for cols in lines {
+            let _ = writeln!(
+                out,
+                "  {} {:<w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {}",
+                symbol(action),
+                cols[0],
+                cols[1],
+                cols[2],
+                cols[3],
+                cols[4],
+                w0 = width[0],
+                w1 = width[1],
+                w2 = width[2],
+                w3 = width[3],
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nTo make {} as reviewed: rostersync apply {} --by \"YOUR NAME\" [--reason TEXT]",
+        if report.dry_run {
+            "these changes"
+        } else {
+            "the held changes"
+        },
+        report.run_id
+    );
+    out
+}
+
+/// Prints `text`, through `$PAGER` (or `less -FRX`) when stdout is a terminal and the text is long.
+pub fn print_paged(text: &str) {
+    let stdout = std::io::stdout();
+    if stdout.is_terminal() && text.lines().count() > PAGE_LINES && page(text).is_ok() {
+        return;
+    }
+    let mut lock = stdout.lock();
+    // A closed pipe (`| head`) ends the output; nothing more to say.
+    let _ = lock.write_all(text.as_bytes());
+}
+
+fn page(text: &str) -> std::io::Result<()> {
+    let pager = std::env::var("PAGER").unwrap_or_else(|_| "less -FRX".into());
+    let mut words = pager.split_whitespace();
+    let program = words.next().unwrap_or("less");
+    let mut child = std::process::Command::new(program)
+        .args(words)
+        .stdin(std::process::Stdio::piped())
+        .spawn()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(text.as_bytes());
+    }
+    child.wait()?;
+    Ok(())
+}
+
+fn symbol(action: Action) -> &'static str {
+    match action {
+        Action::Enroll => "+ enroll      ",
+        Action::Remove => "- remove      ",
+        Action::ChangeRole => "~ change_role ",
+        Action::ChangeState => "~ change_state",
+    }
+}
+
+/// user (name), course, section, role before → after, state before → after.
+fn columns(c: &ChangeRecord) -> [String; 5] {
+    let user = match (&c.user_id, &c.user_name) {
+        (Some(id), Some(name)) => format!("{id} ({name})"),
+        (Some(id), None) => id.clone(),
+        (None, _) => "-".into(),
+    };
+    [
+        user,
+        c.course_id.clone().unwrap_or_else(|| "-".into()),
+        c.section_id
+            .clone()
+            .unwrap_or_else(|| "(default section)".into()),
+        arrow(c.role_before.as_deref(), c.role_after.as_deref()),
+        arrow(c.state_before.as_deref(), c.state_after.as_deref()),
+    ]
+}
+
+pub fn arrow(before: Option<&str>, after: Option<&str>) -> String {
+    match (before, after) {
+        (Some(b), Some(a)) if a == b => b.to_owned(),
+        (Some(b), Some(a)) => format!("{b} → {a}"),
+        (None, Some(a)) => format!("→ {a}"),
+        (Some(b), None) => format!("{b} →"),
+        (None, None) => String::new(),
+    }
+}

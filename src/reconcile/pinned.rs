@@ -1,0 +1,411 @@
+//! A pinned plan: the changes one run decided and did not make (held by the brake, or planned by a dry run),
+//! made later exactly as a person reviewed them (`rostersync apply`). There is no new SIS read; each change is
+//! checked against live Canvas first, and one whose enrollment moved since the run saw it is not made (`stale:`).
+//!
+//! A change is matched to its enrollment by what the run recorded: the Canvas enrollment id for a change to an
+//! existing enrollment, the user + section + role for an enroll. A change Canvas already shows as made (an earlier
+//! `apply` that was interrupted made it) is not made twice.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use sqlx::PgPool;
+use tracing::{Instrument, info, info_span, warn};
+
+use super::apply::{Work, apply_work};
+use super::error::CycleError;
+use super::report::CycleReport;
+use super::{CycleContext, CycleOptions, finish, read};
+use crate::domain::decide::Snapshot;
+use crate::domain::plan::Change;
+use crate::domain::roles::{RoleBook, RoleInfo};
+use crate::domain::{Action, EnrollmentKey, EnrollmentState, LiveEnrollment, SectionKey, Sym};
+use crate::store::{Approval, AuditOutcome, AuditRow, DbError, RunStatus, Runs};
+
+/// An operator's go-ahead for one reviewed run.
+#[derive(Debug, Clone)]
+pub struct Review {
+    pub run_id: String,
+    pub by: String,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PinnedError {
+    #[error(
+        "run `{0}` is unknown; the run id is printed by `reconcile` (and is `run_id` in `--json` and \
+         rostersync.sync_runs.id)"
+    )]
+    UnknownRun(String),
+    #[error(
+        "run {run} was already applied by {by} at {at} (run {apply_run}); each reviewed run is applied once. \
+         Run `rostersync reconcile --dry-run` for a fresh plan"
+    )]
+    AlreadyApplied {
+        run: String,
+        by: String,
+        at: String,
+        apply_run: String,
+    },
+    #[error(
+        "run {run} is neither tripped nor a dry run (status {status}): only the held changes of a tripped run or \
+         the planned changes of a dry run can be applied. Run `rostersync reconcile --dry-run` and apply that run"
+    )]
+    NotReviewable { run: String, status: String },
+    #[error("run {0} has not finished yet; apply it once it has")]
+    StillRunning(String),
+    #[error("--by needs a name: who approved these changes")]
+    NoApprover,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// One change as the reviewed run recorded it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct PinnedRow {
+    id: i64,
+    action: String,
+    user_id: Option<String>,
+    course_id: Option<String>,
+    section_id: Option<String>,
+    role_before: Option<String>,
+    role_after: Option<String>,
+    state_before: Option<String>,
+    state_after: Option<String>,
+    canvas_enrollment_id: Option<i64>,
+}
+
+/// Makes the reviewed run's changes that are still to make, as a new run, and returns its report.
+pub async fn apply_reviewed(
+    ctx: &CycleContext,
+    opts: &CycleOptions,
+    review: &Review,
+) -> Result<CycleReport, PinnedError> {
+    if review.by.trim().is_empty() {
+        return Err(PinnedError::NoApprover);
+    }
+    let source = check_reviewable(&ctx.db, &review.run_id).await?;
+    let rows = pinned_rows(&ctx.db, &review.run_id, source.outcome).await?;
+    let approval = Approval {
+        by: review.by.clone(),
+        reason: review.reason.clone(),
+        source_run_id: Some(review.run_id.clone()),
+        approved_as: crate::store::runs::approved_as(&ctx.db).await?,
+    };
+
+    let started = Instant::now();
+    let run_id = uuid::Uuid::now_v7().to_string();
+    let runs = Runs::new(ctx.db.clone());
+    runs.start_approved(&run_id, false, Some(&approval)).await?;
+    let span = info_span!("apply", run.id = %run_id, source.run_id = %review.run_id, approved_by = %review.by);
+    let mut report = CycleReport::new(run_id, false);
+    ctx.canvas.begin_cycle();
+    for row in &rows {
+        if let Some(n) = report.planned.get_mut(row.action.as_str()) {
+            *n += 1;
+        }
+    }
+    let result = async {
+        let (snap, work) = pin(ctx, &rows, &approval.by).await?;
+        info!(
+            changes = work.changes.len(),
+            not_made = work.settled.len(),
+            "applying the reviewed changes"
+        );
+        apply_work(ctx, opts, &snap, work, &mut report).await
+    }
+    .instrument(span.clone())
+    .await;
+    let report = finish::end(ctx, &runs, report, result, started).await;
+    if source.tripped && report.status != RunStatus::Failed {
+        // The operator acted on the trip: later cycles decide afresh.
+        if let Err(e) = runs.clear_trips(Some(&review.run_id), &review.by).await {
+            warn!(parent: &span, error = %e, "cannot record that the trip was acted on; the next cycle still holds removals");
+        }
+    }
+    info!(parent: &span, status = report.status.as_str(), applied = report.applied, failed = report.failed, skipped = report.skipped, "apply finished");
+    Ok(report)
+}
+
+struct Source {
+    /// `held` (a tripped run) or `planned` (a dry run).
+    outcome: AuditOutcome,
+    tripped: bool,
+}
+
+async fn check_reviewable(db: &PgPool, run_id: &str) -> Result<Source, PinnedError> {
+    let run: Option<(String, bool)> =
+        sqlx::query_as("SELECT status, dry_run FROM rostersync.sync_runs WHERE id = $1")
+            .bind(run_id)
+            .fetch_optional(db)
+            .await
+            .map_err(DbError::query("reading the reviewed run"))?;
+    let Some((status, dry_run)) = run else {
+        return Err(PinnedError::UnknownRun(run_id.to_owned()));
+    };
+    if status == RunStatus::Running.as_str() {
+        return Err(PinnedError::StillRunning(run_id.to_owned()));
+    }
+    let source = match (dry_run, status.as_str()) {
+        (true, "failed") | (false, "succeeded" | "partial" | "failed") => {
+            return Err(PinnedError::NotReviewable {
+                run: run_id.to_owned(),
+                status,
+            });
+        }
+        (true, _) => Source {
+            outcome: AuditOutcome::Planned,
+            tripped: false,
+        },
+        (false, _) => Source {
+            outcome: AuditOutcome::Held,
+            tripped: true,
+        },
+    };
+    // An apply that finished has made (or tried) every change; one that was interrupted has not, and a second
+    // apply makes what is left.
+    let done: Option<(String, Option<String>, String)> = sqlx::query_as(
+        "SELECT id, approved_by, to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \
+         FROM rostersync.sync_runs WHERE source_run_id = $1 AND status IN ('succeeded', 'partial') \
+         ORDER BY started_at LIMIT 1",
+    )
+    .bind(run_id)
+    .fetch_optional(db)
+    .await
+    .map_err(DbError::query("looking for an earlier apply of the run"))?;
+    if let Some((apply_run, by, at)) = done {
+        return Err(PinnedError::AlreadyApplied {
+            run: run_id.to_owned(),
+            by: by.unwrap_or_default(),
+            at,
+            apply_run,
+        });
+    }
+    Ok(source)
+}
+
+/// The run's held or planned changes, less those an earlier (interrupted) apply already settled.
+async fn pinned_rows(
+    db: &PgPool,
+    run_id: &str,
+    outcome: AuditOutcome,
+) -> Result<Vec<PinnedRow>, PinnedError> {
+    Ok(sqlx::query_as(
+        "SELECT a.id, a.action, a.user_id, a.course_id, a.section_id, a.role_before, a.role_after, \
+                a.state_before, a.state_after, a.canvas_enrollment_id \
+         FROM rostersync.audit_log a \
+         WHERE a.run_id = $1 AND a.outcome = $2 AND a.dry_run = ($2 = 'planned') \
+           AND NOT EXISTS (SELECT 1 FROM rostersync.audit_log b \
+                           JOIN rostersync.sync_runs r ON r.id = b.run_id \
+                           WHERE b.source_audit_id = a.id AND r.source_run_id = $1 \
+                             AND b.outcome IN ('applied', 'skipped')) \
+         ORDER BY a.id",
+    )
+    .bind(run_id)
+    .bind(outcome.as_str())
+    .fetch_all(db)
+    .await
+    .map_err(DbError::query("reading the reviewed changes"))?)
+}
+
+/// Reads the affected courses from Canvas and turns each pinned row into a change to make, or a row that says why
+/// it is not made.
+async fn pin(
+    ctx: &CycleContext,
+    rows: &[PinnedRow],
+    by: &str,
+) -> Result<(Snapshot, Work), CycleError> {
+    let settings = &ctx.settings;
+    let mut snap = Snapshot::default();
+    let roles = ctx.canvas.list_roles(&settings.canvas.account_id).await?;
+    snap.roles = RoleBook::new(roles.into_iter().map(RoleInfo::from));
+    let mut courses: Vec<Sym> = rows
+        .iter()
+        .filter_map(|r| r.course_id.as_deref())
+        .map(|c| snap.ids.intern(c))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    courses.sort();
+    let (live, missing) = read::read_courses(
+        ctx,
+        &courses,
+        &mut snap.ids,
+        &mut snap.roles,
+        &mut snap.names,
+        settings.sis.user_id_kind,
+    )
+    .await?;
+    snap.live = live;
+    snap.managed = courses;
+    snap.courses_not_found = missing;
+
+    // Everything the rows name, so that a change into an empty section or for a user not yet in the course is
+    // still named.
+    for row in rows {
+        for id in [&row.user_id, &row.section_id].into_iter().flatten() {
+            snap.ids.intern(id);
+        }
+    }
+    let by_id: HashMap<u64, &LiveEnrollment> = snap.live.iter().map(|l| (l.id, l)).collect();
+    let by_key: HashMap<EnrollmentKey, &LiveEnrollment> = snap
+        .live
+        .iter()
+        .filter_map(|l| Some((l.key()?, l)))
+        .collect();
+    let mut work = Work::default();
+    for row in rows {
+        let stamp = |r: AuditRow| AuditRow {
+            approved_by: Some(by.to_owned()),
+            source_audit_id: Some(row.id),
+            ..r
+        };
+        match pin_one(row, &snap, &by_id, &by_key) {
+            Ok(change) => {
+                let audit = stamp(super::record::change_row(&change, &snap.ids, &snap.roles));
+                work.changes.push((change, audit));
+            }
+            Err(why) => work.settled.push(stamp(AuditRow {
+                outcome: Some(AuditOutcome::Skipped),
+                error: Some(why),
+                ..as_recorded(row)
+            })),
+        }
+    }
+    Ok((snap, work))
+}
+
+/// The row as the reviewed run recorded it.
+fn as_recorded(row: &PinnedRow) -> AuditRow {
+    AuditRow {
+        action: Action::ALL
+            .into_iter()
+            .find(|a| a.as_str() == row.action)
+            .map_or("enroll", Action::as_str),
+        user_id: row.user_id.clone(),
+        course_id: row.course_id.clone(),
+        section_id: row.section_id.clone(),
+        role_before: row.role_before.clone(),
+        role_after: row.role_after.clone(),
+        state_before: row.state_before.clone(),
+        state_after: row.state_after.clone(),
+        canvas_enrollment_id: row.canvas_enrollment_id,
+        ..AuditRow::default()
+    }
+}
+
+/// The change to make for one reviewed row, checked against Canvas as it is now; `Err` says why it is not made.
+fn pin_one(
+    row: &PinnedRow,
+    snap: &Snapshot,
+    by_id: &HashMap<u64, &LiveEnrollment>,
+    by_key: &HashMap<EnrollmentKey, &LiveEnrollment>,
+) -> Result<Change, String> {
+    let (ids, roles) = (&snap.ids, &snap.roles);
+    let action = Action::ALL
+        .into_iter()
+        .find(|a| a.as_str() == row.action)
+        .ok_or_else(|| format!("stale: unknown action `{}`", row.action))?;
+    let course = row
+        .course_id
+        .as_deref()
+        .and_then(|c| ids.get(c))
+        .ok_or("stale: the run recorded no course")?;
+    if snap.courses_not_found.contains(&course) {
+        return Err("stale: the course is no longer in Canvas".into());
+    }
+    let section = match row.section_id.as_deref().and_then(|s| ids.get(s)) {
+        None => SectionKey::Default,
+        Some(s) => SectionKey::Sis(s),
+    };
+    let state = |s: &Option<String>| s.as_deref().map(EnrollmentState::parse);
+    let (state_before, state_after) = (state(&row.state_before), state(&row.state_after));
+    let role_after = match row.role_after.as_deref() {
+        Some(name) => Some(
+            roles
+                .id_named(name)
+                .ok_or_else(|| format!("stale: role `{name}` is no longer in Canvas"))?,
+        ),
+        None => None,
+    };
+    let user = row.user_id.as_deref().and_then(|u| ids.get(u));
+
+    if action == Action::Enroll {
+        let role = role_after.ok_or("stale: the run recorded no role")?;
+        let user_id = row.user_id.as_deref().unwrap_or_default();
+        let user = user.ok_or("stale: the run recorded no user")?;
+        // Canvas keeps one row per user, section and role: if it is there now, it was made or changed since.
+        let existing = by_key.get(&EnrollmentKey {
+            user,
+            course,
+            section,
+            role,
+        });
+        return match existing {
+            Some(l) if Some(l.state) == state_after => Err(format!(
+                "already made: {user_id} is enrolled in this section as reviewed (enrollment {})",
+                l.id
+            )),
+            Some(l) => Err(format!(
+                "stale: {user_id} now has enrollment {} here in state {}, which the reviewed run did not see",
+                l.id, l.state
+            )),
+            None => Ok(Change {
+                action,
+                user: Some(user),
+                course,
+                section,
+                role_before: None,
+                role_after: Some(role),
+                state_before: None,
+                state_after,
+                live: None,
+            }),
+        };
+    }
+
+    let id = row
+        .canvas_enrollment_id
+        .ok_or("stale: the run recorded no enrollment")? as u64;
+    let Some(live) = by_id.get(&id).copied() else {
+        return Err(format!(
+            "stale: enrollment {id} is no longer listed in the course (deleted or moved since the review)"
+        ));
+    };
+    let role_now = roles.name(live.role);
+    if Some(&role_now) != row.role_before.as_ref() {
+        return Err(format!(
+            "stale: enrollment {id} now has role {role_now}, the reviewed run saw {}",
+            row.role_before.as_deref().unwrap_or("none")
+        ));
+    }
+    if Some(live.state) != state_before {
+        let done = match action {
+            Action::ChangeRole => false,
+            _ => Some(live.state) == state_after,
+        };
+        return Err(if done {
+            format!(
+                "already made: enrollment {id} is {} as reviewed",
+                live.state
+            )
+        } else {
+            format!(
+                "stale: enrollment {id} is now {}, the reviewed run saw {}",
+                live.state,
+                row.state_before.as_deref().unwrap_or("none")
+            )
+        });
+    }
+    Ok(Change {
+        action,
+        user: user.or(live.user),
+        course,
+        section: live.section,
+        role_before: Some(live.role),
+        role_after,
+        state_before: Some(live.state),
+        state_after,
+        live: Some(*live),
+    })
+}
