@@ -70,7 +70,7 @@ impl DistrictSpec {
 }
 
 /// Drift rates. Each applies to the enrollments named in its doc; every injected case is counted in
-/// [`DriftSummary`].
+/// [`DriftSummary`](super::DriftSummary).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DriftRates {
     /// Current-term SIS enrollments (students, teachers, staff-course members) Canvas lacks → `enroll`.
