@@ -21,7 +21,7 @@
 //! handler's answer, `errors.rs` the error answers, `pagination.rs`, `ids.rs`,
 //! `params.rs` the request conventions, `report.rs`, `sis_import.rs`, `files.rs` the async jobs (their state is
 //! `jobs.rs`);
-//! `district.rs` generates a sample district (seed + SIS rows), `cli.rs` is the `canvas-sim` binary.
+//! `district/` generates a sample district (seed + SIS rows), `cli.rs` is the `canvas-sim` binary.
 //!
 //! Where it knowingly differs from Canvas (each also noted where it is implemented):
 //! - the token is an account admin with every permission; no masquerading (§6), no scoped,
