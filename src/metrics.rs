@@ -32,6 +32,12 @@ pub struct ReasonLabels {
     pub reason: String,
 }
 
+/// One series at a time: the run an operator has to review. Not a per-object id, so it stays bounded.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RunLabels {
+    pub run_id: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub cycles: Family<OutcomeLabels, Counter>,
@@ -42,6 +48,8 @@ pub struct Metrics {
     pub last_success: Gauge<f64, AtomicU64>,
     pub safety_trips: Counter,
     pub safety_tripped: Gauge,
+    pub tripped_run: Family<RunLabels, Gauge>,
+    pub held_changes: Gauge,
     pub leader: Gauge,
     pub skipped_ticks: Counter,
     pub skipped_rows: Family<ReasonLabels, Counter>,
@@ -109,6 +117,18 @@ impl Metrics {
             "1 while the last cycle's safety guard was tripped (stays until a cycle applies without tripping)",
             safety_tripped.clone(),
         );
+        let tripped_run = Family::<RunLabels, Gauge>::default();
+        registry.register(
+            "rostersync_tripped_run_info",
+            "1 for the latest tripped run (the one to review and `rostersync apply`); absent when nothing is held",
+            tripped_run.clone(),
+        );
+        let held_changes = Gauge::default();
+        registry.register(
+            "rostersync_held_changes",
+            "Changes the brake held in the last cycle (made by `rostersync apply` of that run)",
+            held_changes.clone(),
+        );
         let leader = Gauge::default();
         registry.register(
             "rostersync_leader",
@@ -155,6 +175,8 @@ impl Metrics {
             last_success,
             safety_trips,
             safety_tripped,
+            tripped_run,
+            held_changes,
             leader,
             skipped_ticks,
             skipped_rows,

@@ -75,7 +75,18 @@ pub fn finish_metrics(ctx: &CycleContext, report: &CycleReport, started: Instant
     if report.safety.tripped {
         m.safety_trips.inc();
         m.safety_tripped.set(1);
+        if !report.dry_run {
+            m.tripped_run.clear();
+            m.tripped_run
+                .get_or_create(&crate::metrics::RunLabels {
+                    run_id: report.run_id.clone(),
+                })
+                .set(1);
+        }
+        m.held_changes.set(report.held as i64);
     } else if report.status != RunStatus::Failed {
         m.safety_tripped.set(0);
+        m.tripped_run.clear();
+        m.held_changes.set(0);
     }
 }

@@ -85,7 +85,7 @@ pub async fn apply_reviewed(
         return Err(PinnedError::NoApprover);
     }
     let source = check_reviewable(&ctx.db, &review.run_id).await?;
-    let rows = pinned_rows(&ctx.db, &review.run_id, source.outcome).await?;
+    let rows = pinned_rows(&ctx.db, &review.run_id, source.dry_run).await?;
     let approval = Approval {
         by: review.by.clone(),
         reason: review.reason.clone(),
@@ -128,8 +128,8 @@ pub async fn apply_reviewed(
 }
 
 struct Source {
-    /// `held` (a tripped run) or `planned` (a dry run).
-    outcome: AuditOutcome,
+    dry_run: bool,
+    /// The run tripped the brake: applying it is the operator acting on the trip.
     tripped: bool,
 }
 
@@ -146,22 +146,14 @@ async fn check_reviewable(db: &PgPool, run_id: &str) -> Result<Source, PinnedErr
     if status == RunStatus::Running.as_str() {
         return Err(PinnedError::StillRunning(run_id.to_owned()));
     }
-    let source = match (dry_run, status.as_str()) {
-        (true, "failed") | (false, "succeeded" | "partial" | "failed") => {
-            return Err(PinnedError::NotReviewable {
-                run: run_id.to_owned(),
-                status,
-            });
-        }
-        (true, _) => Source {
-            outcome: AuditOutcome::Planned,
-            tripped: false,
-        },
-        (false, _) => Source {
-            outcome: AuditOutcome::Held,
-            tripped: true,
-        },
-    };
+    let tripped = status == RunStatus::SafetyTripped.as_str();
+    if !(tripped || dry_run && status == RunStatus::Succeeded.as_str()) {
+        return Err(PinnedError::NotReviewable {
+            run: run_id.to_owned(),
+            status,
+        });
+    }
+    let source = Source { dry_run, tripped };
     // An apply that finished has made (or tried) every change; one that was interrupted has not, and a second
     // apply makes what is left.
     let done: Option<(String, Option<String>, String)> = sqlx::query_as(
@@ -184,17 +176,19 @@ async fn check_reviewable(db: &PgPool, run_id: &str) -> Result<Source, PinnedErr
     Ok(source)
 }
 
-/// The run's held or planned changes, less those an earlier (interrupted) apply already settled.
+/// The changes a person reviewed: every change a dry run printed (planned or held), or the held changes of a tripped
+/// run; less those an earlier (interrupted) apply already settled.
 async fn pinned_rows(
     db: &PgPool,
     run_id: &str,
-    outcome: AuditOutcome,
+    dry_run: bool,
 ) -> Result<Vec<PinnedRow>, PinnedError> {
     Ok(sqlx::query_as(
         "SELECT a.id, a.action, a.user_id, a.course_id, a.section_id, a.role_before, a.role_after, \
                 a.state_before, a.state_after, a.canvas_enrollment_id \
          FROM rostersync.audit_log a \
-         WHERE a.run_id = $1 AND a.outcome = $2 AND a.dry_run = ($2 = 'planned') \
+         WHERE a.run_id = $1 AND a.dry_run = $2 \
+           AND (a.outcome = 'held' OR (a.dry_run AND a.outcome = 'planned')) \
            AND NOT EXISTS (SELECT 1 FROM rostersync.audit_log b \
                            JOIN rostersync.sync_runs r ON r.id = b.run_id \
                            WHERE b.source_audit_id = a.id AND r.source_run_id = $1 \
@@ -202,7 +196,7 @@ async fn pinned_rows(
          ORDER BY a.id",
     )
     .bind(run_id)
-    .bind(outcome.as_str())
+    .bind(dry_run)
     .fetch_all(db)
     .await
     .map_err(DbError::query("reading the reviewed changes"))?)

@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::Parser;
 use rostersync::cli::{Cli, Command};
 use rostersync::config::{Settings, TokenSource};
-use rostersync::metrics::{Metrics, OutcomeLabels, ReasonLabels};
+use rostersync::metrics::{Metrics, OutcomeLabels, ReasonLabels, RunLabels};
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
@@ -627,6 +627,9 @@ fn exported_series() -> HashMap<String, BTreeSet<String>> {
         })
         .inc();
     m.cycle_duration.observe(12.0);
+    m.tripped_run
+        .get_or_create(&RunLabels { run_id: "r".into() })
+        .set(1);
     let mut series: HashMap<String, BTreeSet<String>> = HashMap::new();
     for line in m.encode().lines() {
         if line.starts_with('#') || line.trim().is_empty() {
