@@ -59,39 +59,20 @@ pub fn render(report: &CycleReport) -> String {
         let n = shown.iter().filter(|c| c.action == action.as_str()).count();
         let _ = writeln!(out, "  {:<13} {n:>7}", action.as_str());
     }
-    let columns: Vec<[String; 5]> = shown.iter().map(|c| columns(c)).collect();
-    let mut width = [0usize; 5];
-    for cols in &columns {
-        for (w, c) in width.iter_mut().zip(cols) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
+    let lines = align(&shown.iter().map(|c| columns(c)).collect::<Vec<_>>());
     for action in Action::ALL {
-        let lines: Vec<&[String; 5]> = shown
+        let of_action: Vec<&String> = shown
             .iter()
-            .zip(&columns)
+            .zip(&lines)
             .filter(|(c, _)| c.action == action.as_str())
-            .map(|(_, cols)| cols)
+            .map(|(_, line)| line)
             .collect();
-        if lines.is_empty() {
+        if of_action.is_empty() {
             continue;
         }
-        let _ = writeln!(out, "\n{} ({}):", action.as_str(), lines.len());
-        for cols in lines {
-            let _ = writeln!(
-                out,
-                "  {} {:<w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {}",
-                symbol(action),
-                cols[0],
-                cols[1],
-                cols[2],
-                cols[3],
-                cols[4],
-                w0 = width[0],
-                w1 = width[1],
-                w2 = width[2],
-                w3 = width[3],
-            );
+        let _ = writeln!(out, "\n{} ({}):", action.as_str(), of_action.len());
+        for line in of_action {
+            let _ = writeln!(out, "  {} {line}", symbol(action));
         }
     }
     let _ = writeln!(
@@ -158,6 +139,32 @@ fn columns(c: &ChangeRecord) -> [String; 5] {
         arrow(c.role_before.as_deref(), c.role_after.as_deref()),
         arrow(c.state_before.as_deref(), c.state_after.as_deref()),
     ]
+}
+
+/// Rows of five columns (user, course, section, role, state), each column as wide as its widest cell.
+pub fn align(rows: &[[String; 5]]) -> Vec<String> {
+    let mut width = [0usize; 5];
+    for cols in rows {
+        for (w, c) in width.iter_mut().zip(cols) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    rows.iter()
+        .map(|cols| {
+            format!(
+                "{:<w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {}",
+                cols[0],
+                cols[1],
+                cols[2],
+                cols[3],
+                cols[4],
+                w0 = width[0],
+                w1 = width[1],
+                w2 = width[2],
+                w3 = width[3],
+            )
+        })
+        .collect()
 }
 
 pub fn arrow(before: Option<&str>, after: Option<&str>) -> String {

@@ -217,12 +217,8 @@ pub(super) fn print_plan(p: &PreparedCycle, ctx: &CycleContext, sim: &SimHandle)
             ));
         }
     }
-    let mut width = [0usize; 5];
-    for (_, cols) in &lines {
-        for (w, c) in width.iter_mut().zip(cols) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
+    let aligned =
+        crate::plan_text::align(&lines.iter().map(|(_, c)| c.clone()).collect::<Vec<_>>());
     for (action, rows) in &blocks {
         println!(
             "  {:<14} {:>6}   {}",
@@ -230,19 +226,8 @@ pub(super) fn print_plan(p: &PreparedCycle, ctx: &CycleContext, sim: &SimHandle)
             thousands(rows.len() as u64),
             action_blurb(*action)
         );
-        for (_, cols) in lines.iter().filter(|(a, _)| a == action) {
-            println!(
-                "      {:<w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {}",
-                cols[0],
-                cols[1],
-                cols[2],
-                cols[3],
-                cols[4],
-                w0 = width[0],
-                w1 = width[1],
-                w2 = width[2],
-                w3 = width[3],
-            );
+        for (_, line) in lines.iter().zip(&aligned).filter(|((a, _), _)| a == action) {
+            println!("      {line}");
         }
     }
 
