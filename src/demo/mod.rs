@@ -56,6 +56,10 @@ pub struct DemoArgs {
     /// Print the two cycle reports as JSON lines instead of the human summary.
     #[arg(long)]
     pub json: bool,
+    /// Stop at the plan: run the first cycle as a dry run and print it as `reconcile --dry-run` does, the way an
+    /// operator reviews a plan before `apply`.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Logging for the demo: warnings only, as text on stderr, unless `RUST_LOG` asks for more.
@@ -263,6 +267,17 @@ async fn run_cycles(
         .context("cannot take the leader lock")?
         .context("another process holds the leader lock on the demo database")?;
 
+    if args.dry_run {
+        let opts = CycleOptions {
+            dry_run: true,
+            holds_lock: true,
+            ..CycleOptions::default()
+        };
+        let report = reconcile::run_cycle(ctx, &opts).await;
+        lock.release().await;
+        crate::cli::print_report(&report, out.json);
+        return Ok(());
+    }
     let (progress, bar) = progress(out);
     let opts = CycleOptions {
         holds_lock: true,

@@ -191,3 +191,32 @@ async fn a_bad_size_is_refused_by_the_command_line() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("small"), "{stderr}");
 }
+
+#[tokio::test]
+async fn the_demo_dry_run_prints_the_plan_an_operator_reviews() {
+    let (out, _) = demo(&["--dry-run"]).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    for expected in [
+        "(dry run)",
+        "106 changes planned:",
+        "+ enroll ",
+        "- remove ",
+        "~ change_role ",
+        "~ change_state ",
+        "active → completed",
+        "rostersync apply ",
+    ] {
+        assert!(stdout.contains(expected), "`{expected}` in:\n{stdout}");
+    }
+    // One line per change, each naming its action: a piped plan stays greppable.
+    assert_eq!(
+        stdout.lines().filter(|l| l.contains("+ enroll ")).count(),
+        27
+    );
+    assert_eq!(
+        stdout.lines().filter(|l| l.contains("- remove ")).count(),
+        27
+    );
+    assert!(!stdout.contains("Applying"), "a dry run changes nothing");
+}
