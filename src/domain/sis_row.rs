@@ -114,20 +114,31 @@ pub fn parse_row(
     let user = id_field(row.user_id.as_deref(), IdColumn::UserId)
         .map(|u| ids.intern(&user_identity(&u, kind)));
     let course = id_field(row.course_id.as_deref(), IdColumn::CourseId).map(|c| ids.intern(&c));
+    // A skipped row still names someone: a padded id (a CHAR(n) column) names the user and course its trimmed
+    // text does, and that user's enrollments there are held, never removed because of it.
+    let mut named = |value: Option<&str>, user: bool| {
+        value
+            .map(str::trim)
+            .filter(|v| !v.is_empty() && !v.chars().any(char::is_control))
+            .map(|v| match user {
+                true => ids.intern(&user_identity(v, kind)),
+                false => ids.intern(v),
+            })
+    };
     let (user, course) = match (user, course) {
         (Ok(user), Ok(course)) => (user, course),
         (Err(reason), course) => {
             return Err(SkippedRow {
                 reason,
-                user: None,
-                course: course.ok(),
+                user: named(row.user_id.as_deref(), true),
+                course: course.ok().or_else(|| named(row.course_id.as_deref(), false)),
             });
         }
         (Ok(user), Err(reason)) => {
             return Err(SkippedRow {
                 reason,
                 user: Some(user),
-                course: None,
+                course: named(row.course_id.as_deref(), false),
             });
         }
     };
