@@ -42,6 +42,8 @@ pub struct Snapshot {
     pub courses_not_found: HashSet<Sym>,
     /// Users' names as Canvas listings showed them (user identity → name), for plans a person reads.
     pub names: HashMap<Sym, Sym>,
+    /// Users SIS rows name that Canvas does not have (looked up this cycle).
+    pub users_not_in_canvas: HashSet<Sym>,
 }
 
 impl Snapshot {
@@ -77,8 +79,10 @@ pub struct DecideSettings {
 pub enum Unplanned {
     /// A SIS row that did not parse (skipped).
     SkippedRow(SkippedSisRow),
-    /// A SIS row of a course Canvas does not have (failed; never a reason to remove).
+    /// A SIS row of a course Canvas does not have (skipped; never a reason to remove).
     CourseNotFound(DesiredEnrollment),
+    /// A SIS row of a user Canvas does not have (skipped until the account exists).
+    UserNotFound(DesiredEnrollment),
     /// A SIS row of a user two role rules disagree about (skipped; the user is held).
     RuleConflict(DesiredEnrollment, RuleConflict),
 }
@@ -141,11 +145,15 @@ pub fn decide(snapshot: &Snapshot, settings: &DecideSettings) -> Decision {
         .filter_map(|s| Some((s.skip.user?, s.skip.course?)))
         .collect();
 
-    // Rows of courses Canvas does not have are out of the plan: they never count towards removals.
+    // Rows naming a course or user Canvas does not have are out of the plan: they never count towards removals,
+    // and their user is held in that course.
     let mut desired = Vec::with_capacity(snapshot.desired.len());
     for d in &snapshot.desired {
         if snapshot.courses_not_found.contains(&d.course) {
             unplanned.push(Unplanned::CourseNotFound(*d));
+        } else if snapshot.users_not_in_canvas.contains(&d.user) {
+            unplanned.push(Unplanned::UserNotFound(*d));
+            hold.insert((d.user, d.course));
         } else {
             desired.push(*d);
         }
@@ -279,6 +287,7 @@ mod tests {
             live: vec![live(1, u2), live(2, u3)],
             courses_not_found: [gone].into(),
             names: HashMap::new(),
+            users_not_in_canvas: HashSet::new(),
             ids,
         }
     }

@@ -131,7 +131,9 @@ pub fn parse_row(
             return Err(SkippedRow {
                 reason,
                 user: named(row.user_id.as_deref(), true),
-                course: course.ok().or_else(|| named(row.course_id.as_deref(), false)),
+                course: course
+                    .ok()
+                    .or_else(|| named(row.course_id.as_deref(), false)),
             });
         }
         (Ok(user), Err(reason)) => {

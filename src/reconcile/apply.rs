@@ -21,6 +21,7 @@ use crate::config::WritePath;
 use crate::domain::decide::{Decision, Snapshot};
 use crate::domain::plan::Change;
 use crate::domain::{Ids, RemovalPolicy};
+use crate::store::missing::{MissingKind, MissingRefs};
 use crate::store::{AuditLog, AuditOutcome, AuditRow};
 
 /// What one run makes: rows settled without a Canvas call, and the changes to make, each with its audit row.
@@ -174,7 +175,7 @@ pub async fn apply_work(
         .buffer_unordered(ctx.settings.limits.max_in_flight as usize);
     let mut results = futures::stream::iter(bulk_results).chain(api_results);
 
-    let mut writer = OutcomeWriter::new(audit);
+    let writer = OutcomeWriter::new(audit);
     let mut tally = Tally::default();
     let mut done = 0u64;
     while let Some((change, audit_id, result)) = results.next().await {
@@ -192,15 +193,20 @@ pub async fn apply_work(
         if let Some(progress) = &opts.progress {
             progress(done, total);
         }
-        writer.flush().await;
     }
     drop(results);
     let recorded = writer.drain().await;
     report.details.apply_ms = apply_started.elapsed().as_millis() as u64;
-    report.details.users_not_found = tally.users_not_found;
+    report.details.users_not_found += tally.missing_users.len() as u64;
     ctx.metrics
         .users_not_found
-        .set(tally.users_not_found as i64);
+        .set(report.details.users_not_found as i64);
+    if let Err(e) = MissingRefs::new(ctx.db.clone())
+        .remember(MissingKind::User, &tally.missing_users)
+        .await
+    {
+        warn!(error = %e, "cannot remember the users Canvas does not have; the next cycle plans their enrolls again");
+    }
     if let Some(source) = tally.auth_error {
         return Err(CycleError::Canvas {
             doing: "Canvas rejected the token during the cycle: ".into(),
@@ -298,7 +304,8 @@ impl Stop {
 /// Counts outcomes into the report and metrics as they arrive.
 #[derive(Default)]
 struct Tally {
-    users_not_found: u64,
+    /// Users an enroll found missing in Canvas, remembered for the next cycle.
+    missing_users: Vec<String>,
     auth_error: Option<CanvasError>,
 }
 
@@ -343,8 +350,10 @@ impl Tally {
                 }
             }
         }
-        if result.user_not_found {
-            self.users_not_found += 1;
+        if result.user_not_found
+            && let Some(user) = change.user
+        {
+            self.missing_users.push(ids.resolve(user).to_owned());
         }
         if let Some(e) = &result.ends_cycle {
             report.details.canvas_unavailable = true;

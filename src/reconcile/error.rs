@@ -23,6 +23,13 @@ pub enum CycleError {
     /// Settings that cannot work together for this cycle.
     #[error("{0}")]
     Settings(&'static str),
+    /// Canvas lists enrollments but shows none of their users' SIS identities: the token may not see them.
+    #[error(
+        "Canvas listed {listed} enrollments in the managed courses and not one with a {field}: the token's account \
+         role lacks the permission to see SIS ids (\"Users - view SIS ID\", and \"Users - view login IDs\" for \
+         sis_login_id). Nothing is changed until it has it: every enrollment would look missing."
+    )]
+    IdentitiesHidden { listed: usize, field: &'static str },
     /// The audit log could not be written (before the first change: nothing was made) or fully recorded.
     #[error("{0}")]
     Audit(String),
@@ -47,6 +54,7 @@ impl CycleError {
             CycleError::RoleRule(_) => "role_rule",
             CycleError::Report(_) => "report",
             CycleError::Settings(_) => "settings",
+            CycleError::IdentitiesHidden { .. } => "canvas_permission",
             CycleError::Audit(_) => "audit",
         }
     }

@@ -16,6 +16,7 @@ pub mod provisioning;
 pub mod read;
 pub mod record;
 pub mod report;
+mod resolve;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -119,6 +120,11 @@ pub async fn prepare(
         }
         let sticky_trip = runs.open_trip().await?;
         let snapshot = read::read_snapshot(ctx, &mut report).await?;
+        if opts.holds_lock && !dry_run {
+            report.details.resolved_interrupted =
+                resolve::resolve_interrupted(&ctx.db, &snapshot, &run_id).await?;
+            ctx.metrics.unresolved_planned.set(0);
+        }
         let plan_started = Instant::now();
         let mut decision = decide(&snapshot, &decide_settings(&ctx.settings, sticky_trip));
         report.details.plan_ms = plan_started.elapsed().as_millis() as u64;

@@ -5,7 +5,8 @@ use tracing::{error, info, warn};
 use super::report::{CycleReport, Safety};
 use super::{CycleContext, CycleOptions};
 use crate::domain::Action;
-use crate::domain::decide::{Decision, Snapshot};
+use crate::domain::decide::{Decision, Snapshot, Unplanned};
+use crate::metrics::ReasonLabels;
 
 /// Puts the decision in the report and the log; applies the operator's override of the brake.
 pub fn note_decision(
@@ -18,6 +19,23 @@ pub fn note_decision(
     let (ids, roles) = (&snap.ids, &snap.roles);
     let settings = &ctx.settings;
     report.details.role_rule_rewrites = decision.role_rule_rewrites;
+    for u in &decision.unplanned {
+        let reason = match u {
+            Unplanned::CourseNotFound(_) => "course_not_found",
+            Unplanned::UserNotFound(_) => {
+                report.details.users_not_found += 1;
+                "user_not_found"
+            }
+            Unplanned::SkippedRow(_) | Unplanned::RuleConflict(..) => continue,
+        };
+        report.details.sis_rows_skipped += 1;
+        ctx.metrics
+            .skipped_rows
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
     report.details.role_rule_conflicts = decision.rule_conflicts.len() as u64;
     for c in &decision.rule_conflicts {
         warn!(

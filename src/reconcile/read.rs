@@ -13,6 +13,7 @@ use tracing::{info, warn};
 use super::error::CycleError;
 use super::report::CycleReport;
 use super::{CycleContext, provisioning};
+use crate::canvas::client::UserRef;
 use crate::canvas::model::Enrollment;
 use crate::config::ReadPath;
 use crate::domain::decide::{SkippedSisRow, Snapshot};
@@ -22,6 +23,7 @@ use crate::domain::sis_row::{parse_row, user_identity};
 use crate::domain::{EnrollmentState, Ids, LiveEnrollment, RoleId, SectionKey, Sym, UserIdKind};
 use crate::metrics::ReasonLabels;
 use crate::sis;
+use crate::store::missing::{MissingKind, MissingRefs};
 
 /// Reads roles, role-rule users, SIS rows and the live enrollments of the managed courses.
 pub async fn read_snapshot(
@@ -103,10 +105,76 @@ pub async fn read_snapshot(
         )
         .await?;
     }
+    check_identities_visible(&snap, kind)?;
+    snap.users_not_in_canvas = look_up_missing_users(ctx, &snap).await?;
     report.details.read_ms = started.elapsed().as_millis() as u64;
     report.details.live_enrollments = snap.live.len() as u64;
     report.details.courses_not_found = snap.courses_not_found.len() as u64;
     Ok(snap)
+}
+
+/// Canvas hides `sis_user_id` and `login_id` from a token whose role lacks the permission to see them (facts §2). Then
+/// every SIS row looks missing and would be re-POSTed — which resets the enrollment's dates and section limits —
+/// and nothing the SIS still lists could be told from what it dropped. Listings where not one enrollment carries
+/// the identity the SIS names users by mean exactly that: stop before any write.
+fn check_identities_visible(snap: &Snapshot, kind: UserIdKind) -> Result<(), CycleError> {
+    /// Fewer listed enrollments than this may all be hand-made ones of users without SIS ids.
+    const ENOUGH_TO_TELL: usize = 5;
+    let listed = snap
+        .live
+        .iter()
+        .filter(|l| l.associated_user_id.is_none())
+        .count();
+    if snap.desired.is_empty()
+        || listed < ENOUGH_TO_TELL
+        || snap.live.iter().any(|l| l.user.is_some())
+    {
+        return Ok(());
+    }
+    Err(CycleError::IdentitiesHidden {
+        listed,
+        field: kind.canvas_prefix(),
+    })
+}
+
+/// Users SIS rows name that an earlier cycle found missing in Canvas: one lookup each, so that their rows are
+/// skipped with a reason instead of planned (and failing) every cycle, and enrolled as soon as the account exists.
+async fn look_up_missing_users(
+    ctx: &CycleContext,
+    snap: &Snapshot,
+) -> Result<HashSet<Sym>, CycleError> {
+    let missing = MissingRefs::new(ctx.db.clone());
+    let wanted: HashSet<Sym> = snap.desired.iter().map(|d| d.user).collect();
+    let known: Vec<(Sym, String)> = missing
+        .load(MissingKind::User)
+        .await?
+        .into_iter()
+        .filter_map(|id| Some((snap.ids.get(&id).filter(|u| wanted.contains(u))?, id)))
+        .collect();
+    let canvas = &ctx.canvas;
+    let mut lookups = futures::stream::iter(known)
+        .map(|(user, id)| async move {
+            let found = canvas.get_user(UserRef::Sis(&id)).await;
+            (user, id, found)
+        })
+        .buffer_unordered((ctx.settings.limits.max_in_flight as usize).max(1));
+    let (mut still_missing, mut found) = (HashSet::new(), Vec::new());
+    while let Some((user, id, result)) = lookups.next().await {
+        match result? {
+            None => {
+                still_missing.insert(user);
+            }
+            Some(_) => found.push(id),
+        }
+    }
+    missing.forget(MissingKind::User, &found).await?;
+    if !still_missing.is_empty() {
+        info!(
+            users = still_missing.len(),
+            "SIS rows name users Canvas does not have; their rows are skipped until the accounts exist"
+        );
+    }
+    Ok(still_missing)
 }
 
 /// Resolves each role rule's roles and reads its users; refuses rule sets that loop.

@@ -5,13 +5,15 @@
 
 use std::time::{Duration, Instant};
 
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tracing::error;
 
 use super::change::ChangeResult;
 use crate::domain::decide::Unplanned;
 use crate::domain::plan::Change;
 use crate::domain::roles::RoleBook;
-use crate::domain::{Action, Ids, SectionKey};
+use crate::domain::{Action, DesiredEnrollment, Ids, SectionKey};
 use crate::store::audit::OutcomeUpdate;
 use crate::store::{AuditLog, AuditOutcome, AuditRow};
 
@@ -60,15 +62,18 @@ pub fn unplanned_row(unplanned: &Unplanned, ids: &Ids, roles: &RoleBook) -> Audi
             ..AuditRow::default()
         },
         Unplanned::CourseNotFound(d) => AuditRow {
-            action: Action::Enroll.as_str(),
-            user_id: Some(ids.resolve(d.user).to_owned()),
-            course_id: Some(ids.resolve(d.course).to_owned()),
-            section_id: section_text(ids, d.section),
-            role_after: Some(roles.name(d.role)),
-            state_after: Some(d.state.canvas_state().as_str().to_owned()),
-            outcome: Some(AuditOutcome::Failed),
-            error: Some("course not found in Canvas (404)".into()),
-            ..AuditRow::default()
+            error: Some(format!(
+                "SIS row skipped: course `{}` is not in Canvas (404); nothing is planned for it until it is",
+                ids.resolve(d.course)
+            )),
+            ..desired_row(d, ids, roles)
+        },
+        Unplanned::UserNotFound(d) => AuditRow {
+            error: Some(format!(
+                "SIS row skipped: user `{}` is not in Canvas (404); it is enrolled once the account exists",
+                ids.resolve(d.user)
+            )),
+            ..desired_row(d, ids, roles)
         },
         Unplanned::RuleConflict(d, c) => AuditRow {
             action: Action::ChangeRole.as_str(),
@@ -87,6 +92,20 @@ pub fn unplanned_row(unplanned: &Unplanned, ids: &Ids, roles: &RoleBook) -> Audi
             )),
             ..AuditRow::default()
         },
+    }
+}
+
+/// A skipped SIS row that parsed: what it asked for.
+fn desired_row(d: &DesiredEnrollment, ids: &Ids, roles: &RoleBook) -> AuditRow {
+    AuditRow {
+        action: Action::Enroll.as_str(),
+        user_id: Some(ids.resolve(d.user).to_owned()),
+        course_id: Some(ids.resolve(d.course).to_owned()),
+        section_id: section_text(ids, d.section),
+        role_after: Some(roles.name(d.role)),
+        state_after: Some(d.state.canvas_state().as_str().to_owned()),
+        outcome: Some(AuditOutcome::Skipped),
+        ..AuditRow::default()
     }
 }
 
@@ -110,78 +129,78 @@ pub fn outcome_update(audit_id: i64, result: ChangeResult) -> OutcomeUpdate {
     }
 }
 
-/// Writes change outcomes in batches while the changes go on.
+/// Writes each change's outcome as soon as it finishes, on a task of its own so that applying never waits for
+/// the database: whatever finished while the previous write was in flight goes in the next one.
 ///
-/// A failed write keeps the outcomes queued for the next one: a database restart mid-cycle delays the audit, it
+/// A failed write keeps the outcomes queued and is retried: a database restart mid-cycle delays the audit, it
 /// does not lose it, and applying goes on (the `planned` rows already hold the intent).
 pub struct OutcomeWriter {
-    audit: AuditLog,
-    pending: Vec<OutcomeUpdate>,
-    last_flush: Instant,
-    error: Option<String>,
+    queue: mpsc::UnboundedSender<OutcomeUpdate>,
+    task: JoinHandle<Result<(), String>>,
 }
 
-/// Outcomes queued before a write is due.
-const BATCH: usize = 500;
-/// The longest an outcome waits in the queue while changes go on.
-const MAX_WAIT: Duration = Duration::from_secs(1);
-/// How long [`OutcomeWriter::drain`] keeps trying (a restarting database is usually back in seconds).
+/// How long [`OutcomeWriter::drain`] keeps retrying once the changes are done (a restarting database is usually
+/// back in seconds).
 const DRAIN_FOR: Duration = Duration::from_secs(20);
 
 impl OutcomeWriter {
     pub fn new(audit: AuditLog) -> Self {
+        let (queue, pending) = mpsc::unbounded_channel();
         Self {
-            audit,
-            pending: Vec::new(),
-            last_flush: Instant::now(),
-            error: None,
+            queue,
+            task: tokio::spawn(write_outcomes(audit, pending)),
         }
     }
 
-    pub fn push(&mut self, update: OutcomeUpdate) {
-        self.pending.push(update);
+    /// Hands one outcome to the writer.
+    pub fn push(&self, update: OutcomeUpdate) {
+        // The task only ends after the queue closes (in `drain`), so the send cannot fail before.
+        let _ = self.queue.send(update);
     }
 
-    /// Writes the queue when a batch is full or it has waited long enough.
-    pub async fn flush(&mut self) {
-        if self.pending.len() < BATCH && self.last_flush.elapsed() < MAX_WAIT {
-            return;
+    /// Waits until every outcome is written. Err when some could not be (their audit rows stay `planned`, and
+    /// the next cycle resolves them from Canvas).
+    pub async fn drain(self) -> Result<(), String> {
+        drop(self.queue);
+        self.task
+            .await
+            .unwrap_or_else(|e| Err(format!("the audit writer stopped: {e}")))
+    }
+}
+
+async fn write_outcomes(
+    audit: AuditLog,
+    mut queue: mpsc::UnboundedReceiver<OutcomeUpdate>,
+) -> Result<(), String> {
+    let mut pending: Vec<OutcomeUpdate> = Vec::new();
+    let mut delay = Duration::from_millis(250);
+    let mut give_up: Option<Instant> = None;
+    loop {
+        if pending.is_empty() {
+            match queue.recv().await {
+                Some(update) => pending.push(update),
+                None => return Ok(()),
+            }
         }
-        match self.audit.record_outcomes(&self.pending).await {
-            Ok(()) => self.pending.clear(),
+        while let Ok(update) = queue.try_recv() {
+            pending.push(update);
+        }
+        match audit.record_outcomes(&pending).await {
+            Ok(()) => {
+                pending.clear();
+                delay = Duration::from_millis(250);
+            }
             Err(e) => {
-                error!(error = %e, queued = self.pending.len(), "cannot record change outcomes yet; will retry");
-                self.error = Some(e.to_string());
-            }
-        }
-        self.last_flush = Instant::now();
-    }
-
-    /// Writes what is left, retrying for a while. Err when outcomes could not be written (they stay `planned`
-    /// and the next run reports them) or an earlier write failed and nothing since has proved the log writable.
-    pub async fn drain(mut self) -> Result<(), String> {
-        let mut delay = Duration::from_millis(250);
-        let give_up = Instant::now() + DRAIN_FOR;
-        while !self.pending.is_empty() {
-            match self.audit.record_outcomes(&self.pending).await {
-                Ok(()) => {
-                    self.pending.clear();
-                    self.error = None;
+                if queue.is_closed()
+                    && Instant::now() >= *give_up.get_or_insert_with(|| Instant::now() + DRAIN_FOR)
+                {
+                    error!(error = %e, unrecorded = pending.len(), "cannot record change outcomes; their audit rows stay `planned` and the next cycle resolves them from Canvas");
+                    return Err(e.to_string());
                 }
-                Err(e) => {
-                    self.error = Some(e.to_string());
-                    if Instant::now() >= give_up {
-                        error!(error = %e, unrecorded = self.pending.len(), "cannot record change outcomes; their audit rows stay `planned` and the next run reports them");
-                        break;
-                    }
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(4));
-                }
+                error!(error = %e, queued = pending.len(), "cannot record change outcomes yet; will retry");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(4));
             }
-        }
-        match self.error {
-            Some(e) => Err(e),
-            None => Ok(()),
         }
     }
 }

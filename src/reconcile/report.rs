@@ -36,6 +36,8 @@ pub struct CycleDetails {
     pub failed_by_action: BTreeMap<&'static str, u64>,
     pub requests: RequestStats,
     pub interrupted_runs: Vec<InterruptedRun>,
+    /// Changes of interrupted runs whose outcome this cycle read from Canvas and recorded.
+    pub resolved_interrupted: u64,
     pub plan_ms: u64,
     /// `courses` (one listing per managed course) or `report` (the provisioning report).
     pub read_path: &'static str,

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod lock;
+pub mod missing;
 pub mod runs;
 
 use std::str::FromStr;

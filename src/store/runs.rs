@@ -131,9 +131,9 @@ impl Runs {
     }
 
     /// Closes runs that earlier processes left `running` (the caller holds the leader lock, so none is live) and
-    /// reports the runs since the last completed one that left audit rows `planned` (an interrupted change:
-    /// it may or may not have reached Canvas). Those audit rows stay as they are: the new run names
-    /// them, and its own plan, computed from Canvas as it now is, finishes the job.
+    /// reports the runs with audit rows still `planned` and not yet resolved (an interrupted change: it may or may
+    /// not have reached Canvas). Those rows stay as they are; the cycle resolves them from Canvas
+    /// (`reconcile::resolve`) with rows of its own.
     pub async fn close_interrupted(&self, current: &str) -> Result<Vec<InterruptedRun>, DbError> {
         sqlx::query(
             "UPDATE rostersync.sync_runs SET status = 'failed', finished_at = now(), \
@@ -146,10 +146,9 @@ impl Runs {
         .map_err(DbError::query("closing interrupted runs"))?;
         let rows: Vec<(String, i64)> = sqlx::query_as(
             "SELECT a.run_id, count(*) FROM rostersync.audit_log a \
-             JOIN rostersync.sync_runs r ON r.id = a.run_id \
              WHERE a.outcome = 'planned' AND NOT a.dry_run AND a.run_id <> $1 \
-               AND r.started_at > coalesce((SELECT max(started_at) FROM rostersync.sync_runs \
-                   WHERE status IN ('succeeded', 'partial', 'safety_tripped') AND id <> $1), '-infinity') \
+               AND NOT EXISTS (SELECT 1 FROM rostersync.audit_log b WHERE b.source_audit_id = a.id \
+                               AND b.run_id <> a.run_id AND b.outcome IN ('applied', 'failed')) \
              GROUP BY a.run_id ORDER BY min(a.id)",
         )
         .bind(current)

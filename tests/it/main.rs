@@ -8,6 +8,7 @@ mod daemon;
 mod demo;
 mod deploy;
 mod district;
+mod edges;
 mod paths;
 mod props;
 mod reconcile;

@@ -447,6 +447,21 @@ async fn a_user_missing_from_canvas_is_skipped_and_enrolled_once_the_account_exi
     assert!(audit.iter().any(|a| a.user_id.as_deref() == Some("newkid")
         && a.outcome == "skipped"
         && a.error.as_deref() == Some("user not found in Canvas")));
+    // Remembered: the next cycle looks the user up once and skips the row with the reason, planning nothing.
+    let posts = env.sim.count("POST", COURSE_ENROLLMENTS);
+    let out = env.cli(&["reconcile", "--json"], LOOSE_GUARD).await;
+    assert_eq!(out.status.code(), Some(0));
+    let json = json_report(&out);
+    assert_eq!(json["planned"]["enroll"], 0, "{json}");
+    assert_eq!(env.sim.count("POST", COURSE_ENROLLMENTS), posts, "no POST");
+    let audit = env.audit(json["run_id"].as_str().unwrap_or_default()).await;
+    assert!(audit.iter().any(|a| {
+        a.user_id.as_deref() == Some("newkid")
+            && a.outcome == "skipped"
+            && a.error
+                .as_deref()
+                .is_some_and(|e| e.contains("user `newkid` is not in Canvas"))
+    }));
     env.sim
         .with_store(|s| s.add_user(user(99, "newkid")).expect("add user"));
     let report = env.reconcile(LOOSE_GUARD).await;
@@ -456,22 +471,28 @@ async fn a_user_missing_from_canvas_is_skipped_and_enrolled_once_the_account_exi
 }
 
 #[tokio::test]
-async fn a_course_missing_from_canvas_fails_its_rows_without_stopping_the_cycle() {
+async fn a_course_missing_from_canvas_skips_its_rows_without_stopping_the_cycle() {
     let env = district_env().await;
     env.sis(&[("stu1", "NO-SUCH-COURSE", None, "student", None)])
         .await;
     let report = env.reconcile(LOOSE_GUARD).await;
     assert_eq!(report.details.courses_not_found, 1);
     assert_eq!(report.applied, 5);
-    assert_eq!(report.failed, 1);
+    assert_eq!(report.failed, 0, "CONTRACT v2: skipped, never failed");
     let audit = env.audit(&report.run_id).await;
     assert!(audit.iter().any(|a| {
         a.course_id.as_deref() == Some("NO-SUCH-COURSE")
-            && a.outcome == "failed"
+            && a.outcome == "skipped"
             && a.error
                 .as_deref()
-                .is_some_and(|e| e.contains("course not found in Canvas"))
+                .is_some_and(|e| e.contains("course `NO-SUCH-COURSE` is not in Canvas"))
     }));
+    // A converged district plans nothing while the row remains, and its cycles exit 0.
+    let out = env.cli(&["reconcile", "--json"], LOOSE_GUARD).await;
+    assert_eq!(out.status.code(), Some(0));
+    let json = json_report(&out);
+    assert_eq!(json["planned"]["enroll"], 0, "{json}");
+    assert_eq!(json["skipped"], 1, "one audit row per cycle");
 }
 
 #[tokio::test]
