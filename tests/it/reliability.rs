@@ -445,6 +445,85 @@ async fn p08_a_crash_between_the_canvas_write_and_the_audit_write_leaves_no_dupl
     crash_after_write(7, 9).await;
 }
 
+/// Row 8's second half: the kill falls between the two halves of a role change (the new role created, the old
+/// enrollment not yet ended). The next cycle records the dead run's change as interrupted, ends the old role, and
+/// never creates the new one twice.
+#[tokio::test]
+async fn p08_a_kill_between_the_two_halves_of_a_role_change_leaves_one_enrollment_per_role() {
+    const SECTION_ENROLLMENTS: &str = "/api/v1/sections/:id/enrollments";
+    let mut seed = Seed::default()
+        .course(course(100, "C1"))
+        .section(section(200, 100, "C1-A"));
+    let mut rows = Vec::new();
+    for i in 1..=3u64 {
+        let sis = format!("ta{i}");
+        seed = seed
+            .user(user(i, &sis))
+            .enrollment(enrolled(i, 100, TA, "active").in_section(200));
+        rows.push(sis);
+    }
+    let env = TestEnv::with_options(with_faults(
+        seed,
+        FaultOptions::default().with_rule(
+            FaultRule::on(
+                "POST",
+                SECTION_ENROLLMENTS,
+                FaultAction::ApplyThenHang(Duration::from_secs(60)),
+            )
+            .nth(2),
+        ),
+    ))
+    .await;
+    let sis: Vec<Row5<'_>> = rows
+        .iter()
+        .map(|u| (u.as_str(), "C1", Some("C1-A"), "student", None))
+        .collect();
+    env.sis(&sis).await;
+    let config =
+        env.config_file("[reconcile]\nmax_removal_ratio = 1.0\n[limits]\nmax_in_flight = 1");
+    let mut child = rostersync_cmd()
+        .arg("--config")
+        .arg(&config)
+        .args(["reconcile", "--json"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn");
+    let students = |env: &TestEnv| {
+        env.sim
+            .with_store(|s| s.enrollments().filter(|e| e.role_id == STUDENT).count())
+    };
+    eventually(
+        Duration::from_secs(20),
+        || students(&env) >= 2,
+        || "the second role change's first half never reached Canvas".into(),
+    )
+    .await;
+    child.start_kill().expect("kill -9");
+    let _ = child.wait().await;
+    env.sim.set_faults(FaultOptions::default());
+
+    let report = env.reconcile("[reconcile]\nmax_removal_ratio = 1.0").await;
+    assert_eq!(report.status.as_str(), "succeeded", "{report:#?}");
+    assert!(report.details.resolved_interrupted >= 1, "{report:#?}");
+    for i in 1..=3u64 {
+        let mut roles: Vec<(u64, String)> = env
+            .enrollments_of(i, 100)
+            .into_iter()
+            .map(|(_, role, state)| (role, state))
+            .collect();
+        roles.sort();
+        assert_eq!(
+            roles,
+            vec![(STUDENT, "active".into()), (TA, "completed".into())],
+            "ta{i}: exactly one enrollment per role, the old one ended"
+        );
+    }
+    let again = env.reconcile("[reconcile]\nmax_removal_ratio = 1.0").await;
+    assert_eq!(again.planned_total(), 0, "converged: {again:#?}");
+}
+
 #[tokio::test]
 async fn p09_a_timed_out_post_is_not_blindly_resent() {
     let (seed, rows) = roster(1);
