@@ -71,7 +71,13 @@ pub async fn run(settings: Settings) -> Result<(), CheckError> {
     match store::connect("SIS", &sis_url, 2).await {
         Ok(pool) => {
             list.ok("sis database", sis_url.to_string());
-            match sis::check_enrollments_query(&pool, &settings.sis.enrollments_query).await {
+            match sis::check_enrollments_query(
+                &pool,
+                &settings.sis.enrollments_query,
+                settings.sis.statement_timeout,
+            )
+            .await
+            {
                 Ok(()) => list.ok(
                     "sis query",
                     "read-only, returns user_id, course_id, section_id, role, status as text",
@@ -79,7 +85,14 @@ pub async fn run(settings: Settings) -> Result<(), CheckError> {
                 Err(e) => list.fail("sis query", e.to_string()),
             }
             for rule in &settings.role_rules {
-                match sis::read_rule_users(&pool, &rule.name, &rule.users_query).await {
+                match sis::read_rule_users(
+                    &pool,
+                    &rule.name,
+                    &rule.users_query,
+                    settings.sis.statement_timeout,
+                )
+                .await
+                {
                     Ok(users) => list.ok(
                         "rule users",
                         format!("`{}`: {} user(s)", rule.name, users.len()),

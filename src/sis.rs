@@ -5,6 +5,8 @@
 //! non-text column is a configuration error at once, never "0 usable rows".
 
 use futures::TryStreamExt;
+use std::time::Duration;
+
 use sqlx::{AssertSqlSafe, Column, Executor, PgPool, Row, SqlSafeStr, Type, TypeInfo};
 
 use crate::domain::sis_row::SisRow;
@@ -74,18 +76,37 @@ async fn check_columns<'c>(
     Ok(positions)
 }
 
+/// Every SIS read: a READ ONLY transaction (a query that writes fails), whose statements PostgreSQL cancels after
+/// `sis.statement_timeout_secs` (a stuck SIS ends the cycle with that error instead of holding it forever).
+async fn begin_read_only<'c>(
+    pool: &PgPool,
+    what: &str,
+    timeout: Duration,
+) -> Result<sqlx::Transaction<'c, sqlx::Postgres>, SisError> {
+    let mut tx = pool.begin().await.map_err(query_error(what))?;
+    sqlx::query("SET TRANSACTION READ ONLY")
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error(what))?;
+    sqlx::query(AssertSqlSafe(format!(
+        "SET LOCAL statement_timeout = {}",
+        timeout.as_millis().max(1)
+    )))
+    .execute(&mut *tx)
+    .await
+    .map_err(query_error(what))?;
+    Ok(tx)
+}
+
 /// Streams the enrollment rows into `on_row`; returns how many were read.
 pub async fn read_enrollments(
     pool: &PgPool,
     query: &str,
+    timeout: Duration,
     mut on_row: impl FnMut(SisRow),
 ) -> Result<u64, SisError> {
     const WHAT: &str = "sis.enrollments_query";
-    let mut tx = pool.begin().await.map_err(query_error(WHAT))?;
-    sqlx::query("SET TRANSACTION READ ONLY")
-        .execute(&mut *tx)
-        .await
-        .map_err(query_error(WHAT))?;
+    let mut tx = begin_read_only(pool, WHAT, timeout).await?;
     let pos = check_columns(&mut *tx, query, WHAT, &ENROLLMENT_COLUMNS).await?;
     let mut count = 0u64;
     {
@@ -111,13 +132,10 @@ pub async fn read_rule_users(
     pool: &PgPool,
     rule_name: &str,
     query: &str,
+    timeout: Duration,
 ) -> Result<Vec<String>, SisError> {
     let what = format!("role rule `{rule_name}`: users_query");
-    let mut tx = pool.begin().await.map_err(query_error(&what))?;
-    sqlx::query("SET TRANSACTION READ ONLY")
-        .execute(&mut *tx)
-        .await
-        .map_err(query_error(&what))?;
+    let mut tx = begin_read_only(pool, &what, timeout).await?;
     let described = (&mut *tx)
         .describe(AssertSqlSafe(query.to_owned()).into_sql_str())
         .await
@@ -155,17 +173,17 @@ pub async fn read_rule_users(
 /// Checks, without reading rows, that `sis.enrollments_query` is a read-only query returning the five text columns.
 /// Wrapping it as a subquery makes PostgreSQL refuse anything but a plain query (a `DELETE ... RETURNING` is not
 /// allowed there), and `LIMIT 0` runs it without reading the table.
-pub async fn check_enrollments_query(pool: &PgPool, query: &str) -> Result<(), SisError> {
+pub async fn check_enrollments_query(
+    pool: &PgPool,
+    query: &str,
+    timeout: Duration,
+) -> Result<(), SisError> {
     const WHAT: &str = "sis.enrollments_query";
     let wrapped = format!(
         "SELECT * FROM ({}\n) AS rostersync_check LIMIT 0",
         query.trim().trim_end_matches(';')
     );
-    let mut tx = pool.begin().await.map_err(query_error(WHAT))?;
-    sqlx::query("SET TRANSACTION READ ONLY")
-        .execute(&mut *tx)
-        .await
-        .map_err(query_error(WHAT))?;
+    let mut tx = begin_read_only(pool, WHAT, timeout).await?;
     check_columns(&mut *tx, &wrapped, WHAT, &ENROLLMENT_COLUMNS).await?;
     sqlx::query(AssertSqlSafe(wrapped))
         .execute(&mut *tx)

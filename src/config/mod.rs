@@ -99,6 +99,8 @@ pub struct SisSettings {
     pub enrollments_query: String,
     pub user_id_kind: UserIdKind,
     pub manage_non_sis_users: bool,
+    /// Every SIS query is cancelled after this long (a stuck SIS must not hold the cycle forever).
+    pub statement_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -111,6 +113,9 @@ pub struct ReconcileSettings {
     pub max_additions: u64,
     pub max_addition_ratio: f64,
     pub dry_run: bool,
+    /// A cycle stops cleanly after this long (reads end the cycle; changes not yet made are recorded as not
+    /// attempted). `None`: no deadline.
+    pub cycle_deadline: Option<Duration>,
     pub write_path: WritePath,
     pub bulk_min_changes: u64,
 }

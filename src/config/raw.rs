@@ -78,6 +78,8 @@ pub struct RawSis {
     pub user_id_kind: String,
     #[serde(deserialize_with = "strict_bool")]
     pub manage_non_sis_users: bool,
+    #[serde(deserialize_with = "strict_f64")]
+    pub statement_timeout_secs: f64,
 }
 
 impl Default for RawSis {
@@ -87,6 +89,7 @@ impl Default for RawSis {
             enrollments_query: DEFAULT_ENROLLMENTS_QUERY.into(),
             user_id_kind: "sis_user_id".into(),
             manage_non_sis_users: false,
+            statement_timeout_secs: 300.0,
         }
     }
 }
@@ -110,6 +113,8 @@ pub struct RawReconcile {
     pub max_addition_ratio: f64,
     #[serde(deserialize_with = "strict_bool")]
     pub dry_run: bool,
+    #[serde(deserialize_with = "strict_f64")]
+    pub cycle_deadline_secs: f64,
     pub write_path: String,
     #[serde(deserialize_with = "strict_i64")]
     pub bulk_min_changes: i64,
@@ -125,6 +130,7 @@ impl Default for RawReconcile {
             max_additions: 500,
             max_addition_ratio: 0.5,
             dry_run: false,
+            cycle_deadline_secs: 14_400.0,
             write_path: "auto".into(),
             bulk_min_changes: 2000,
         }

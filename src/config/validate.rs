@@ -76,6 +76,12 @@ impl RawSettings {
                     ],
                 )?,
                 manage_non_sis_users: self.sis.manage_non_sis_users,
+                statement_timeout: bounded_secs(
+                    "sis.statement_timeout_secs",
+                    self.sis.statement_timeout_secs,
+                    1.0,
+                    86_400.0,
+                )?,
             },
             reconcile,
             schedule,
@@ -301,6 +307,18 @@ fn validate_ratio(key: &'static str, value: f64) -> Result<f64, ConfigError> {
     }
 }
 
+/// A number of seconds within `min..=max`, as a `Duration`: never a panic, never "forever" by accident.
+fn bounded_secs(key: &'static str, secs: f64, min: f64, max: f64) -> Result<Duration, ConfigError> {
+    if secs.is_finite() && (min..=max).contains(&secs) {
+        Duration::try_from_secs_f64(secs).map_err(|e| invalid(key, e.to_string()))
+    } else {
+        Err(invalid(
+            key,
+            format!("{secs} is not a number of seconds between {min} and {max}"),
+        ))
+    }
+}
+
 fn validate_count(key: &'static str, value: i64) -> Result<u64, ConfigError> {
     u64::try_from(value).map_err(|_| invalid(key, format!("{value} is negative; use 0 or more")))
 }
@@ -338,6 +356,15 @@ fn validate_reconcile(raw: RawReconcile) -> Result<ReconcileSettings, ConfigErro
             raw.max_course_removal_ratio,
         )?,
         dry_run: raw.dry_run,
+        cycle_deadline: match raw.cycle_deadline_secs {
+            0.0 => None,
+            secs => Some(bounded_secs(
+                "reconcile.cycle_deadline_secs",
+                secs,
+                1.0,
+                7.0 * 86_400.0,
+            )?),
+        },
         write_path: one_of(
             "reconcile.write_path",
             &raw.write_path,

@@ -157,7 +157,12 @@ pub async fn apply_work(
     let (canvas, cancel, stop) = (&ctx.canvas, &opts.cancel, &stop);
     let api_results = futures::stream::iter(api)
         .map(|(change, audit_id)| async move {
-            let result = if cancel.is_cancelled() {
+            let result = if opts.deadline_reached.is_cancelled() {
+                ChangeResult::skipped(
+                    "not attempted: the cycle reached its deadline (reconcile.cycle_deadline_secs); the next cycle \
+                     plans it again",
+                )
+            } else if cancel.is_cancelled() {
                 ChangeResult::skipped(
                     "not attempted: the cycle was stopped (shutdown, or this replica lost the leader lock)",
                 )

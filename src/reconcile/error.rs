@@ -30,6 +30,12 @@ pub enum CycleError {
          sis_login_id). Nothing is changed until it has it: every enrollment would look missing."
     )]
     IdentitiesHidden { listed: usize, field: &'static str },
+    /// The cycle reached `reconcile.cycle_deadline_secs` before it could decide.
+    #[error(
+        "the cycle reached its deadline (reconcile.cycle_deadline_secs = {}) while reading, so no change is made",
+        .0.as_secs()
+    )]
+    Deadline(std::time::Duration),
     /// The audit log could not be written (before the first change: nothing was made) or fully recorded.
     #[error("{0}")]
     Audit(String),
@@ -55,6 +61,7 @@ impl CycleError {
             CycleError::Report(_) => "report",
             CycleError::Settings(_) => "settings",
             CycleError::IdentitiesHidden { .. } => "canvas_permission",
+            CycleError::Deadline(_) => "deadline",
             CycleError::Audit(_) => "audit",
         }
     }

@@ -27,7 +27,7 @@ pub async fn end(
             RunStatus::Failed
         }
         Ok(()) if report.safety.tripped => RunStatus::SafetyTripped,
-        Ok(()) if report.failed > 0 => RunStatus::Partial,
+        Ok(()) if report.failed > 0 || report.details.deadline_reached => RunStatus::Partial,
         Ok(()) => RunStatus::Succeeded,
     };
     close_run(runs, &report).await;

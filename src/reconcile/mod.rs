@@ -23,6 +23,7 @@ use std::time::Instant;
 
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::canvas::CanvasClient;
@@ -58,6 +59,8 @@ pub struct CycleOptions {
     pub progress: Option<ProgressFn>,
     /// Whether this process holds the leader lock (only then are runs left `running` by others closed).
     pub holds_lock: bool,
+    /// Cancelled when the cycle reaches `reconcile.cycle_deadline_secs` (set by [`prepare`]).
+    pub deadline_reached: CancellationToken,
     /// The documented override (`reconcile --accept-removals`, an alias for "dry run, then `apply`"): make the
     /// changes the brake would hold, in this one cycle, and clear the trip. Set to the name it is recorded under.
     pub accept_removals: Option<String>,
@@ -69,6 +72,46 @@ pub struct PreparedCycle {
     pub decision: Decision,
     pub report: CycleReport,
     started: Instant,
+    deadline: Deadline,
+}
+
+/// `reconcile.cycle_deadline_secs`: when it passes, the cycle stops as on shutdown (reads end the cycle, changes not
+/// yet made are recorded `not attempted`), so that one huge or stuck cycle cannot hold the schedule forever.
+struct Deadline {
+    /// Cancelled by the deadline or by the caller's token (shutdown, lost lock).
+    stop: CancellationToken,
+    /// Cancelled by the deadline alone: says why the cycle stopped.
+    reached: CancellationToken,
+    _timer: Option<AbortOnDropHandle<()>>,
+}
+
+impl Deadline {
+    fn arm(ctx: &CycleContext, opts: &CycleOptions) -> Deadline {
+        let stop = opts.cancel.child_token();
+        let reached = CancellationToken::new();
+        let timer = ctx.settings.reconcile.cycle_deadline.map(|after| {
+            let (stop, reached) = (stop.clone(), reached.clone());
+            AbortOnDropHandle::new(tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                reached.cancel();
+                stop.cancel();
+            }))
+        });
+        Deadline {
+            stop,
+            reached,
+            _timer: timer,
+        }
+    }
+
+    /// The caller's options, stopped by the deadline too.
+    fn options(&self, opts: &CycleOptions) -> CycleOptions {
+        CycleOptions {
+            cancel: self.stop.clone(),
+            deadline_reached: self.reached.clone(),
+            ..opts.clone()
+        }
+    }
 }
 
 /// The settings [`decide`] reads; `sticky_trip` is the run of a trip no operator has acted on.
@@ -131,12 +174,22 @@ pub async fn prepare(
         note::note_decision(ctx, opts, &snapshot, &mut decision, &mut report);
         Ok::<_, CycleError>((snapshot, decision))
     };
+    let deadline = Deadline::arm(ctx, opts);
+    let read_and_decide = async {
+        tokio::select! {
+            result = read_and_decide => result,
+            () = deadline.reached.cancelled() => Err(CycleError::Deadline(
+                ctx.settings.reconcile.cycle_deadline.unwrap_or_default(),
+            )),
+        }
+    };
     match read_and_decide.instrument(span.clone()).await {
         Ok((snapshot, decision)) => Ok(PreparedCycle {
             snapshot,
             decision,
             report,
             started,
+            deadline,
         }),
         Err(e) => {
             report.details.canvas_unavailable = e.is_canvas_down();
@@ -154,11 +207,21 @@ impl PreparedCycle {
             decision,
             mut report,
             started,
+            deadline,
         } = self;
+        let opts = &deadline.options(opts);
         let span = info_span!("cycle", run.id = %report.run_id, dry_run = report.dry_run);
         let result = apply::apply_decision(ctx, opts, &snapshot, &decision, &mut report)
             .instrument(span.clone())
             .await;
+        if deadline.reached.is_cancelled() {
+            report.details.deadline_reached = true;
+            report.error.get_or_insert_with(|| {
+                "the cycle reached its deadline (reconcile.cycle_deadline_secs); the changes not attempted are \
+                 planned again by the next cycle"
+                    .into()
+            });
+        }
         let runs = Runs::new(ctx.db.clone());
         let report = finish::end(ctx, &runs, report, result, started).await;
         if let Some(by) = &opts.accept_removals

@@ -43,16 +43,16 @@ pub async fn read_snapshot(
     // SIS rows, streamed and parsed one at a time.
     let (ids, roles) = (&mut snap.ids, &snap.roles);
     let (desired, skipped) = (&mut snap.desired, &mut snap.skipped);
-    let sis_rows =
-        sis::read_enrollments(
-            &ctx.sis,
-            &settings.sis.enrollments_query,
-            |row| match parse_row(&row, kind, roles, ids) {
-                Ok(d) => desired.push(d),
-                Err(skip) => skipped.push(SkippedSisRow { row, skip }),
-            },
-        )
-        .await?;
+    let sis_rows = sis::read_enrollments(
+        &ctx.sis,
+        &settings.sis.enrollments_query,
+        settings.sis.statement_timeout,
+        |row| match parse_row(&row, kind, roles, ids) {
+            Ok(d) => desired.push(d),
+            Err(skip) => skipped.push(SkippedSisRow { row, skip }),
+        },
+    )
+    .await?;
     snap.sis_rows = sis_rows;
     report.details.sis_rows = snap.sis_rows;
     report.details.sis_rows_skipped = snap.skipped.len() as u64;
@@ -193,7 +193,13 @@ async fn read_rules(
         };
         let from = resolve(&rule.from_role, "from_role")?;
         let to = resolve(&rule.to_role, "to_role")?;
-        let users = sis::read_rule_users(&ctx.sis, &rule.name, &rule.users_query).await?;
+        let users = sis::read_rule_users(
+            &ctx.sis,
+            &rule.name,
+            &rule.users_query,
+            ctx.settings.sis.statement_timeout,
+        )
+        .await?;
         info!(rule = %rule.name, users = users.len(), "role rule users read");
         rules.push(ResolvedRule {
             name: rule.name.clone(),

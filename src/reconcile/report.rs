@@ -36,6 +36,8 @@ pub struct CycleDetails {
     pub failed_by_action: BTreeMap<&'static str, u64>,
     pub requests: RequestStats,
     pub interrupted_runs: Vec<InterruptedRun>,
+    /// The cycle stopped at `reconcile.cycle_deadline_secs` (the run is `partial`).
+    pub deadline_reached: bool,
     /// Changes of interrupted runs whose outcome this cycle read from Canvas and recorded.
     pub resolved_interrupted: u64,
     pub plan_ms: u64,

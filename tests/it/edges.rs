@@ -175,3 +175,78 @@ async fn changes_of_a_killed_run_are_resolved_from_canvas_by_the_next_cycle() {
     );
     assert_eq!(enrolled(&env), 12, "and not made twice");
 }
+
+/// A SIS query that hangs is cancelled after `sis.statement_timeout_secs`: the cycle ends with that error before
+/// any write, instead of holding the schedule forever.
+#[tokio::test]
+async fn a_stuck_sis_query_is_cancelled_by_its_statement_timeout() {
+    let (seed, rows) = roster(3);
+    let env = TestEnv::new(seed).await;
+    load(&env, &rows).await;
+    let started = std::time::Instant::now();
+    let out = env
+        .cli(
+            &["reconcile", "--json"],
+            "[sis]\nstatement_timeout_secs = 1\nenrollments_query = \"SELECT user_id, course_id, section_id, role, status FROM sis_enrollments WHERE pg_sleep(30) IS NOT NULL\"",
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        json_report(&out)["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("statement timeout")),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "not the 30 s the query wanted"
+    );
+    assert_eq!(env.writes(), 0);
+}
+
+/// A cycle has a deadline: when it passes, the changes in flight finish, the rest are recorded `not attempted`,
+/// the run is `partial` (exit 2) and says why, and the next cycle makes what is left.
+#[tokio::test]
+async fn a_cycle_past_its_deadline_stops_cleanly_and_records_what_is_left() {
+    let (seed, rows) = roster(20);
+    let env = TestEnv::with_options(with_faults(
+        seed,
+        FaultOptions {
+            write_latency: Duration::from_millis(400),
+            ..FaultOptions::default()
+        },
+    ))
+    .await;
+    load(&env, &rows).await;
+    let extra = "[reconcile]\ncycle_deadline_secs = 2\n[limits]\nmax_in_flight = 1";
+    let out = env.cli(&["reconcile", "--json"], extra).await;
+    let json = json_report(&out);
+    assert_eq!(out.status.code(), Some(2), "{json}");
+    assert!(
+        json["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("deadline")),
+        "{json}"
+    );
+    let left = json["details"]["not_attempted"]
+        .as_u64()
+        .unwrap_or_default();
+    assert!(left > 0 && json["applied"].as_u64() > Some(0), "{json}");
+    let audit = env.audit(json["run_id"].as_str().unwrap_or_default()).await;
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|a| a
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("reached its deadline")))
+            .count() as u64,
+        left,
+        "every change left is recorded"
+    );
+    let out = env.cli(&["reconcile", "--json"], LOOSE).await;
+    let json = json_report(&out);
+    assert_eq!(out.status.code(), Some(0), "{json}");
+    assert_eq!(json["planned"]["enroll"].as_u64(), Some(left));
+}
