@@ -17,7 +17,7 @@ use super::plan::{self, Change, DuplicateConflict, Plan, PlanInput};
 use super::roles::RoleBook;
 use super::rules::{self, ResolvedRule, RuleConflict};
 use super::sis_row::{SisRow, SkippedRow};
-use super::{DesiredEnrollment, Ids, LiveEnrollment, RemovalPolicy, Sym};
+use super::{DesiredEnrollment, Ids, LiveEnrollment, RemovalPolicy, SectionKey, Sym};
 
 /// Everything a cycle read, in domain form: the SIS side (parsed rows, rows that could not be parsed, role-rule
 /// users) and the Canvas side (roles, live enrollments of the managed courses, courses Canvas does not have).
@@ -44,6 +44,8 @@ pub struct Snapshot {
     pub names: HashMap<Sym, Sym>,
     /// Users SIS rows name that Canvas does not have (looked up this cycle).
     pub users_not_in_canvas: HashSet<Sym>,
+    /// SIS sections SIS rows name that Canvas does not have (looked up this cycle).
+    pub sections_not_in_canvas: HashSet<Sym>,
 }
 
 impl Snapshot {
@@ -83,6 +85,8 @@ pub enum Unplanned {
     CourseNotFound(DesiredEnrollment),
     /// A SIS row of a user Canvas does not have (skipped until the account exists).
     UserNotFound(DesiredEnrollment),
+    /// A SIS row of a SIS section Canvas does not have (skipped until the section exists).
+    SectionNotFound(DesiredEnrollment),
     /// A SIS row of a user two role rules disagree about (skipped; the user is held).
     RuleConflict(DesiredEnrollment, RuleConflict),
 }
@@ -154,6 +158,10 @@ pub fn decide(snapshot: &Snapshot, settings: &DecideSettings) -> Decision {
         } else if snapshot.users_not_in_canvas.contains(&d.user) {
             unplanned.push(Unplanned::UserNotFound(*d));
             hold.insert((d.user, d.course));
+        } else if matches!(d.section, SectionKey::Sis(s) if snapshot.sections_not_in_canvas.contains(&s))
+        {
+            unplanned.push(Unplanned::SectionNotFound(*d));
+            hold.insert((d.user, d.course));
         } else {
             desired.push(*d);
         }
@@ -219,7 +227,7 @@ mod tests {
     use super::*;
     use crate::domain::roles::{BUILT_IN_TYPES, RoleInfo, RoleStatus};
     use crate::domain::sis_row::{IdColumn, SkipReason};
-    use crate::domain::{Action, DesiredState, EnrollmentState, RoleId, SectionKey};
+    use crate::domain::{Action, DesiredState, EnrollmentState, RoleId};
 
     const STUDENT: RoleId = RoleId(3);
 
@@ -288,6 +296,7 @@ mod tests {
             courses_not_found: [gone].into(),
             names: HashMap::new(),
             users_not_in_canvas: HashSet::new(),
+            sections_not_in_canvas: HashSet::new(),
             ids,
         }
     }

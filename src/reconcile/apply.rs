@@ -20,7 +20,7 @@ use crate::canvas::CanvasError;
 use crate::config::WritePath;
 use crate::domain::decide::{Decision, Snapshot};
 use crate::domain::plan::Change;
-use crate::domain::{Ids, RemovalPolicy};
+use crate::domain::{Ids, RemovalPolicy, SectionKey};
 use crate::store::missing::{MissingKind, MissingRefs};
 use crate::store::{AuditLog, AuditOutcome, AuditRow};
 
@@ -206,11 +206,14 @@ pub async fn apply_work(
     ctx.metrics
         .users_not_found
         .set(report.details.users_not_found as i64);
-    if let Err(e) = MissingRefs::new(ctx.db.clone())
-        .remember(MissingKind::User, &tally.missing_users)
-        .await
-    {
-        warn!(error = %e, "cannot remember the users Canvas does not have; the next cycle plans their enrolls again");
+    let missing = MissingRefs::new(ctx.db.clone());
+    for (kind, ids) in [
+        (MissingKind::User, &tally.missing_users),
+        (MissingKind::Section, &tally.missing_sections),
+    ] {
+        if let Err(e) = missing.remember(kind, ids).await {
+            warn!(error = %e, "cannot remember what Canvas does not have; the next cycle plans those enrolls again");
+        }
     }
     if let Some(source) = tally.auth_error {
         return Err(CycleError::Canvas {
@@ -309,8 +312,9 @@ impl Stop {
 /// Counts outcomes into the report and metrics as they arrive.
 #[derive(Default)]
 struct Tally {
-    /// Users an enroll found missing in Canvas, remembered for the next cycle.
+    /// Users and SIS sections an enroll found missing in Canvas, remembered for the next cycle.
     missing_users: Vec<String>,
+    missing_sections: Vec<String>,
     auth_error: Option<CanvasError>,
 }
 
@@ -359,6 +363,11 @@ impl Tally {
             && let Some(user) = change.user
         {
             self.missing_users.push(ids.resolve(user).to_owned());
+        }
+        if result.section_not_found
+            && let SectionKey::Sis(section) = change.section
+        {
+            self.missing_sections.push(ids.resolve(section).to_owned());
         }
         if let Some(e) = &result.ends_cycle {
             report.details.canvas_unavailable = true;

@@ -23,6 +23,8 @@ pub struct ChangeResult {
     pub new_enrollment_id: Option<u64>,
     pub steps: Option<serde_json::Value>,
     pub user_not_found: bool,
+    /// The enroll's SIS section is not in Canvas.
+    pub section_not_found: bool,
     /// Set when the error means the rest of the cycle should not be attempted.
     pub ends_cycle: Option<CanvasError>,
 }
@@ -37,6 +39,7 @@ impl ChangeResult {
             new_enrollment_id: None,
             steps: None,
             user_not_found: false,
+            section_not_found: false,
             ends_cycle: None,
         }
     }
@@ -50,6 +53,7 @@ impl ChangeResult {
             new_enrollment_id: None,
             steps: None,
             user_not_found: false,
+            section_not_found: false,
             ends_cycle: error.ends_cycle().then(|| error.clone()),
         }
     }
@@ -63,12 +67,14 @@ impl ChangeResult {
             new_enrollment_id: None,
             steps: None,
             user_not_found: false,
+            section_not_found: false,
             ends_cycle: None,
         }
     }
 }
 
 pub const USER_NOT_FOUND: &str = "user not found in Canvas";
+pub const SECTION_NOT_FOUND: &str = "section not found in Canvas";
 
 pub async fn apply_change(
     canvas: &CanvasClient,
@@ -119,6 +125,12 @@ async fn enroll(canvas: &CanvasClient, change: &Change, ids: &Ids) -> ChangeResu
                     user_not_found: true,
                     http_status: Some(404),
                     ..ChangeResult::skipped(USER_NOT_FOUND)
+                },
+                // The course was listed this cycle: a SIS section Canvas does not have.
+                Ok(Some(_)) if matches!(change.section, SectionKey::Sis(_)) => ChangeResult {
+                    section_not_found: true,
+                    http_status: Some(404),
+                    ..ChangeResult::skipped(SECTION_NOT_FOUND)
                 },
                 Ok(Some(_)) => ChangeResult::failed(&CanvasError::NotFound {
                     message: format!(

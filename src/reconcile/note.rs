@@ -22,6 +22,7 @@ pub fn note_decision(
     for u in &decision.unplanned {
         let reason = match u {
             Unplanned::CourseNotFound(_) => "course_not_found",
+            Unplanned::SectionNotFound(_) => "section_not_found",
             Unplanned::UserNotFound(_) => {
                 report.details.users_not_found += 1;
                 "user_not_found"

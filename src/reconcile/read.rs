@@ -106,7 +106,8 @@ pub async fn read_snapshot(
         .await?;
     }
     check_identities_visible(&snap, kind)?;
-    snap.users_not_in_canvas = look_up_missing_users(ctx, &snap).await?;
+    snap.users_not_in_canvas = look_up_missing(ctx, &snap, MissingKind::User).await?;
+    snap.sections_not_in_canvas = look_up_missing(ctx, &snap, MissingKind::Section).await?;
     report.details.read_ms = started.elapsed().as_millis() as u64;
     report.details.live_enrollments = snap.live.len() as u64;
     report.details.courses_not_found = snap.courses_not_found.len() as u64;
@@ -137,41 +138,57 @@ fn check_identities_visible(snap: &Snapshot, kind: UserIdKind) -> Result<(), Cyc
     })
 }
 
-/// Users SIS rows name that an earlier cycle found missing in Canvas: one lookup each, so that their rows are
-/// skipped with a reason instead of planned (and failing) every cycle, and enrolled as soon as the account exists.
-async fn look_up_missing_users(
+/// Users and SIS sections that SIS rows name and an earlier cycle found missing in Canvas: one lookup each, so that
+/// their rows are skipped with a reason instead of planned (and failing) every cycle, and acted on as soon as Canvas
+/// has them.
+async fn look_up_missing(
     ctx: &CycleContext,
     snap: &Snapshot,
+    kind: MissingKind,
 ) -> Result<HashSet<Sym>, CycleError> {
     let missing = MissingRefs::new(ctx.db.clone());
-    let wanted: HashSet<Sym> = snap.desired.iter().map(|d| d.user).collect();
+    let wanted: HashSet<Sym> = snap
+        .desired
+        .iter()
+        .filter_map(|d| match (kind, d.section) {
+            (MissingKind::User, _) => Some(d.user),
+            (MissingKind::Section, SectionKey::Sis(s)) => Some(s),
+            (MissingKind::Section, SectionKey::Default) => None,
+        })
+        .collect();
     let known: Vec<(Sym, String)> = missing
-        .load(MissingKind::User)
+        .load(kind)
         .await?
         .into_iter()
-        .filter_map(|id| Some((snap.ids.get(&id).filter(|u| wanted.contains(u))?, id)))
+        .filter_map(|id| Some((snap.ids.get(&id).filter(|s| wanted.contains(s))?, id)))
         .collect();
     let canvas = &ctx.canvas;
     let mut lookups = futures::stream::iter(known)
-        .map(|(user, id)| async move {
-            let found = canvas.get_user(UserRef::Sis(&id)).await;
-            (user, id, found)
+        .map(|(sym, id)| async move {
+            let exists = match kind {
+                MissingKind::User => canvas
+                    .get_user(UserRef::Sis(&id))
+                    .await
+                    .map(|u| u.is_some()),
+                MissingKind::Section => canvas.section_exists(&id).await,
+            };
+            (sym, id, exists)
         })
         .buffer_unordered((ctx.settings.limits.max_in_flight as usize).max(1));
     let (mut still_missing, mut found) = (HashSet::new(), Vec::new());
-    while let Some((user, id, result)) = lookups.next().await {
-        match result? {
-            None => {
-                still_missing.insert(user);
-            }
-            Some(_) => found.push(id),
+    while let Some((sym, id, exists)) = lookups.next().await {
+        if exists? {
+            found.push(id);
+        } else {
+            still_missing.insert(sym);
         }
     }
-    missing.forget(MissingKind::User, &found).await?;
+    missing.forget(kind, &found).await?;
     if !still_missing.is_empty() {
         info!(
-            users = still_missing.len(),
-            "SIS rows name users Canvas does not have; their rows are skipped until the accounts exist"
+            missing = still_missing.len(),
+            kind = ?kind,
+            "SIS rows name what Canvas does not have; their rows are skipped until Canvas has it"
         );
     }
     Ok(still_missing)

@@ -68,6 +68,13 @@ pub fn unplanned_row(unplanned: &Unplanned, ids: &Ids, roles: &RoleBook) -> Audi
             )),
             ..desired_row(d, ids, roles)
         },
+        Unplanned::SectionNotFound(d) => AuditRow {
+            error: Some(format!(
+                "SIS row skipped: section `{}` is not in Canvas (404); it is enrolled once the section exists",
+                section_text(ids, d.section).unwrap_or_default()
+            )),
+            ..desired_row(d, ids, roles)
+        },
         Unplanned::UserNotFound(d) => AuditRow {
             error: Some(format!(
                 "SIS row skipped: user `{}` is not in Canvas (404); it is enrolled once the account exists",

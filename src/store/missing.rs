@@ -9,12 +9,14 @@ use super::DbError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MissingKind {
     User,
+    Section,
 }
 
 impl MissingKind {
     fn as_str(self) -> &'static str {
         match self {
             MissingKind::User => "user",
+            MissingKind::Section => "section",
         }
     }
 }

@@ -250,3 +250,46 @@ async fn a_cycle_past_its_deadline_stops_cleanly_and_records_what_is_left() {
     assert_eq!(out.status.code(), Some(0), "{json}");
     assert_eq!(json["planned"]["enroll"].as_u64(), Some(left));
 }
+
+/// A SIS section Canvas does not have: the first cycle's enroll finds it (skipped, not failed); later cycles look
+/// it up once and plan nothing, exit 0; once the section exists the enrollment is made.
+#[tokio::test]
+async fn a_sis_section_canvas_lacks_is_skipped_and_enrolled_once_it_exists() {
+    let (seed, rows) = roster(2);
+    let env = TestEnv::new(seed).await;
+    load(&env, &rows).await;
+    env.sis(&[("d1", "DAEMON-1", Some("DAEMON-1-X"), "student", None)])
+        .await;
+    let first = env.cli(&["reconcile", "--json"], LOOSE).await;
+    let json = json_report(&first);
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "skipped is not failed: {json}"
+    );
+    assert_eq!(json["failed"], 0);
+    for cycle in 2..=3 {
+        let posts = env.writes();
+        let out = env.cli(&["reconcile", "--json"], LOOSE).await;
+        let json = json_report(&out);
+        assert_eq!(out.status.code(), Some(0), "cycle {cycle}: {json}");
+        assert_eq!(json["planned"]["enroll"], 0, "cycle {cycle}: {json}");
+        assert_eq!(env.writes(), posts, "cycle {cycle}: no write");
+        let audit = env.audit(json["run_id"].as_str().unwrap_or_default()).await;
+        assert!(
+            audit.iter().any(|a| a.outcome == "skipped"
+                && a.error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("section `DAEMON-1-X` is not in Canvas"))),
+            "cycle {cycle}: {audit:?}"
+        );
+    }
+    env.sim.with_store(|s| {
+        s.add_section(section(300, 100, "DAEMON-1-X"))
+            .map(|_| ())
+            .expect("section")
+    });
+    let out = env.cli(&["reconcile", "--json"], LOOSE).await;
+    let json = json_report(&out);
+    assert_eq!(json["applied"], 1, "{json}");
+}

@@ -1,4 +1,4 @@
-//! Users, the account and its roles: the reads that check the token and resolve who a SIS id is.
+//! Users, sections, the account and its roles: the reads that check the token and resolve what a SIS id names.
 
 use super::{CanvasClient, encode_account};
 use crate::canvas::error::CanvasError;
@@ -57,6 +57,19 @@ impl CanvasClient {
         match self.get_json(url).await {
             Ok(u) => Ok(Some(u)),
             Err(CanvasError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `GET /sections/sis_section_id:X`: whether Canvas has a section with this SIS id.
+    pub async fn section_exists(&self, sis_section_id: &str) -> Result<bool, CanvasError> {
+        let url = self.api_url(&format!(
+            "sections/{}",
+            sis_segment("sis_section_id", sis_section_id)
+        ))?;
+        match self.get_json::<serde_json::Value>(url).await {
+            Ok(_) => Ok(true),
+            Err(CanvasError::NotFound { .. }) => Ok(false),
             Err(e) => Err(e),
         }
     }
