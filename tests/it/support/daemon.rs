@@ -43,10 +43,25 @@ pub struct Daemon {
 
 impl Daemon {
     pub async fn start(env: &TestEnv, cron: &str, extra: &str) -> Daemon {
+        Self::start_with(env, cron, extra, |toml| toml).await
+    }
+
+    /// As [`Daemon::start`], with the configuration's text passed through `edit` (e.g. another database URL).
+    pub async fn start_with(
+        env: &TestEnv,
+        cron: &str,
+        extra: &str,
+        edit: impl FnOnce(String) -> String,
+    ) -> Daemon {
         let port = free_port();
-        let config = env.config_file(&format!(
-            "{extra}\n[schedule]\ncron = \"{cron}\"\nrun_on_start = true\n[server]\nlisten = \"127.0.0.1:{port}\"\n"
-        ));
+        let config = env.dir.path().join(format!("daemon-{port}.toml"));
+        std::fs::write(
+            &config,
+            edit(env.toml(&format!(
+                "{extra}\n[schedule]\ncron = \"{cron}\"\nrun_on_start = true\n[server]\nlisten = \"127.0.0.1:{port}\"\n"
+            ))),
+        )
+        .expect("write config");
         let stderr_path = env.dir.path().join(format!("daemon-{port}.log"));
         let stderr = std::fs::File::create(&stderr_path).expect("log file");
         let child = rostersync_cmd()
