@@ -145,15 +145,11 @@ fn validate_canvas(raw: RawCanvas) -> Result<CanvasSettings, ConfigError> {
             format!("{} is out of range; Canvas allows 1 to 100", raw.per_page),
         ));
     }
-    if !raw.request_timeout_secs.is_finite()
-        || raw.request_timeout_secs < 0.1
-        || raw.request_timeout_secs > 3600.0
-    {
-        return Err(invalid(
-            "canvas.request_timeout_secs",
-            "must be a number of seconds from 0.1 to 3600",
-        ));
-    }
+    let request_timeout = validate_secs(
+        "canvas.request_timeout_secs",
+        raw.request_timeout_secs,
+        REQUEST_TIMEOUT_SECS,
+    )?;
     if raw.max_response_bytes < 1024 {
         return Err(invalid(
             "canvas.max_response_bytes",
@@ -163,18 +159,17 @@ fn validate_canvas(raw: RawCanvas) -> Result<CanvasSettings, ConfigError> {
     if raw.report_min_courses < 1 {
         return Err(invalid("canvas.report_min_courses", "must be 1 or more"));
     }
-    if !raw.report_timeout_secs.is_finite() || raw.report_timeout_secs <= 0.0 {
-        return Err(invalid(
-            "canvas.report_timeout_secs",
-            "must be a number of seconds above 0",
-        ));
-    }
+    let report_timeout = validate_secs(
+        "canvas.report_timeout_secs",
+        raw.report_timeout_secs,
+        REPORT_TIMEOUT_SECS,
+    )?;
     Ok(CanvasSettings {
         base_url,
         token,
         account_id: raw.account_id.trim().to_owned(),
         per_page: raw.per_page as u32,
-        request_timeout: Duration::from_secs_f64(raw.request_timeout_secs),
+        request_timeout,
         max_response_bytes: raw.max_response_bytes,
         read_path: one_of(
             "canvas.read_path",
@@ -186,7 +181,7 @@ fn validate_canvas(raw: RawCanvas) -> Result<CanvasSettings, ConfigError> {
             ],
         )?,
         report_min_courses: raw.report_min_courses as u64,
-        report_timeout: Duration::from_secs_f64(raw.report_timeout_secs),
+        report_timeout,
     })
 }
 
@@ -288,6 +283,35 @@ fn one_of<T: Copy>(
                 format!("`{value}` is not one of: {}", names.join(", ")),
             )
         })
+}
+
+/// The seconds a duration-like key may take: `(min, max, what an operator reads)`. Every key that becomes a
+/// [`Duration`] has one, so that no value (1e20, inf, NaN, 1e-300) reaches a conversion that panics or a zero
+/// timeout.
+pub type SecsRange = (f64, f64, &'static str);
+
+/// `canvas.request_timeout_secs`: one request, body included; an hour covers the largest page of a slow Canvas.
+pub const REQUEST_TIMEOUT_SECS: SecsRange = (0.1, 3600.0, "from 0.1 to 3600 (an hour)");
+/// `canvas.report_timeout_secs`: the whole provisioning report; a day is far past any report Canvas finishes.
+pub const REPORT_TIMEOUT_SECS: SecsRange = (0.1, 86_400.0, "from 0.1 to 86400 (a day)");
+
+/// A number of seconds within `range`, as a [`Duration`]. The conversion is `try_from_secs_f64`, so even a value
+/// the range let through by mistake is an error naming the key, never a panic.
+pub fn validate_secs(
+    key: &'static str,
+    value: f64,
+    (min, max, allowed): SecsRange,
+) -> Result<Duration, ConfigError> {
+    let refused = || {
+        invalid(
+            key,
+            format!("{value:?} is not a number of seconds {allowed}"),
+        )
+    };
+    if !value.is_finite() || value < min || value > max {
+        return Err(refused());
+    }
+    Duration::try_from_secs_f64(value).map_err(|_| refused())
 }
 
 fn validate_ratio(key: &'static str, value: f64) -> Result<f64, ConfigError> {
@@ -393,15 +417,20 @@ fn validate_schedule(raw: RawSchedule) -> Result<ScheduleSettings, ConfigError> 
     })
 }
 
+/// The slowest rate `limits.requests_per_second` takes: one request every 100 s.
+pub const MIN_REQUESTS_PER_SECOND: f64 = 0.01;
+
 fn validate_limits(raw: RawLimits) -> Result<LimitsSettings, ConfigError> {
+    // The client spaces requests 1/rate apart (a Duration): at least one request every 100 s, so that the spacing
+    // stays a sane duration, and at most 10000 a second.
     if !raw.requests_per_second.is_finite()
-        || raw.requests_per_second <= 0.0
+        || raw.requests_per_second < MIN_REQUESTS_PER_SECOND
         || raw.requests_per_second > 10_000.0
     {
         return Err(invalid(
             "limits.requests_per_second",
             format!(
-                "{} is not a rate above 0 and at most 10000",
+                "{} is not a rate from {MIN_REQUESTS_PER_SECOND} to 10000 requests per second",
                 raw.requests_per_second
             ),
         ));
