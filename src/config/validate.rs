@@ -430,7 +430,7 @@ fn validate_limits(raw: RawLimits) -> Result<LimitsSettings, ConfigError> {
         return Err(invalid(
             "limits.requests_per_second",
             format!(
-                "{} is not a rate from {MIN_REQUESTS_PER_SECOND} to 10000 requests per second",
+                "{:?} is not a rate from {MIN_REQUESTS_PER_SECOND} to 10000 requests per second",
                 raw.requests_per_second
             ),
         ));
