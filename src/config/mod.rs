@@ -251,6 +251,17 @@ mod tests {
         Settings::from_toml_str(&format!("{MINIMAL}\n{extra}"))
     }
 
+    /// MINIMAL with `section.key = value` (in MINIMAL's own `[canvas]` table for a canvas key).
+    fn with_key(section: &str, key: &str, value: &str) -> Result<Settings, ConfigError> {
+        if section == "canvas" {
+            Settings::from_toml_str(
+                &MINIMAL.replace("[canvas]", &format!("[canvas]\n{key} = {value}")),
+            )
+        } else {
+            with(&format!("[{section}]\n{key} = {value}"))
+        }
+    }
+
     #[test]
     fn ratio_out_of_range_nan_or_text_is_rejected_naming_the_key() {
         for bad in ["1.5", "-0.1", "nan", "\"20%\""] {
@@ -258,6 +269,70 @@ mod tests {
                 .expect_err(bad)
                 .to_string();
             assert!(err.contains("max_removal_ratio"), "{bad}: {err}");
+        }
+    }
+
+    /// `(section, key, refused values, loading values with their seconds)`.
+    type DurationCase = (
+        &'static str,
+        &'static str,
+        &'static [&'static str],
+        &'static [(&'static str, f64)],
+    );
+
+    /// Every duration-like key is bounded: a value out of range (1e20 once panicked at `Duration::from_secs_f64`,
+    /// exit 101) is an error naming the key and the range; the edges of the range load.
+    #[test]
+    fn duration_keys_are_bounded_naming_the_key_and_the_range() {
+        let cases: &[DurationCase] = &[
+            (
+                "canvas",
+                "request_timeout_secs",
+                &[
+                    "1e20", "1e300", "3600.5", "inf", "-inf", "nan", "0", "-1", "1e-300", "0.09",
+                ],
+                &[("0.1", 0.1), ("30", 30.0), ("3600", 3600.0)],
+            ),
+            (
+                "canvas",
+                "report_timeout_secs",
+                &[
+                    "1e20", "1e300", "86401", "inf", "-inf", "nan", "0", "-0.0", "-1", "1e-300",
+                    "0.09",
+                ],
+                &[("0.1", 0.1), ("1800", 1800.0), ("86400", 86_400.0)],
+            ),
+        ];
+        for (section, key, bad, good) in cases {
+            let full = format!("{section}.{key}");
+            for value in *bad {
+                let err = with_key(section, key, value).expect_err(value).to_string();
+                assert!(err.contains(&full), "{full} = {value}: {err}");
+                assert!(
+                    err.contains("seconds from 0.1 to"),
+                    "{full} = {value}: {err}"
+                );
+            }
+            for (value, secs) in *good {
+                let s = with_key(section, key, value)
+                    .unwrap_or_else(|e| panic!("{full} = {value}: {e}"));
+                let got = if *key == "request_timeout_secs" {
+                    s.canvas.request_timeout
+                } else {
+                    s.canvas.report_timeout
+                };
+                assert_eq!(got, Duration::from_secs_f64(*secs), "{full} = {value}");
+            }
+        }
+        for bad in ["1e-300", "0.001", "0", "10001", "nan", "inf"] {
+            let err = with(&format!("[limits]\nrequests_per_second = {bad}"))
+                .expect_err(bad)
+                .to_string();
+            assert!(err.contains("limits.requests_per_second"), "{bad}: {err}");
+        }
+        for good in ["0.01", "10", "10000"] {
+            with(&format!("[limits]\nrequests_per_second = {good}"))
+                .unwrap_or_else(|e| panic!("{good}: {e}"));
         }
     }
 

@@ -76,11 +76,10 @@ impl RawSettings {
                     ],
                 )?,
                 manage_non_sis_users: self.sis.manage_non_sis_users,
-                statement_timeout: bounded_secs(
+                statement_timeout: validate_secs(
                     "sis.statement_timeout_secs",
                     self.sis.statement_timeout_secs,
-                    1.0,
-                    86_400.0,
+                    SIS_STATEMENT_TIMEOUT_SECS,
                 )?,
             },
             reconcile,
@@ -151,15 +150,11 @@ fn validate_canvas(raw: RawCanvas) -> Result<CanvasSettings, ConfigError> {
             format!("{} is out of range; Canvas allows 1 to 100", raw.per_page),
         ));
     }
-    if !raw.request_timeout_secs.is_finite()
-        || raw.request_timeout_secs < 0.1
-        || raw.request_timeout_secs > 3600.0
-    {
-        return Err(invalid(
-            "canvas.request_timeout_secs",
-            "must be a number of seconds from 0.1 to 3600",
-        ));
-    }
+    let request_timeout = validate_secs(
+        "canvas.request_timeout_secs",
+        raw.request_timeout_secs,
+        REQUEST_TIMEOUT_SECS,
+    )?;
     if raw.max_response_bytes < 1024 {
         return Err(invalid(
             "canvas.max_response_bytes",
@@ -169,18 +164,17 @@ fn validate_canvas(raw: RawCanvas) -> Result<CanvasSettings, ConfigError> {
     if raw.report_min_courses < 1 {
         return Err(invalid("canvas.report_min_courses", "must be 1 or more"));
     }
-    if !raw.report_timeout_secs.is_finite() || raw.report_timeout_secs <= 0.0 {
-        return Err(invalid(
-            "canvas.report_timeout_secs",
-            "must be a number of seconds above 0",
-        ));
-    }
+    let report_timeout = validate_secs(
+        "canvas.report_timeout_secs",
+        raw.report_timeout_secs,
+        REPORT_TIMEOUT_SECS,
+    )?;
     Ok(CanvasSettings {
         base_url,
         token,
         account_id: raw.account_id.trim().to_owned(),
         per_page: raw.per_page as u32,
-        request_timeout: Duration::from_secs_f64(raw.request_timeout_secs),
+        request_timeout,
         max_response_bytes: raw.max_response_bytes,
         read_path: one_of(
             "canvas.read_path",
@@ -192,7 +186,7 @@ fn validate_canvas(raw: RawCanvas) -> Result<CanvasSettings, ConfigError> {
             ],
         )?,
         report_min_courses: raw.report_min_courses as u64,
-        report_timeout: Duration::from_secs_f64(raw.report_timeout_secs),
+        report_timeout,
     })
 }
 
@@ -296,6 +290,40 @@ fn one_of<T: Copy>(
         })
 }
 
+/// The seconds a duration-like key may take: `(min, max, what an operator reads)`. Every key that becomes a
+/// [`Duration`] has one, so that no value (1e20, inf, NaN, 1e-300) reaches a conversion that panics or a zero
+/// timeout.
+pub type SecsRange = (f64, f64, &'static str);
+
+/// `canvas.request_timeout_secs`: one request, body included; an hour covers the largest page of a slow Canvas.
+pub const REQUEST_TIMEOUT_SECS: SecsRange = (0.1, 3600.0, "from 0.1 to 3600 (an hour)");
+/// `canvas.report_timeout_secs`: the whole provisioning report; a day is far past any report Canvas finishes.
+pub const REPORT_TIMEOUT_SECS: SecsRange = (0.1, 86_400.0, "from 0.1 to 86400 (a day)");
+/// `sis.statement_timeout_secs`: one SIS query; a day is far past any export a cycle should wait for.
+pub const SIS_STATEMENT_TIMEOUT_SECS: SecsRange = (1.0, 86_400.0, "from 1 to 86400 (a day)");
+/// `reconcile.cycle_deadline_secs` (0 = no deadline): a week is past any first day of term.
+pub const CYCLE_DEADLINE_SECS: SecsRange =
+    (1.0, 604_800.0, "from 1 to 604800 (a week), or 0 for none");
+
+/// A number of seconds within `range`, as a [`Duration`]. The conversion is `try_from_secs_f64`, so even a value
+/// the range let through by mistake is an error naming the key, never a panic.
+pub fn validate_secs(
+    key: &'static str,
+    value: f64,
+    (min, max, allowed): SecsRange,
+) -> Result<Duration, ConfigError> {
+    let refused = || {
+        invalid(
+            key,
+            format!("{value:?} is not a number of seconds {allowed}"),
+        )
+    };
+    if !value.is_finite() || value < min || value > max {
+        return Err(refused());
+    }
+    Duration::try_from_secs_f64(value).map_err(|_| refused())
+}
+
 fn validate_ratio(key: &'static str, value: f64) -> Result<f64, ConfigError> {
     if value.is_finite() && (0.0..=1.0).contains(&value) {
         Ok(value)
@@ -303,18 +331,6 @@ fn validate_ratio(key: &'static str, value: f64) -> Result<f64, ConfigError> {
         Err(invalid(
             key,
             format!("{value} is not a fraction between 0.0 and 1.0 (e.g. 0.10 for 10%)"),
-        ))
-    }
-}
-
-/// A number of seconds within `min..=max`, as a `Duration`: never a panic, never "forever" by accident.
-fn bounded_secs(key: &'static str, secs: f64, min: f64, max: f64) -> Result<Duration, ConfigError> {
-    if secs.is_finite() && (min..=max).contains(&secs) {
-        Duration::try_from_secs_f64(secs).map_err(|e| invalid(key, e.to_string()))
-    } else {
-        Err(invalid(
-            key,
-            format!("{secs} is not a number of seconds between {min} and {max}"),
         ))
     }
 }
@@ -358,11 +374,10 @@ fn validate_reconcile(raw: RawReconcile) -> Result<ReconcileSettings, ConfigErro
         dry_run: raw.dry_run,
         cycle_deadline: match raw.cycle_deadline_secs {
             0.0 => None,
-            secs => Some(bounded_secs(
+            secs => Some(validate_secs(
                 "reconcile.cycle_deadline_secs",
                 secs,
-                1.0,
-                7.0 * 86_400.0,
+                CYCLE_DEADLINE_SECS,
             )?),
         },
         write_path: one_of(
@@ -420,15 +435,20 @@ fn validate_schedule(raw: RawSchedule) -> Result<ScheduleSettings, ConfigError> 
     })
 }
 
+/// The slowest rate `limits.requests_per_second` takes: one request every 100 s.
+pub const MIN_REQUESTS_PER_SECOND: f64 = 0.01;
+
 fn validate_limits(raw: RawLimits) -> Result<LimitsSettings, ConfigError> {
+    // The client spaces requests 1/rate apart (a Duration): at least one request every 100 s, so that the spacing
+    // stays a sane duration, and at most 10000 a second.
     if !raw.requests_per_second.is_finite()
-        || raw.requests_per_second <= 0.0
+        || raw.requests_per_second < MIN_REQUESTS_PER_SECOND
         || raw.requests_per_second > 10_000.0
     {
         return Err(invalid(
             "limits.requests_per_second",
             format!(
-                "{} is not a rate above 0 and at most 10000",
+                "{:?} is not a rate from {MIN_REQUESTS_PER_SECOND} to 10000 requests per second",
                 raw.requests_per_second
             ),
         ));

@@ -188,3 +188,84 @@ fn every_bad_config_exits_1_with_a_message_naming_the_key_and_never_the_token() 
         failures.join("\n")
     );
 }
+
+/// Issue 13 item 11: `canvas.report_timeout_secs = 1e20` passed validation and panicked converting it to a
+/// `Duration` (exit 101). Each huge duration, from the file or from the environment, is exit 1 with a message
+/// naming the key and the range it allows.
+#[test]
+fn huge_durations_exit_1_naming_the_key_and_the_range() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = "[canvas]\nbase_url = \"https://127.0.0.1:9\"\ntoken = \"CANARY-2f1d7f0c-huge-durations\"\n";
+    let database = "\n[database]\nurl = \"postgres:///rostersync?host=/nonexistent\"\n";
+    let cases = [
+        (
+            "report_timeout_secs = 1e20",
+            None,
+            "canvas.report_timeout_secs",
+            "from 0.1 to 86400",
+        ),
+        (
+            "request_timeout_secs = 1e20",
+            None,
+            "canvas.request_timeout_secs",
+            "from 0.1 to 3600",
+        ),
+        (
+            "request_timeout_secs = 1.7976931348623157e308",
+            None,
+            "canvas.request_timeout_secs",
+            "from 0.1 to 3600",
+        ),
+        (
+            "",
+            Some(("ROSTERSYNC__CANVAS__REPORT_TIMEOUT_SECS", "1e20")),
+            "canvas.report_timeout_secs",
+            "from 0.1 to 86400",
+        ),
+        (
+            "",
+            Some(("ROSTERSYNC__CANVAS__REQUEST_TIMEOUT_SECS", "1e20")),
+            "canvas.request_timeout_secs",
+            "from 0.1 to 3600",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (i, (line, env, key, range)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("case{i}.toml"));
+        std::fs::write(&path, format!("{base}{line}\n{database}")).expect("write config");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rostersync"));
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if name.starts_with("ROSTERSYNC") || name == "RUST_LOG" {
+                cmd.env_remove(name.as_ref());
+            }
+        }
+        if let Some((name, value)) = env {
+            cmd.env(name, value);
+        }
+        let child = cmd
+            .arg("--config")
+            .arg(&path)
+            .arg("check")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start rostersync");
+        let run = finish(child, Instant::now() + Duration::from_secs(30));
+        let what = format!("{line}{env:?}");
+        if run.code != Some(1) {
+            failures.push(format!("{what}: exit {:?}, expected 1", run.code));
+        }
+        if run.stderr.contains("panicked") || run.stderr.contains("CANARY") {
+            failures.push(format!("{what}: a panic or the token on stderr"));
+        }
+        if !run.stderr.contains(key) || !run.stderr.contains(range) {
+            failures.push(format!(
+                "{what}: the message does not name `{key}` and `{range}`: {}",
+                run.stderr.trim()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -978,6 +978,9 @@ const KEYS: &[&str] = &[
     "request_timeout_secs",
     "allow_insecure_http",
     "max_response_bytes",
+    "read_path",
+    "report_min_courses",
+    "report_timeout_secs",
     "url",
     "max_connections",
     "enrollments_query",
@@ -988,6 +991,10 @@ const KEYS: &[&str] = &[
     "max_removal_ratio",
     "max_course_removal_ratio",
     "dry_run",
+    "max_additions",
+    "max_addition_ratio",
+    "write_path",
+    "bulk_min_changes",
     "cron",
     "run_on_start",
     "requests_per_second",
@@ -1005,6 +1012,8 @@ const KEYS: &[&str] = &[
     "tokne",
     "a.b",
     "\"quoted key\"",
+    "statement_timeout_secs",
+    "cycle_deadline_secs",
 ];
 
 /// A TOML value of any type, as text.
@@ -1018,6 +1027,9 @@ fn toml_value() -> impl Strategy<Value = String> {
             "-inf",
             "-0.0",
             "1e400",
+            "1e20",
+            "1e-300",
+            "86400.5",
             "0x7fffffffffffffff",
             "0b11",
             "0o17",
@@ -1039,6 +1051,10 @@ fn toml_value() -> impl Strategy<Value = String> {
             "\"0 0 0 31 2 *\"",
             "\"conclude\"",
             "\"Delete\"",
+            "\"auto\"",
+            "\"report\"",
+            "\"sis_import\"",
+            "\"Api\"",
             "\"sis_login_id\"",
             "\"postgres://x@localhost/x\"",
             "\"0.0.0.0:9464\"",
@@ -1088,24 +1104,43 @@ fn toml_document() -> impl Strategy<Value = String> {
 fn valid_config_with_one_random_value() -> impl Strategy<Value = String> {
     (0..VALID_CONFIG_KEYS.len(), toml_value()).prop_map(|(i, value)| {
         let (section, key) = VALID_CONFIG_KEYS[i];
-        let mut doc = String::new();
-        for (sec, entries) in VALID_CONFIG {
-            doc.push_str(&format!("[{sec}]\n"));
-            for (k, v) in *entries {
-                let v = if *sec == section && *k == key {
-                    value.as_str()
-                } else {
-                    v
-                };
-                doc.push_str(&format!("{k} = {v}\n"));
-            }
-        }
-        doc
+        valid_config_with(section, key, &value)
     })
+}
+
+/// [`VALID_CONFIG`] with `section.key` set to `value` (a key that takes another's place, such as `token_file` for
+/// `token`, replaces it: the two together are an error of their own).
+fn valid_config_with(section: &str, key: &str, value: &str) -> String {
+    let mut doc = String::new();
+    for (sec, entries) in VALID_CONFIG {
+        // `[role_rules]` is an array of tables: `[[role_rules]]`.
+        doc.push_str(&format!("[{sec}]\n"));
+        for (k, v) in *entries {
+            let swapped = SWAPPED_KEYS
+                .iter()
+                .any(|&(s, new, old)| s == section && s == *sec && new == key && old == *k);
+            if swapped {
+                doc.push_str(&format!("{key} = {value}\n"));
+                continue;
+            }
+            let v = if *sec == section && *k == key {
+                value
+            } else {
+                v
+            };
+            doc.push_str(&format!("{k} = {v}\n"));
+        }
+    }
+    doc
 }
 
 type Table = (&'static str, &'static [(&'static str, &'static str)]);
 
+/// `(section, key, the key of VALID_CONFIG it takes the place of)`.
+const SWAPPED_KEYS: &[(&str, &str, &str)] = &[("canvas", "token_file", "token")];
+
+/// Every key of `config/rostersync.example.toml`, each with a valid value (`token_file` takes `token`'s place, see
+/// [`SWAPPED_KEYS`]). `every_example_key_is_in_the_config_property_tests` keeps the two in step.
 const VALID_CONFIG: &[Table] = &[
     (
         "canvas",
@@ -1117,6 +1152,9 @@ const VALID_CONFIG: &[Table] = &[
             ("request_timeout_secs", "30"),
             ("allow_insecure_http", "false"),
             ("max_response_bytes", "67108864"),
+            ("read_path", "\"auto\""),
+            ("report_min_courses", "3000"),
+            ("report_timeout_secs", "1800"),
         ],
     ),
     (
@@ -1133,6 +1171,7 @@ const VALID_CONFIG: &[Table] = &[
             ("enrollments_query", "\"SELECT 1\""),
             ("user_id_kind", "\"sis_user_id\""),
             ("manage_non_sis_users", "false"),
+            ("statement_timeout_secs", "300"),
         ],
     ),
     (
@@ -1142,7 +1181,12 @@ const VALID_CONFIG: &[Table] = &[
             ("max_removals", "500"),
             ("max_removal_ratio", "0.1"),
             ("max_course_removal_ratio", "1.0"),
+            ("max_additions", "500"),
+            ("max_addition_ratio", "0.5"),
             ("dry_run", "false"),
+            ("cycle_deadline_secs", "14400"),
+            ("write_path", "\"auto\""),
+            ("bulk_min_changes", "2000"),
         ],
     ),
     (
@@ -1167,27 +1211,46 @@ const VALID_CONFIG: &[Table] = &[
             ("otlp_endpoint", "\"http://localhost:4318\""),
         ],
     ),
+    (
+        "[role_rules]",
+        &[
+            ("name", "\"staff\""),
+            ("users_query", "\"SELECT user_id FROM sis_staff\""),
+            ("from_role", "\"StudentEnrollment\""),
+            ("to_role", "\"Adult Learner\""),
+        ],
+    ),
 ];
 
 const VALID_CONFIG_KEYS: &[(&str, &str)] = &[
     ("canvas", "base_url"),
     ("canvas", "token"),
+    ("canvas", "token_file"),
     ("canvas", "account_id"),
     ("canvas", "per_page"),
     ("canvas", "request_timeout_secs"),
     ("canvas", "allow_insecure_http"),
     ("canvas", "max_response_bytes"),
+    ("canvas", "read_path"),
+    ("canvas", "report_min_courses"),
+    ("canvas", "report_timeout_secs"),
     ("database", "url"),
     ("database", "max_connections"),
     ("sis", "url"),
     ("sis", "enrollments_query"),
     ("sis", "user_id_kind"),
     ("sis", "manage_non_sis_users"),
+    ("sis", "statement_timeout_secs"),
     ("reconcile", "removal"),
     ("reconcile", "max_removals"),
+    ("reconcile", "cycle_deadline_secs"),
     ("reconcile", "max_removal_ratio"),
     ("reconcile", "max_course_removal_ratio"),
+    ("reconcile", "max_additions"),
+    ("reconcile", "max_addition_ratio"),
     ("reconcile", "dry_run"),
+    ("reconcile", "write_path"),
+    ("reconcile", "bulk_min_changes"),
     ("schedule", "cron"),
     ("schedule", "run_on_start"),
     ("limits", "requests_per_second"),
@@ -1198,7 +1261,101 @@ const VALID_CONFIG_KEYS: &[(&str, &str)] = &[
     ("log", "format"),
     ("log", "level"),
     ("log", "otlp_endpoint"),
+    ("[role_rules]", "name"),
+    ("[role_rules]", "users_query"),
+    ("[role_rules]", "from_role"),
+    ("[role_rules]", "to_role"),
 ];
+
+/// The property tests above know every key the example configuration documents (commented-out ones included), so
+/// that a new key is fuzzed from the day it is added.
+#[test]
+fn every_example_key_is_in_the_config_property_tests() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/rostersync.example.toml"
+    );
+    let text = std::fs::read_to_string(path).expect("read the example configuration");
+    let mut section = String::new();
+    let mut missing = Vec::new();
+    let mut seen = 0;
+    for line in text.lines() {
+        let line = line.trim_start_matches('#').trim();
+        if line.starts_with('[') {
+            section = line.trim_matches(|c| c == '[' || c == ']').to_owned();
+            if line.starts_with("[[") {
+                section = format!("[{section}]");
+            }
+            continue;
+        }
+        let Some((key, _)) = line.split_once(" = ") else {
+            continue;
+        };
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+            continue;
+        }
+        seen += 1;
+        if !VALID_CONFIG_KEYS.contains(&(section.as_str(), key)) {
+            missing.push(format!("{section}.{key}"));
+        }
+        if !KEYS.contains(&key) {
+            missing.push(format!("{key} (in KEYS)"));
+        }
+    }
+    assert!(seen > 30, "only {seen} keys found in {path}");
+    // The base every random value goes into is itself valid, so a refusal is the random value's.
+    let base = valid_config_with("", "", "");
+    let settings = Settings::from_toml_str(&base).unwrap_or_else(|e| panic!("{e}\n{base}"));
+    assert_eq!(settings.role_rules.len(), 1);
+    assert!(
+        missing.is_empty(),
+        "keys the config property tests do not know: {missing:?}"
+    );
+}
+
+/// The keys that become a `Duration` (or, for the rate, a spacing between requests), with the range each loads
+/// within: anything else must be refused naming the key.
+const DURATION_KEYS: &[(&str, &str, f64, f64)] = &[
+    ("canvas", "request_timeout_secs", 0.1, 3600.0),
+    ("canvas", "report_timeout_secs", 0.1, 86_400.0),
+    ("sis", "statement_timeout_secs", 1.0, 86_400.0),
+    ("limits", "requests_per_second", 0.01, 10_000.0),
+];
+
+/// Numbers as TOML writes them, weighted to the edges: huge, tiny, negative, special, and near each range's ends.
+fn toml_number() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(|f| format!("{f:e}")),
+        (-400i32..=400).prop_map(|e| format!("1e{e}")),
+        (-400i32..=400).prop_map(|e| format!("-1.5e{e}")),
+        any::<i64>().prop_map(|n| n.to_string()),
+        (0u32..200_000).prop_map(|n| format!("{}", f64::from(n) / 2.0)),
+        prop::sample::select(vec![
+            "nan",
+            "+nan",
+            "-nan",
+            "inf",
+            "+inf",
+            "-inf",
+            "0",
+            "-0.0",
+            "0.1",
+            "0.09999999",
+            "0.01",
+            "0.00999",
+            "3600",
+            "3600.000001",
+            "86400",
+            "86400.000001",
+            "10000",
+            "10000.5",
+            "1e20",
+        ])
+        .prop_map(str::to_owned),
+    ]
+}
 
 /// URL-shaped text: every part optional and odd.
 fn url_like() -> impl Strategy<Value = String> {
@@ -1438,6 +1595,34 @@ proptest! {
             let message = e.to_string();
             prop_assert!(!message.is_empty());
             prop_assert!(!message.contains("not-a-token"), "{}", message);
+        }
+    }
+
+    /// Every duration-like key either loads within its range or is refused naming the key: never a panic (1e20
+    /// once panicked at `Duration::from_secs_f64`), never a zero or unbounded duration.
+    #[test]
+    fn duration_keys_load_within_their_range_or_are_refused_naming_the_key(
+        i in 0..DURATION_KEYS.len(),
+        value in toml_number(),
+    ) {
+        let (section, key, min, max) = DURATION_KEYS[i];
+        let doc = valid_config_with(section, key, &value);
+        match Settings::from_toml_str(&doc) {
+            Ok(s) => {
+                let loaded = match key {
+                    "request_timeout_secs" => s.canvas.request_timeout.as_secs_f64(),
+                    "report_timeout_secs" => s.canvas.report_timeout.as_secs_f64(),
+                    _ => s.limits.requests_per_second,
+                };
+                prop_assert!(
+                    loaded >= min * 0.999_999 && loaded <= max * 1.000_001,
+                    "{}.{} = {} loaded as {}", section, key, value, loaded
+                );
+            }
+            Err(e) => {
+                let message = e.to_string();
+                prop_assert!(message.contains(&format!("{section}.{key}")), "{} = {}: {}", key, value, message);
+            }
         }
     }
 

@@ -38,6 +38,8 @@ pub enum Endpoint {
     ShowUser,
     ShowCourse,
     ListSections,
+    ShowSection,
+    ShowCourseSection,
     StartSisImport,
     ListSisImports,
     ShowSisImport,
@@ -110,6 +112,14 @@ const ROUTES: &[(&str, &str, Endpoint)] = &[
         "GET",
         "/api/v1/courses/:id/sections",
         Endpoint::ListSections,
+    ),
+    // `GET /sections/:id` and `GET /courses/:course_id/sections/:id` (sections API `show`): a deleted section, or
+    // one in a deleted course, is not found; a SIS id (`sis_section_id:X`) names a section as everywhere (§2).
+    ("GET", "/api/v1/sections/:id", Endpoint::ShowSection),
+    (
+        "GET",
+        "/api/v1/courses/:course_id/sections/:id",
+        Endpoint::ShowCourseSection,
     ),
     (
         "POST",
@@ -335,6 +345,25 @@ pub fn handle(store: &mut Store, call: &Call<'_>) -> Result<Reply, ApiError> {
                 .collect();
             let page = numbered_page(&sections, call.params, &call.link_base());
             Ok(Reply::paged(page.items, &page.link))
+        }
+        Endpoint::ShowSection => {
+            let section = store.resolve_section(&call.id(0)?)?;
+            Ok(Reply::json(
+                StatusCode::OK,
+                &render::section_json(store, section),
+            ))
+        }
+        Endpoint::ShowCourseSection => {
+            let course_id = store.resolve_course(&call.id(0)?)?.id;
+            let section = store
+                .resolve_section(&call.id(1)?)
+                .ok()
+                .filter(|s| s.course_id == course_id)
+                .ok_or(ApiError::NotFound)?;
+            Ok(Reply::json(
+                StatusCode::OK,
+                &render::section_json(store, section),
+            ))
         }
         Endpoint::StartSisImport => {
             let account_id = store.resolve_account(&call.id(0)?)?.id;

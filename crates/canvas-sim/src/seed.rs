@@ -3,7 +3,9 @@
 //! One JSON object with arrays `accounts`, `users`, `courses`, `sections`, `roles`, `enrollments`,
 //! `observer_links`; each element uses the field names Canvas's API uses for that object. Unknown
 //! fields are ignored and missing optional fields take Canvas's defaults. Ids may be JSON numbers or
-//! numeric strings (the `application/json+canvas-string-ids` form).
+//! numeric strings (the `application/json+canvas-string-ids` form). One field is required where Canvas always
+//! has a value a default would hide: an enrollment's state, `enrollment_state` (Canvas's field in Enrollment JSON;
+//! `workflow_state` is read too). A seed file without it is refused with a message naming the field.
 //!
 //! What [`crate::sim::Store::from_seed`] adds when the seed lacks it:
 //! - root account id 1 ("Simulated Canvas");
@@ -281,40 +283,147 @@ impl SeedRole {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+/// An enrollment as the seed gives it. In a seed file its state is required: `enrollment_state` (Canvas's field in
+/// Enrollment JSON) or `workflow_state` (the model's column, the same value); a file that gives neither is refused
+/// with a message naming the field, never read as `active`. Rust callers get `active` from [`SeedEnrollment::new`]
+/// and [`Default`], explicitly, and change it with [`SeedEnrollment::with_state`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "SeedEnrollmentJson")]
 pub struct SeedEnrollment {
     /// Allocated when absent.
-    #[serde(deserialize_with = "opt_id")]
     pub id: Option<u64>,
-    #[serde(deserialize_with = "id")]
     pub user_id: u64,
     /// May be omitted when `course_section_id` is given.
-    #[serde(deserialize_with = "opt_id")]
     pub course_id: Option<u64>,
     /// The course's default section when absent.
-    #[serde(deserialize_with = "opt_id")]
     pub course_section_id: Option<u64>,
-    #[serde(deserialize_with = "opt_id")]
     pub role_id: Option<u64>,
     /// Role name, used when `role_id` is absent.
     pub role: Option<String>,
     /// Base type; inferred from the role when absent, StudentEnrollment when neither is given.
     #[serde(rename = "type")]
     pub enrollment_type: Option<String>,
-    /// `active` when absent.
+    /// `active`, `invited`, `creation_pending`, `inactive`, `completed`, `rejected` or `deleted`. Required: the store
+    /// refuses an enrollment without one (the builder and [`Default`] set `active`).
     pub enrollment_state: Option<String>,
-    #[serde(deserialize_with = "opt_id")]
     pub associated_user_id: Option<u64>,
     pub limit_privileges_to_course_section: Option<bool>,
     pub created_by_sis: Option<bool>,
 }
 
+impl Default for SeedEnrollment {
+    fn default() -> Self {
+        SeedEnrollment {
+            id: None,
+            user_id: 0,
+            course_id: None,
+            course_section_id: None,
+            role_id: None,
+            role: None,
+            enrollment_type: None,
+            enrollment_state: Some(DEFAULT_BUILT_ENROLLMENT_STATE.to_string()),
+            associated_user_id: None,
+            limit_privileges_to_course_section: None,
+            created_by_sis: None,
+        }
+    }
+}
+
+/// The state [`SeedEnrollment::new`] and [`SeedEnrollment::default`] give; a seed file has no such default.
+pub const DEFAULT_BUILT_ENROLLMENT_STATE: &str = "active";
+
+/// The enrollment states a seed may give (Canvas's `workflow_state` values, facts §1).
+pub const ENROLLMENT_STATES: &str =
+    "active, invited, creation_pending, inactive, completed, rejected or deleted";
+
+/// A seed file's enrollment, before its state is settled.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct SeedEnrollmentJson {
+    #[serde(deserialize_with = "opt_id")]
+    id: Option<u64>,
+    #[serde(deserialize_with = "id")]
+    user_id: u64,
+    #[serde(deserialize_with = "opt_id")]
+    course_id: Option<u64>,
+    #[serde(deserialize_with = "opt_id")]
+    course_section_id: Option<u64>,
+    #[serde(deserialize_with = "opt_id")]
+    role_id: Option<u64>,
+    role: Option<String>,
+    #[serde(rename = "type")]
+    enrollment_type: Option<String>,
+    enrollment_state: Option<String>,
+    workflow_state: Option<String>,
+    #[serde(deserialize_with = "opt_id")]
+    associated_user_id: Option<u64>,
+    limit_privileges_to_course_section: Option<bool>,
+    created_by_sis: Option<bool>,
+}
+
+impl TryFrom<SeedEnrollmentJson> for SeedEnrollment {
+    type Error = String;
+
+    fn try_from(json: SeedEnrollmentJson) -> Result<Self, String> {
+        let which = || {
+            let mut text = match json.id {
+                Some(id) => format!("enrollment {id} (user {}", json.user_id),
+                None => format!("enrollment of user {}", json.user_id),
+            };
+            match (json.course_id, json.course_section_id) {
+                (Some(course), _) => text.push_str(&format!(" in course {course}")),
+                (None, Some(section)) => text.push_str(&format!(" in section {section}")),
+                (None, None) => {}
+            }
+            if json.id.is_some() {
+                text.push(')');
+            }
+            text
+        };
+        let enrollment_state = match (
+            json.enrollment_state.as_deref(),
+            json.workflow_state.as_deref(),
+        ) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(format!(
+                    "{} gives enrollment_state `{a}` and workflow_state `{b}`; give one (`enrollment_state`, \
+                     Canvas's field)",
+                    which()
+                ));
+            }
+            (Some(state), _) | (None, Some(state)) => state.to_string(),
+            (None, None) => {
+                return Err(format!(
+                    "{} has no `enrollment_state` (Canvas's field in Enrollment JSON: {ENROLLMENT_STATES}; \
+                     `workflow_state` is read too); a seed file's enrollment state is never assumed",
+                    which()
+                ));
+            }
+        };
+        Ok(SeedEnrollment {
+            id: json.id,
+            user_id: json.user_id,
+            course_id: json.course_id,
+            course_section_id: json.course_section_id,
+            role_id: json.role_id,
+            role: json.role,
+            enrollment_type: json.enrollment_type,
+            enrollment_state: Some(enrollment_state),
+            associated_user_id: json.associated_user_id,
+            limit_privileges_to_course_section: json.limit_privileges_to_course_section,
+            created_by_sis: json.created_by_sis,
+        })
+    }
+}
+
 impl SeedEnrollment {
+    /// An `active` enrollment of the user in the course's default section, with the built-in role of its type
+    /// (StudentEnrollment unless [`SeedEnrollment::with_type`] or [`SeedEnrollment::with_role_id`] says otherwise).
     pub fn new(user_id: u64, course_id: u64) -> Self {
         SeedEnrollment {
             user_id,
             course_id: Some(course_id),
+            enrollment_state: Some(DEFAULT_BUILT_ENROLLMENT_STATE.to_string()),
             ..Default::default()
         }
     }
@@ -384,7 +493,7 @@ mod tests {
         let seed: Seed = serde_json::from_str(
             r#"{"users":[{"id":"12","name":"Ada","avatar_url":"x","sis_user_id":"S1"}],
                 "courses":[{"id":5,"name":"Math","workflow_state":"unpublished","extra":1}],
-                "enrollments":[{"user_id":12,"course_id":"5","type":"TeacherEnrollment"}]}"#,
+                "enrollments":[{"user_id":12,"course_id":"5","type":"TeacherEnrollment","enrollment_state":"invited"}]}"#,
         )
         .expect("seed parses");
         assert_eq!(seed.users[0].id, 12);
@@ -397,5 +506,60 @@ mod tests {
             seed.enrollments[0].enrollment_type.as_deref(),
             Some("TeacherEnrollment")
         );
+        assert_eq!(
+            seed.enrollments[0].enrollment_state.as_deref(),
+            Some("invited")
+        );
+    }
+
+    #[test]
+    fn an_enrollment_state_may_be_given_as_workflow_state() {
+        let seed: Seed = serde_json::from_str(
+            r#"{"enrollments":[{"user_id":1,"course_id":2,"workflow_state":"inactive"},
+                               {"user_id":1,"course_id":3,"workflow_state":"completed","enrollment_state":"completed"}]}"#,
+        )
+        .expect("seed parses");
+        assert_eq!(
+            seed.enrollments[0].enrollment_state.as_deref(),
+            Some("inactive")
+        );
+        assert_eq!(
+            seed.enrollments[1].enrollment_state.as_deref(),
+            Some("completed")
+        );
+    }
+
+    #[test]
+    fn a_seed_file_enrollment_without_a_state_is_refused_naming_the_field() {
+        let err = serde_json::from_str::<Seed>(
+            r#"{"enrollments":[{"id":7,"user_id":12,"course_id":5}]}"#,
+        )
+        .expect_err("no state")
+        .to_string();
+        assert!(err.contains("`enrollment_state`"), "{err}");
+        assert!(err.contains("enrollment 7 (user 12 in course 5)"), "{err}");
+        let err = serde_json::from_str::<Seed>(
+            r#"{"enrollments":[{"user_id":12,"course_id":5,"enrollment_state":"active","workflow_state":"deleted"}]}"#,
+        )
+        .expect_err("two states")
+        .to_string();
+        assert!(
+            err.contains("enrollment_state `active`") && err.contains("workflow_state `deleted`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn built_enrollments_say_active_explicitly_and_round_trip_through_json() {
+        let built = SeedEnrollment::new(1, 2);
+        assert_eq!(built.enrollment_state.as_deref(), Some("active"));
+        assert_eq!(
+            SeedEnrollment::default().enrollment_state.as_deref(),
+            Some("active")
+        );
+        let seed = Seed::default().enrollment(built.with_id(9).with_state("invited"));
+        let text = serde_json::to_string(&seed).expect("serialises");
+        let back: Seed = serde_json::from_str(&text).expect("parses back");
+        assert_eq!(back, seed);
     }
 }

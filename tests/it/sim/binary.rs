@@ -65,7 +65,7 @@ async fn binary_with_a_bad_seed_exits_1_with_a_message() {
     let seed_path = dir.path().join("seed.json");
     std::fs::write(
         &seed_path,
-        r#"{"enrollments": [{"user_id": 5, "course_id": 6}]}"#,
+        r#"{"enrollments": [{"user_id": 5, "course_id": 6, "enrollment_state": "active"}]}"#,
     )
     .expect("write");
     let output = Command::new(BINARY)
@@ -83,6 +83,30 @@ async fn binary_with_a_bad_seed_exits_1_with_a_message() {
         .expect("runs");
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot read seed file"));
+}
+
+#[tokio::test]
+async fn binary_refuses_a_seed_enrollment_without_a_state_naming_the_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let seed_path = dir.path().join("seed.json");
+    std::fs::write(
+        &seed_path,
+        r#"{"users": [{"id": 5, "name": "A"}], "courses": [{"id": 6, "name": "C"}],
+            "enrollments": [{"id": 9, "user_id": 5, "course_id": 6}]}"#,
+    )
+    .expect("write");
+    let output = Command::new(BINARY)
+        .arg("--seed")
+        .arg(&seed_path)
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("enrollment 9") && stderr.contains("`enrollment_state`"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty(), "it must not start listening");
 }
 
 /// Starts the binary with extra flags on an empty seed; returns the child and its base URL.

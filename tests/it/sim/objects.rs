@@ -44,6 +44,72 @@ async fn sections_list_active_sections_of_the_course() {
     assert_eq!(body[1]["sis_course_id"], "MATH-101");
 }
 
+/// `GET /sections/:id` (what a client reads to learn a section's course): the Section JSON Canvas returns, by Canvas
+/// id or `sis_section_id:`; a deleted or unknown section is Canvas's 404.
+#[tokio::test]
+async fn section_json_by_id_and_by_sis_section_id() {
+    let sim = start().await;
+    for path in [
+        format!("/sections/{MATH_B}"),
+        "/sections/sis_section_id:MATH-101-B".to_string(),
+        "/sections/sis_section_id:MATH-101-B.json".to_string(),
+        format!("/courses/{MATH}/sections/{MATH_B}"),
+        "/courses/sis_course_id:MATH-101/sections/sis_section_id:MATH-101-B".to_string(),
+    ] {
+        let (status, body) = get_json(&sim, &path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert_eq!(body["id"], MATH_B, "{path}");
+        assert_eq!(body["course_id"], MATH, "{path}");
+        assert_eq!(body["name"], "Math 101 B", "{path}");
+        assert_eq!(body["sis_section_id"], "MATH-101-B", "{path}");
+        assert_eq!(body["sis_course_id"], "MATH-101", "{path}");
+        for field in [
+            "integration_id",
+            "sis_import_id",
+            "start_at",
+            "end_at",
+            "restrict_enrollments_to_section_dates",
+            "nonxlist_course_id",
+        ] {
+            assert!(body.get(field).is_some(), "{path}: no `{field}` in {body}");
+        }
+    }
+    // A section of another course, and a default section without a SIS id.
+    let (status, body) = get_json(&sim, "/sections/sis_section_id:CS-1").await;
+    assert_eq!((status, body["course_id"].clone()), (200, json!(CS)));
+    let (status, body) = get_json(&sim, &format!("/sections/{MATH_DEFAULT}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["sis_section_id"], serde_json::Value::Null);
+    for missing in [
+        format!("/sections/{MATH_DELETED}"),
+        "/sections/sis_section_id:MATH-OLD".to_string(),
+        "/sections/sis_section_id:math-101-b".to_string(),
+        "/sections/999".to_string(),
+        format!("/courses/{CS}/sections/{MATH_B}"),
+        format!("/courses/{GONE}/sections/{MATH_B}"),
+    ] {
+        let response = get(&sim, &missing).await;
+        assert_eq!(response.status(), 404, "{missing}");
+        assert_eq!(
+            response.text().await.expect("body"),
+            NOT_FOUND_BODY,
+            "{missing}"
+        );
+    }
+}
+
+/// A crosslisted section answers with its new course and keeps the old one in `nonxlist_course_id`.
+#[tokio::test]
+async fn section_json_follows_a_crosslisted_section() {
+    let sim = start().await;
+    sim.with_store(|s| s.crosslist_section(MATH_B, CS))
+        .expect("crosslisted");
+    let (status, body) = get_json(&sim, "/sections/sis_section_id:MATH-101-B").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["course_id"], CS);
+    assert_eq!(body["nonxlist_course_id"], MATH);
+}
+
 #[tokio::test]
 async fn account_json_and_self_alias() {
     let sim = start().await;
@@ -97,6 +163,64 @@ async fn seed_json_uses_canvas_field_names() {
     assert_eq!(ids(&body), vec![4]);
     assert_eq!(body[0]["role"], "Helper");
     assert_eq!(body[0]["enrollment_state"], "inactive");
+}
+
+/// A seed enrollment's state comes from `enrollment_state` (Canvas's field) or `workflow_state`, and a seed
+/// without either is refused naming the field, never read as `active`.
+#[tokio::test]
+async fn seed_enrollment_state_is_read_and_never_assumed() {
+    let seed: Seed = serde_json::from_value(json!({
+        "users": [{"id": 1, "name": "A"}, {"id": 2, "name": "B"}],
+        "courses": [{"id": 5, "name": "C"}],
+        "enrollments": [
+            {"id": 10, "user_id": 1, "course_id": 5, "enrollment_state": "invited"},
+            {"id": 11, "user_id": 2, "course_id": 5, "workflow_state": "inactive"}
+        ]
+    }))
+    .expect("seed");
+    let sim = start_with(SimOptions {
+        seed,
+        ..SimOptions::default()
+    })
+    .await;
+    let (_, body) = get_json(&sim, "/courses/5/enrollments").await;
+    let mut states: Vec<(u64, String)> = body
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|e| {
+            (
+                e["id"].as_u64().expect("id"),
+                e["enrollment_state"].as_str().expect("state").to_string(),
+            )
+        })
+        .collect();
+    states.sort();
+    assert_eq!(
+        states,
+        vec![(10, "invited".to_string()), (11, "inactive".to_string())]
+    );
+
+    let err = serde_json::from_value::<Seed>(json!({
+        "enrollments": [{"id": 12, "user_id": 1, "course_id": 5}]
+    }))
+    .expect_err("an enrollment without a state")
+    .to_string();
+    assert!(err.contains("`enrollment_state`"), "{err}");
+    assert!(err.contains("enrollment 12"), "{err}");
+    // And through the file loader, as the binary reads it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("seed.json");
+    std::fs::write(
+        &path,
+        r#"{"users":[{"id":1,"name":"A"}],"courses":[{"id":5,"name":"C"}],"enrollments":[{"user_id":1,"course_id":5}]}"#,
+    )
+    .expect("write");
+    let err = Seed::from_file(&path).expect_err("refused").to_string();
+    assert!(
+        err.contains("is not a valid seed") && err.contains("`enrollment_state`"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

@@ -19,10 +19,10 @@ pub(super) enum State {
 }
 
 impl State {
-    /// `None` is Canvas's default (active), so that the common case allocates nothing.
+    /// Always named: a seed file's enrollment state is required (seed.rs), and the generated seed is written to one.
     fn seed_text(self) -> Option<String> {
         match self {
-            State::Active => None,
+            State::Active => Some("active".to_owned()),
             State::Inactive => Some("inactive".to_owned()),
             State::Completed => Some("completed".to_owned()),
             State::Deleted => Some("deleted".to_owned()),

@@ -388,8 +388,16 @@ impl Store {
             }
             (_, Some(base)) => base,
         };
+        // No default here: the builder and `SeedEnrollment::default()` say `active` themselves, and a seed file
+        // without a state is refused while it is parsed (seed.rs).
         let workflow_state = match seed.enrollment_state.as_deref() {
-            None => EnrollmentState::Active,
+            None => {
+                return Err(StoreError::Inconsistent(format!(
+                    "enrollment of user {} has no enrollment_state (one of {})",
+                    seed.user_id,
+                    crate::seed::ENROLLMENT_STATES
+                )));
+            }
             Some(text) => EnrollmentState::parse(text).ok_or(StoreError::InvalidValue {
                 field: "enrollment.enrollment_state",
                 value: text.to_string(),
