@@ -131,15 +131,29 @@ impl CanvasClient {
                     };
                     tokio::time::sleep(delay).await;
                     // A throttled request never ran; anything else may have started the job.
-                    if reason != "throttled"
-                        && let Some(found) = find().await?
-                    {
-                        tracing::info!(
-                            job = what,
-                            reason,
-                            "the job's start was not answered, but Canvas had started it; following that one"
-                        );
-                        return Ok(found);
+                    if reason != "throttled" {
+                        match find().await {
+                            Ok(Some(found)) => {
+                                tracing::info!(
+                                    job = what,
+                                    reason,
+                                    "the job's start was not answered, but Canvas had started it; following that one"
+                                );
+                                return Ok(found);
+                            }
+                            Ok(None) => {}
+                            // Not knowing whether the job started is no licence to start another: give up with
+                            // the start's own error (never a refusal, so the caller does not take another path
+                            // while the job may be running).
+                            Err(e) => {
+                                tracing::warn!(
+                                    job = what,
+                                    error = %e,
+                                    "cannot look for the job whose start was not answered; not starting another"
+                                );
+                                return Err(error);
+                            }
+                        }
                     }
                     tracing::debug!(
                         job = what,
