@@ -357,6 +357,31 @@ async fn a_refused_provisioning_report_falls_back_to_course_listings() {
             );
         }
     }
+    // `auto` chose the report and falls back the same way.
+    let (seed, sis) = district();
+    let env = env_with(seed, &sis).await;
+    env.sim
+        .set_faults(FaultOptions::default().with_rule(FaultRule::on(
+            "POST",
+            REPORTS,
+            FaultAction::status(403),
+        )));
+    let out = env
+        .cli(
+            &["reconcile", "--json"],
+            &format!("read_path = \"auto\"\nreport_min_courses = 3\n{LOOSE}"),
+        )
+        .await;
+    let json = json_report(&out);
+    assert_eq!(out.status.code(), Some(0), "{json}\n{}", stderr(&out));
+    assert_eq!(json["details"]["read_path"], "courses");
+    assert_eq!(json["failed"], 0);
+    let log = stderr(&out);
+    assert_eq!(
+        log.matches("read_reports").count(),
+        1,
+        "said once, naming the permission:\n{log}"
+    );
 }
 
 #[tokio::test]
