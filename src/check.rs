@@ -28,6 +28,10 @@ impl Checklist {
         self.failed += 1;
         println!("FAIL  {what:<16} {}", detail.as_ref());
     }
+    /// Works, but not as configured: a cycle takes another path.
+    fn warn(&mut self, what: &str, detail: impl AsRef<str>) {
+        println!("warn  {what:<16} {}", detail.as_ref());
+    }
 }
 
 pub async fn run(settings: Settings) -> Result<(), CheckError> {
@@ -170,10 +174,42 @@ pub async fn run(settings: Settings) -> Result<(), CheckError> {
                 }
                 Err(e) => list.fail("canvas roles", e.to_string()),
             }
+            check_job_permissions(&client, &settings, &mut list).await;
         }
     }
     match list.failed {
         0 => Ok(()),
         failed => Err(CheckError { failed }),
+    }
+}
+
+/// May the token run SIS imports and provisioning reports? Probed without side effects by listing them: Canvas
+/// lists an account's SIS imports only to a role with "Import SIS data" (or "Manage SIS"), and its reports only to
+/// one with report rights, and refuses the others with 401 or 403. A refused path is not a failure: cycles fall
+/// back to the API and the per-course listings (CONTRACT "Paths to Canvas"), so it is a `warn` line.
+async fn check_job_permissions(client: &CanvasClient, settings: &Settings, list: &mut Checklist) {
+    let account = &settings.canvas.account_id;
+    let refused = |e: &crate::canvas::CanvasError| e.refuses_path();
+    match client.list_sis_imports(account, None).await {
+        Ok(_) => list.ok("sis imports", "the token may run SIS imports"),
+        Err(e) if refused(&e) => list.warn(
+            "sis imports",
+            format!(
+                "the token may not run SIS imports (give its role \"Import SIS data\"); every change goes through \
+                 the API: {e}"
+            ),
+        ),
+        Err(e) => list.warn("sis imports", format!("cannot tell: {e}")),
+    }
+    match client.list_available_reports(account).await {
+        Ok(_) => list.ok("reports", "the token may run account reports"),
+        Err(e) if refused(&e) => list.warn(
+            "reports",
+            format!(
+                "the token may not run account reports (give its role read_reports); live enrollments are read \
+                 course by course: {e}"
+            ),
+        ),
+        Err(e) => list.warn("reports", format!("cannot tell: {e}")),
     }
 }

@@ -32,6 +32,11 @@ pub struct ReasonLabels {
     pub reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PathLabels {
+    pub path: String,
+}
+
 /// One series at a time: the run an operator has to review. Not a per-object id, so it stays bounded.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RunLabels {
@@ -56,6 +61,7 @@ pub struct Metrics {
     pub users_not_found: Gauge,
     pub unresolved_planned: Gauge,
     pub in_flight_limit: Gauge,
+    pub path_fallbacks: Family<PathLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -165,6 +171,13 @@ impl Metrics {
             "Current adaptive limit on concurrent Canvas requests",
             in_flight_limit.clone(),
         );
+        let path_fallbacks = Family::<PathLabels, Counter>::default();
+        registry.register(
+            "rostersync_path_fallbacks",
+            "Times Canvas refused a bulk path (401/403/404) and the cycle took the per-change or per-course one, by \
+             path (sis_import, report)",
+            path_fallbacks.clone(),
+        );
         Self {
             registry,
             cycles,
@@ -183,6 +196,7 @@ impl Metrics {
             users_not_found,
             unresolved_planned,
             in_flight_limit,
+            path_fallbacks,
         }
     }
 
@@ -207,6 +221,15 @@ impl Metrics {
         self.canvas_retries
             .get_or_create(&ReasonLabels {
                 reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Canvas refused `path` (`sis_import` or `report`) and the cycle fell back to the API or the listings.
+    pub fn count_path_fallback(&self, path: &str) {
+        self.path_fallbacks
+            .get_or_create(&PathLabels {
+                path: path.to_owned(),
             })
             .inc();
     }

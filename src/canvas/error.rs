@@ -7,6 +7,10 @@ pub enum CanvasError {
     Unauthorized { status: u16, message: String },
     #[error("Canvas refused the request (403): {message}")]
     Forbidden { message: String },
+    /// A 401 without a token challenge on an account job (SIS import, report): Canvas's answer to a token that lacks
+    /// the permission (facts §7), not a rejected token.
+    #[error("Canvas refused the request ({status}): {message}")]
+    NotPermitted { status: u16, message: String },
     #[error("not found in Canvas (404): {message}")]
     NotFound { message: String },
     #[error("Canvas rejected the request ({status}): {message}")]
@@ -30,6 +34,12 @@ pub enum CanvasError {
     Redirect { status: u16, location: String },
     #[error("unexpected Canvas response: {0}")]
     Decode(String),
+    /// A success status whose body is not JSON: a maintenance, login or proxy page in front of Canvas.
+    #[error(
+        "unexpected Canvas response: {status} with content type `{content_type}` instead of JSON (a maintenance, \
+         login or proxy page?); Canvas looks unavailable, so the rest of this cycle is not attempted"
+    )]
+    NotJson { status: u16, content_type: String },
     #[error("incomplete Canvas listing: {0}")]
     Pagination(String),
     #[error("Canvas response is larger than canvas.max_response_bytes ({limit} bytes)")]
@@ -52,7 +62,9 @@ impl CanvasError {
             CanvasError::Unauthorized { status, .. }
             | CanvasError::Rejected { status, .. }
             | CanvasError::Server { status, .. }
-            | CanvasError::Redirect { status, .. } => Some(*status),
+            | CanvasError::Redirect { status, .. }
+            | CanvasError::NotPermitted { status, .. }
+            | CanvasError::NotJson { status, .. } => Some(*status),
             CanvasError::Forbidden { .. } => Some(403),
             CanvasError::NotFound { .. } => Some(404),
             CanvasError::Throttled { .. } => Some(429),
@@ -73,6 +85,7 @@ impl CanvasError {
                 | CanvasError::Server { .. }
                 | CanvasError::Throttled { .. }
                 | CanvasError::Redirect { .. }
+                | CanvasError::NotJson { .. }
         )
     }
 
@@ -81,7 +94,23 @@ impl CanvasError {
     pub fn ends_cycle(&self) -> bool {
         matches!(
             self,
-            CanvasError::Unauthorized { .. } | CanvasError::Unavailable | CanvasError::Token(_)
+            CanvasError::Unauthorized { .. }
+                | CanvasError::Unavailable
+                | CanvasError::Token(_)
+                | CanvasError::NotJson { .. }
+        )
+    }
+
+    /// Canvas refused a path to this token (facts §8, §9): a 401 without a token challenge, 403 or 404 on a SIS
+    /// import or a provisioning report (a token without "Import SIS data" or report rights, or a Canvas without
+    /// the endpoint), or a 401 on the report's file. The cycle takes the per-change or per-course path instead.
+    pub fn refuses_path(&self) -> bool {
+        matches!(
+            self,
+            CanvasError::NotPermitted { .. }
+                | CanvasError::Forbidden { .. }
+                | CanvasError::NotFound { .. }
+                | CanvasError::Rejected { status: 401, .. }
         )
     }
 
@@ -90,6 +119,7 @@ impl CanvasError {
         match self {
             CanvasError::Unauthorized { .. } => "unauthorized",
             CanvasError::Forbidden { .. } => "forbidden",
+            CanvasError::NotPermitted { .. } => "not_permitted",
             CanvasError::NotFound { .. } => "not_found",
             CanvasError::Rejected { .. } => "rejected",
             CanvasError::Server { .. } => "server_error",
@@ -98,6 +128,7 @@ impl CanvasError {
             CanvasError::Network { .. } => "network",
             CanvasError::Redirect { .. } => "redirect",
             CanvasError::Decode(_) => "decode",
+            CanvasError::NotJson { .. } => "not_json",
             CanvasError::Pagination(_) => "pagination",
             CanvasError::TooLarge { .. } => "too_large",
             CanvasError::Unavailable => "unavailable",

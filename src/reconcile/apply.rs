@@ -20,7 +20,7 @@ use crate::canvas::CanvasError;
 use crate::config::WritePath;
 use crate::domain::decide::{Decision, Snapshot};
 use crate::domain::plan::Change;
-use crate::domain::{Ids, RemovalPolicy, SectionKey};
+use crate::domain::{Ids, RemovalPolicy, SectionKey, UserIdKind};
 use crate::store::missing::{MissingKind, MissingRefs};
 use crate::store::{AuditLog, AuditOutcome, AuditRow};
 
@@ -138,15 +138,15 @@ pub async fn apply_work(
     let apply_started = Instant::now();
     let total = to_apply.len() as u64;
     let jobs: Vec<(Change, i64)> = to_apply.into_iter().zip(audit_ids).collect();
-    let (bulk, api) = split_paths(ctx, opts, jobs, ids);
-    report.details.write_path = match (bulk.is_empty(), api.is_empty()) {
+    let (bulk, mut api) = split_paths(ctx, opts, jobs, ids);
+    let bulk_results = apply_bulk(ctx, bulk, &mut api).await;
+    report.details.write_path = match (bulk_results.is_empty(), api.is_empty()) {
         (false, false) => "api+sis_import",
         (false, true) => "sis_import",
         _ => "api",
     };
 
     let stop = Stop::default();
-    let bulk_results = apply_bulk(ctx, bulk).await;
     if let Some(e) = bulk_results
         .iter()
         .find_map(|(_, _, r)| r.ends_cycle.as_ref())
@@ -250,15 +250,29 @@ fn split_paths(
     }
     let enough = reconcile.write_path == WritePath::SisImport
         || bulk.len() as u64 >= reconcile.bulk_min_changes;
-    if !enough {
+    // A SIS import's enrollments.csv names users by SIS user id only (facts §8: `user_id`, or
+    // `user_integration_id`; no login id column): under login ids the CSV would name other users or none.
+    let login_ids = ctx.settings.sis.user_id_kind != UserIdKind::SisUserId;
+    if enough && login_ids && !bulk.is_empty() {
+        info!(
+            changes = bulk.len(),
+            "not using a SIS import: sis.user_id_kind = sis_login_id, and a SIS import names users by SIS user id \
+             only; every change goes through the API"
+        );
+    }
+    if !enough || login_ids {
         api.extend(bulk.drain(..).map(|(job, _)| job));
     }
     (bulk, api)
 }
 
+/// Makes the bulk changes through one SIS import. When Canvas refuses the import (the token lacks "Import SIS
+/// data", or Canvas answers 404), nothing was sent: the changes join `api`, which is said once and counted, and
+/// no result comes back.
 async fn apply_bulk(
     ctx: &CycleContext,
     bulk: Vec<(Job, Vec<bulk::BulkRow>)>,
+    api: &mut Vec<Job>,
 ) -> Vec<(Change, i64, ChangeResult)> {
     if bulk.is_empty() {
         return Vec::new();
@@ -273,10 +287,24 @@ async fn apply_bulk(
         &changes,
     )
     .await;
-    jobs.into_iter()
-        .zip(results)
-        .map(|((change, id), result)| (change, id, result))
-        .collect()
+    match results {
+        Ok(results) => jobs
+            .into_iter()
+            .zip(results)
+            .map(|((change, id), result)| (change, id, result))
+            .collect(),
+        Err(refused) => {
+            warn!(
+                changes = jobs.len(),
+                error = %refused,
+                "Canvas refused the SIS import (does the token's role have the \"Import SIS data\" permission?); \
+                 making these changes through the API instead"
+            );
+            ctx.metrics.count_path_fallback("sis_import");
+            api.extend(jobs);
+            Vec::new()
+        }
+    }
 }
 
 /// Set once an error means the rest of the cycle should not be attempted; says why to the changes left.

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::canvas::CanvasClient;
+use crate::canvas::{CanvasClient, CanvasError};
 use crate::domain::RemovalPolicy;
 use crate::domain::plan::Change;
 use crate::domain::{Action, EnrollmentState, Ids, SectionKey};
@@ -121,13 +121,16 @@ fn csv_bytes(rows: &[&BulkRow]) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("cannot write the SIS import CSV: {e}"))
 }
 
-/// Sends the changes as one SIS import and returns each change's result, in input order.
+/// Sends the changes as one SIS import and returns each change's result, in input order; or, when Canvas refuses
+/// to start the import (`refuses_path`: a token without "Import SIS data", a Canvas without SIS imports), that
+/// refusal, with nothing sent: the caller makes the changes through the API instead. A refusal after the import
+/// started is not one: the import may be running, so its changes are failed and the next cycle reads the result.
 pub async fn apply_bulk(
     canvas: &CanvasClient,
     account_id: &str,
     timeout: Duration,
     changes: &[(Change, Vec<BulkRow>)],
-) -> Vec<ChangeResult> {
+) -> Result<Vec<ChangeResult>, CanvasError> {
     let all: Vec<&BulkRow> = changes.iter().flat_map(|(_, rows)| rows.iter()).collect();
     let failed_all = |message: String, status: Option<u16>| -> Vec<ChangeResult> {
         changes
@@ -140,9 +143,18 @@ pub async fn apply_bulk(
             })
             .collect()
     };
+    let failed_by = |e: CanvasError| {
+        let mut results = failed_all(format!("SIS import failed: {e}"), e.status());
+        if e.ends_cycle()
+            && let Some(first) = results.first_mut()
+        {
+            first.ends_cycle = Some(e);
+        }
+        results
+    };
     let csv = match csv_bytes(&all) {
         Ok(csv) => csv,
-        Err(e) => return failed_all(e, None),
+        Err(e) => return Ok(failed_all(e, None)),
     };
     tracing::info!(
         changes = changes.len(),
@@ -150,22 +162,22 @@ pub async fn apply_bulk(
         bytes = csv.len(),
         "applying through a SIS import"
     );
-    let import = match canvas.run_sis_import(account_id, &csv, timeout).await {
+    let started = match canvas.start_sis_import(account_id, &csv).await {
+        Ok(started) => started,
+        Err(e) if e.refuses_path() => return Err(e),
+        Err(e) => return Ok(failed_by(e)),
+    };
+    let import = match canvas
+        .wait_for_sis_import(account_id, started, timeout)
+        .await
+    {
         Ok(import) => import,
-        Err(e) => {
-            let mut results = failed_all(format!("SIS import failed: {e}"), e.status());
-            if e.ends_cycle()
-                && let Some(first) = results.first_mut()
-            {
-                first.ends_cycle = Some(e);
-            }
-            return results;
-        }
+        Err(e) => return Ok(failed_by(e)),
     };
     let messages = import.error_messages();
     if !import.imported() {
         let detail: Vec<&str> = messages.iter().take(3).map(String::as_str).collect();
-        return failed_all(
+        return Ok(failed_all(
             format!(
                 "SIS import {} ended `{}`: {}",
                 import.id,
@@ -177,14 +189,14 @@ pub async fn apply_bulk(
                 }
             ),
             None,
-        );
+        ));
     }
     // Canvas appends the row description to each row's message.
     let by_row: HashMap<&str, &str> = messages
         .iter()
         .filter_map(|m| m.find("(User ID:").map(|i| (m[i..].trim(), m.as_str())))
         .collect();
-    changes
+    Ok(changes
         .iter()
         .map(|(_, rows)| {
             let errors: Vec<&str> = rows
@@ -209,7 +221,7 @@ pub async fn apply_bulk(
                 },
             }
         })
-        .collect()
+        .collect())
 }
 
 #[cfg(test)]

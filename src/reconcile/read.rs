@@ -90,9 +90,14 @@ pub async fn read_snapshot(
                 && kind == UserIdKind::SisUserId
         }
     };
-    if use_report {
+    let from_report = if use_report {
+        read_report(ctx, &snap.managed, &mut snap.ids, &mut snap.roles).await?
+    } else {
+        None
+    };
+    if let Some(live) = from_report {
         report.details.read_path = "report";
-        snap.live = read_report(ctx, &snap.managed, &mut snap.ids, &mut snap.roles).await?;
+        snap.live = live;
     } else {
         report.details.read_path = "courses";
         (snap.live, snap.courses_not_found) = read_courses(
@@ -245,25 +250,40 @@ async fn read_rules(
     Ok(rules)
 }
 
-/// Live enrollments from the provisioning report (the large-account path).
+/// Live enrollments from the provisioning report (the large-account path); `None` when Canvas refuses the report
+/// (401/403/404 on starting, polling or downloading it: a token without report rights), which is said once and
+/// counted, and the caller lists the courses one by one instead.
 async fn read_report(
     ctx: &CycleContext,
     managed: &[Sym],
     ids: &mut Ids,
     roles: &mut RoleBook,
-) -> Result<Vec<LiveEnrollment>, CycleError> {
+) -> Result<Option<Vec<LiveEnrollment>>, CycleError> {
     if ctx.settings.sis.user_id_kind != UserIdKind::SisUserId {
         return Err(CycleError::Settings(
             "canvas.read_path = report needs sis.user_id_kind = sis_user_id: the provisioning report has no login ids",
         ));
     }
-    let csv = ctx
+    let csv = match ctx
         .canvas
         .provisioning_enrollments_csv(
             &ctx.settings.canvas.account_id,
             ctx.settings.canvas.report_timeout,
         )
-        .await?;
+        .await
+    {
+        Ok(csv) => csv,
+        Err(refused) if refused.refuses_path() => {
+            warn!(
+                error = %refused,
+                "Canvas refused the provisioning report (does the token's role have the account permission to \
+                 run reports, read_reports?); listing each managed course's enrollments instead"
+            );
+            ctx.metrics.count_path_fallback("report");
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let managed: HashSet<Sym> = managed.iter().copied().collect();
     let live = provisioning::parse_enrollments_csv(&csv, &managed, ids, roles)
         .map_err(CycleError::Report)?;
@@ -272,7 +292,7 @@ async fn read_report(
         bytes = csv.len(),
         "live enrollments read from the provisioning report"
     );
-    Ok(live)
+    Ok(Some(live))
 }
 
 /// Lists every managed course's enrollments, several courses at once; returns them and the courses Canvas does

@@ -627,6 +627,7 @@ fn exported_series() -> HashMap<String, BTreeSet<String>> {
         })
         .inc();
     m.cycle_duration.observe(12.0);
+    m.count_path_fallback("sis_import");
     m.tripped_run
         .get_or_create(&RunLabels { run_id: "r".into() })
         .set(1);

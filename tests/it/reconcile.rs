@@ -732,3 +732,46 @@ fn the_example_config_documents_every_key_and_parses() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_html_page_mid_apply_is_canvas_unavailable_and_ends_the_cycle() {
+    // A maintenance or login page answered 200 in front of Canvas: not a decode error per change.
+    let (seed, rows) = roster(20);
+    let env = TestEnv::with_options(with_faults(
+        seed,
+        FaultOptions::default().with_rule(
+            FaultRule::on("POST", COURSE_ENROLLMENTS, FaultAction::HtmlBody)
+                .nth(3)
+                .times(100),
+        ),
+    ))
+    .await;
+    load(&env, &rows).await;
+    let out = env
+        .cli(&["reconcile", "--json"], "[limits]\nmax_in_flight = 1")
+        .await;
+    let json = json_report(&out);
+    assert_eq!(out.status.code(), Some(2), "{json}");
+    assert_eq!(
+        json["details"]["canvas_unavailable"], true,
+        "drives /readyz"
+    );
+    assert_eq!(
+        (json["applied"].as_u64(), json["failed"].as_u64()),
+        (Some(2), Some(1)),
+        "{json}"
+    );
+    assert_eq!(json["details"]["not_attempted"], 17, "{json}");
+    assert_eq!(
+        env.sim.count("POST", COURSE_ENROLLMENTS),
+        3,
+        "no request after the page"
+    );
+    let audit = env.audit(json["run_id"].as_str().unwrap_or_default()).await;
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.error.as_deref().is_some_and(|e| e.contains("text/html"))),
+        "{audit:#?}"
+    );
+}

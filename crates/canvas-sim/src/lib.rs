@@ -25,7 +25,9 @@
 //!
 //! Where it knowingly differs from Canvas (each also noted where it is implemented):
 //! - the token is an account admin with every permission; no masquerading (§6), no scoped,
-//!   expired or revoked tokens, no `Accept: application/json+canvas-string-ids`;
+//!   expired or revoked tokens, no `Accept: application/json+canvas-string-ids`. A token without a
+//!   permission is played by a fault rule: `FaultAction::status(401)` answers Canvas's classic
+//!   "user not authorized" body without `WWW-Authenticate` (§7), `status(403)` the newer one;
 //! - dates are not simulated: no terms, the date-based state of the self user route equals the
 //!   workflow state, and `concluded?` means `workflow_state == completed`;
 //! - roles and sections lists use numbered pages (array-backed in Canvas), enrollment lists

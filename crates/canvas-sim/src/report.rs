@@ -294,10 +294,57 @@ impl Store {
         Some(row)
     }
 
+    /// `GET /api/v1/accounts/:account_id/reports`: the report types the account may run.
+    pub(crate) fn available_reports_json(&self) -> Value {
+        let title = |r: &str| match r {
+            "provisioning_csv" => "Provisioning",
+            _ => "SIS Export",
+        };
+        Value::Array(
+            KNOWN_REPORTS
+                .iter()
+                .map(|r| {
+                    json!({
+                        "report": r,
+                        "title": title(r),
+                        "parameters": {"enrollments": {"required": false, "description": "Get the Provisioning file for enrollments"}},
+                        "last_run": Value::Null,
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    /// `GET /api/v1/accounts/:account_id/reports/:report`: the account's reports of that type, newest first.
+    pub(crate) fn reports_of(
+        &self,
+        origin: &str,
+        account_id: u64,
+        report_type: &str,
+    ) -> Result<Vec<Value>, ApiError> {
+        if !KNOWN_REPORTS.contains(&report_type) {
+            return Err(ApiError::NotFound);
+        }
+        Ok(self
+            .reports
+            .values()
+            .rev()
+            .filter(|r| r.account_id == account_id && r.report_type == report_type)
+            .map(|r| self.report_json(origin, r))
+            .collect())
+    }
+
     pub(crate) fn report_reply(&self, origin: &str, id: u64) -> Result<Reply, ApiError> {
         let report = self.reports.get(&id).ok_or(ApiError::NotFound)?;
+        Ok(Reply::json(
+            StatusCode::OK,
+            &self.report_json(origin, report),
+        ))
+    }
+
+    fn report_json(&self, origin: &str, report: &Report) -> Value {
         let file = report.attachment_id.and_then(|f| self.files.get(&f));
-        let body = json!({
+        json!({
             "id": report.id,
             "report": report.report_type,
             "status": report.status,
@@ -310,7 +357,6 @@ impl Store {
             "file_url": file.map(|f| format!("{origin}/accounts/{}/files/{}/download", report.account_id, f.id)),
             "attachment": file.map(|f| attachment_json(origin, f)),
             "message": report.message,
-        });
-        Ok(Reply::json(StatusCode::OK, &body))
+        })
     }
 }

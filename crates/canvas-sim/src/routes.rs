@@ -44,6 +44,8 @@ pub enum Endpoint {
     ListSisImports,
     ShowSisImport,
     StartReport,
+    ListAvailableReports,
+    ListReports,
     ShowReport,
     AccountFileDownload,
     FileDownload,
@@ -140,6 +142,16 @@ const ROUTES: &[(&str, &str, Endpoint)] = &[
         "POST",
         "/api/v1/accounts/:account_id/reports/:report",
         Endpoint::StartReport,
+    ),
+    (
+        "GET",
+        "/api/v1/accounts/:account_id/reports",
+        Endpoint::ListAvailableReports,
+    ),
+    (
+        "GET",
+        "/api/v1/accounts/:account_id/reports/:report",
+        Endpoint::ListReports,
     ),
     (
         "GET",
@@ -373,9 +385,16 @@ pub fn handle(store: &mut Store, call: &Call<'_>) -> Result<Reply, ApiError> {
         }
         Endpoint::ListSisImports => {
             let account_id = store.resolve_account(&call.id(0)?)?.id;
+            // `created_since` (ISO 8601) keeps the imports created after it.
+            let since = call
+                .params
+                .get("created_since")
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&chrono::Utc));
             let imports: Vec<Value> = store
                 .sis_imports_of(account_id)
                 .into_iter()
+                .filter(|i| since.is_none_or(|s| i.created_at >= s))
                 .map(|i| store.sis_import_json(call.origin, i))
                 .collect();
             let page = numbered_page(&imports, call.params, &call.link_base());
@@ -397,6 +416,16 @@ pub fn handle(store: &mut Store, call: &Call<'_>) -> Result<Reply, ApiError> {
             let account_id = store.resolve_account(&call.id(0)?)?.id;
             let id = store.start_report(account_id, call.raw(1), call.params)?;
             store.report_reply(call.origin, id)
+        }
+        Endpoint::ListAvailableReports => {
+            store.resolve_account(&call.id(0)?)?;
+            Ok(Reply::json(StatusCode::OK, &store.available_reports_json()))
+        }
+        Endpoint::ListReports => {
+            let account_id = store.resolve_account(&call.id(0)?)?.id;
+            let reports = store.reports_of(call.origin, account_id, call.raw(1))?;
+            let page = numbered_page(&reports, call.params, &call.link_base());
+            Ok(Reply::paged(page.items, &page.link))
         }
         Endpoint::ShowReport => {
             let account_id = store.resolve_account(&call.id(0)?)?.id;

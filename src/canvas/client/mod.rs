@@ -8,7 +8,10 @@
 //!   connection errors, with exponential backoff and jitter, bounded per request (`limits.max_retries`) and per
 //!   cycle (`limits.cycle_retry_budget`). Any other 4xx is returned at once with Canvas's message. What a status
 //!   means is decided once, in `status::classify`, for API calls and file downloads alike.
-//! - Writes that time out are not blindly resent: the enrollment is looked up first (Canvas may have applied it).
+//! - Writes that time out are not blindly resent: the enrollment (or the SIS import or report a job start began) is
+//!   looked up first, since Canvas may have applied it.
+//! - A success that is not JSON (a maintenance, login or proxy page in front of Canvas) is `NotJson`: Canvas
+//!   unavailable, the cycle stops. On account jobs a 401 without `WWW-Authenticate` refuses the job, not the token.
 //! - Redirects are never followed (the token must not travel to an SSO or maintenance host); pagination links
 //!   are followed only on the configured origin.
 //!
@@ -41,6 +44,7 @@ use crate::domain::UserIdKind;
 use crate::metrics::Metrics;
 pub use enrollments::EnrollTarget;
 pub use send::Body;
+pub(in crate::canvas) use send::On401;
 pub use users::UserRef;
 
 /// Everything the client needs from the settings.

@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use super::send::{Answer, Body};
+use super::send::{Answer, Body, On401};
 use super::{CanvasClient, decode};
 use crate::canvas::error::CanvasError;
 use crate::canvas::status::Attempt;
@@ -62,9 +62,23 @@ impl CanvasClient {
         url: Url,
         body: Option<Body<'_>>,
     ) -> Result<Answer, CanvasError> {
+        self.request_as(method, url, body, On401::Token).await
+    }
+
+    /// [`Self::request`], a 401 read as `on_401` says.
+    pub(in crate::canvas) async fn request_as(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<Body<'_>>,
+        on_401: On401,
+    ) -> Result<Answer, CanvasError> {
         let mut backoff = self.backoff();
         loop {
-            match self.attempt(method.clone(), url.clone(), body).await {
+            match self
+                .attempt_as(method.clone(), url.clone(), body, on_401)
+                .await
+            {
                 Ok(answer) => return Ok(answer),
                 Err(Attempt::Final(e)) => return Err(e),
                 Err(Attempt::Retryable { reason, error }) => {
@@ -75,6 +89,77 @@ impl CanvasClient {
                         }
                         None => return Err(error),
                     }
+                }
+            }
+        }
+    }
+}
+
+impl CanvasClient {
+    /// Starts an account job (a SIS import, a report) with one POST that is never re-sent blindly: after an error
+    /// the POST may have survived (a timeout, a 5xx, a dropped connection), `find` looks for the job first (Canvas
+    /// may have started it), and only when it is not there is the POST sent again. A 401 without a token challenge
+    /// refuses the job, not the token (facts §7).
+    pub(in crate::canvas) async fn start_job<T, F, Fut>(
+        &self,
+        url: Url,
+        body: Body<'_>,
+        what: &str,
+        mut find: F,
+    ) -> Result<T, CanvasError>
+    where
+        T: DeserializeOwned,
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<T>, CanvasError>>,
+    {
+        let mut backoff = self.backoff();
+        loop {
+            match self
+                .attempt_as(
+                    Method::POST,
+                    url.clone(),
+                    Some(body),
+                    On401::TokenIfChallenged,
+                )
+                .await
+            {
+                Ok(answer) => return decode(&answer.body, what),
+                Err(Attempt::Final(e)) => return Err(e),
+                Err(Attempt::Retryable { reason, error }) => {
+                    let Some(delay) = self.next_delay(&mut backoff, reason) else {
+                        return Err(error);
+                    };
+                    tokio::time::sleep(delay).await;
+                    // A throttled request never ran; anything else may have started the job.
+                    if reason != "throttled" {
+                        match find().await {
+                            Ok(Some(found)) => {
+                                tracing::info!(
+                                    job = what,
+                                    reason,
+                                    "the job's start was not answered, but Canvas had started it; following that one"
+                                );
+                                return Ok(found);
+                            }
+                            Ok(None) => {}
+                            // Not knowing whether the job started is no licence to start another: give up with
+                            // the start's own error (never a refusal, so the caller does not take another path
+                            // while the job may be running).
+                            Err(e) => {
+                                tracing::warn!(
+                                    job = what,
+                                    error = %e,
+                                    "cannot look for the job whose start was not answered; not starting another"
+                                );
+                                return Err(error);
+                            }
+                        }
+                    }
+                    tracing::debug!(
+                        job = what,
+                        reason,
+                        "starting the job again: Canvas has no trace of it"
+                    );
                 }
             }
         }

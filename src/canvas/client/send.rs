@@ -4,7 +4,9 @@
 
 use std::sync::atomic::Ordering;
 
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue};
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, WWW_AUTHENTICATE,
+};
 use reqwest::{Method, StatusCode};
 use secrecy::ExposeSecret;
 use url::Url;
@@ -30,6 +32,17 @@ pub(in crate::canvas) struct Answer {
     pub(in crate::canvas) status: StatusCode,
     pub(in crate::canvas) headers: HeaderMap,
     pub(in crate::canvas) body: Vec<u8>,
+}
+
+/// What a 401 says. Canvas answers a bad, expired or missing token with 401 and a `WWW-Authenticate` challenge, and
+/// (classically) a token that lacks a permission with 401 and no challenge (facts §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::canvas) enum On401 {
+    /// Any 401 rejects the token: the cycle stops (enrollment reads and writes, which any usable token may make).
+    Token,
+    /// Only a challenged 401 rejects the token; an unchallenged one refuses this request
+    /// ([`CanvasError::NotPermitted`]), as on account jobs a token may lack the permission for.
+    TokenIfChallenged,
 }
 
 /// After this many failures in a row with the retry budget used up, Canvas is treated as down for the cycle.
@@ -73,6 +86,17 @@ impl CanvasClient {
         url: Url,
         body: Option<Body<'_>>,
     ) -> Result<Answer, Attempt> {
+        self.attempt_as(method, url, body, On401::Token).await
+    }
+
+    /// One attempt, a 401 read as `on_401` says.
+    pub(super) async fn attempt_as(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<Body<'_>>,
+        on_401: On401,
+    ) -> Result<Answer, Attempt> {
         if self.auth_failed.load(Ordering::SeqCst) {
             return Err(Attempt::Final(CanvasError::Unauthorized {
                 status: 401,
@@ -85,7 +109,9 @@ impl CanvasClient {
             return Err(Attempt::Final(CanvasError::Unavailable));
         }
         loop {
-            let result = self.send_once(method.clone(), url.clone(), body).await;
+            let result = self
+                .send_once(method.clone(), url.clone(), body, on_401)
+                .await;
             match result {
                 Err(Attempt::Final(CanvasError::Unauthorized { status, message })) => {
                     if matches!(self.opts.token, TokenSource::File(_))
@@ -144,6 +170,7 @@ impl CanvasClient {
         method: Method,
         url: Url,
         body: Option<Body<'_>>,
+        on_401: On401,
     ) -> Result<Answer, Attempt> {
         self.limiter.until_ready().await;
         let permit = self.pacer.acquire().await;
@@ -221,9 +248,29 @@ impl CanvasClient {
                 header_f64("x-rate-limit-remaining"),
                 header_f64("x-request-cost"),
             );
+            // The API answers JSON; a success with an HTML (or other) body is a page in front of Canvas.
+            if let Some(content_type) = not_json(&answer.headers) {
+                return Err(Attempt::Final(CanvasError::NotJson {
+                    status: status.as_u16(),
+                    content_type,
+                }));
+            }
             return Ok(answer);
         }
         let message = self.scrub(canvas_message(&answer.body));
+        if on_401 == On401::TokenIfChallenged
+            && status == StatusCode::UNAUTHORIZED
+            && !answer.headers.contains_key(WWW_AUTHENTICATE)
+        {
+            self.pacer.on_response(
+                header_f64("x-rate-limit-remaining"),
+                header_f64("x-request-cost"),
+            );
+            return Err(Attempt::Final(CanvasError::NotPermitted {
+                status: status.as_u16(),
+                message,
+            }));
+        }
         let attempt = classify(status, &answer.headers, message, Via::Api);
         if attempt.is_throttled() {
             self.counters.throttled.fetch_add(1, Ordering::Relaxed);
@@ -264,5 +311,34 @@ impl CanvasClient {
             headers,
             body,
         })
+    }
+}
+
+/// The content type of an answer that says it is not JSON; `None` for JSON (any `…json…` type) or no content type.
+fn not_json(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(CONTENT_TYPE)?;
+    let text = String::from_utf8_lossy(value.as_bytes());
+    let mime = text.split(';').next().unwrap_or_default().trim();
+    (!mime.is_empty() && !mime.to_ascii_lowercase().contains("json")).then(|| mime.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_stated_non_json_content_type_is_not_json() {
+        let with = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(CONTENT_TYPE, HeaderValue::from_static(v));
+            h
+        };
+        assert_eq!(
+            not_json(&with("text/html; charset=utf-8")),
+            Some("text/html".into())
+        );
+        assert_eq!(not_json(&with("application/json; charset=utf-8")), None);
+        assert_eq!(not_json(&with("application/json+canvas-string-ids")), None);
+        assert_eq!(not_json(&HeaderMap::new()), None);
     }
 }

@@ -219,3 +219,35 @@ async fn unknown_report_is_not_found() {
     .await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn the_reports_of_a_type_and_the_available_reports_are_listed() {
+    let sim = start().await;
+    for _ in 0..2 {
+        let (status, _) = json(
+            post_form(
+                &sim,
+                "/accounts/1/reports/provisioning_csv",
+                &[("parameters[enrollments]", "true")],
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    let (status, listed) = get_json(&sim, "/accounts/1/reports/provisioning_csv").await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(ids(&listed), [2, 1], "newest first");
+    assert_eq!(listed[0]["parameters"]["enrollments"], "true");
+    assert!(listed[0]["created_at"].is_string());
+    let (status, _) = get_json(&sim, "/accounts/1/reports/no_such_report").await;
+    assert_eq!(status, 404);
+    let (status, available) = get_json(&sim, "/accounts/1/reports").await;
+    assert_eq!(status, 200);
+    assert!(
+        available
+            .as_array()
+            .is_some_and(|a| a.iter().any(|r| r["report"] == "provisioning_csv")),
+        "{available}"
+    );
+}
