@@ -156,9 +156,10 @@ async fn the_provisioning_report_read_path_plans_what_per_course_listing_plans()
     let next = by_report
         .reconcile(&format!("read_path = \"report\"\n{LOOSE}"))
         .await;
+    // CONTRACT v2: the user Canvas does not have is remembered and its row skipped, not planned again.
+    assert_eq!(next.planned_total(), 0, "converged: {next:#?}");
     assert_eq!(
-        next.planned_total(),
-        1,
+        next.skipped, 1,
         "only the user Canvas does not have: {next:#?}"
     );
 }
@@ -219,12 +220,9 @@ async fn the_sis_import_write_path_applies_the_delta_and_audits_each_row() {
     let next = env
         .reconcile(&format!("{LOOSE}\nwrite_path = \"sis_import\""))
         .await;
-    assert_eq!(
-        next.planned_total(),
-        1,
-        "only the missing user remains: {next:#?}"
-    );
-    assert_eq!(next.planned["enroll"], 1);
+    // CONTRACT v2: the missing user is remembered and its row skipped, not planned again.
+    assert_eq!(next.planned_total(), 0, "converged: {next:#?}");
+    assert_eq!(next.skipped, 1, "only the missing user remains: {next:#?}");
 }
 
 #[tokio::test]
@@ -304,9 +302,10 @@ async fn a_refused_sis_import_falls_back_to_the_api_and_no_change_fails() {
             1,
             "{status}: said once, naming the permission:\n{log}"
         );
-        // Converged: only the user Canvas does not have is left.
+        // Converged: only the user Canvas does not have is left, skipped (remembered), not planned.
         let next = env.reconcile(LOOSE).await;
-        assert_eq!(next.planned_total(), 1, "{status}: {next:#?}");
+        assert_eq!(next.planned_total(), 0, "{status}: {next:#?}");
+        assert_eq!(next.skipped, 1, "{status}: {next:#?}");
     }
     // Counted.
     let (seed, sis) = district();
@@ -443,7 +442,13 @@ async fn a_sis_import_start_without_an_answer_is_looked_for_before_it_is_sent_ag
     assert_eq!(env.sim.count("POST", SIS_IMPORTS), 1, "not re-sent");
     assert!(env.sim.count("GET", SIS_IMPORTS) >= 1, "looked for first");
     assert_eq!(env.sim.with_store(|s| s.sis_import_states()).len(), 1);
-    assert_eq!(env.reconcile(&extra).await.planned_total(), 1, "applied");
+    // Applied: only the user Canvas does not have is left, skipped (remembered), not planned.
+    let next = env.reconcile(&extra).await;
+    assert_eq!(
+        (next.planned_total(), next.skipped),
+        (0, 1),
+        "applied: {next:#?}"
+    );
 
     // Canvas never saw it (a 503): nothing to find, so it is sent again, once.
     let (seed, sis) = district();
