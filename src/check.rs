@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::canvas::{CanvasClient, ClientOptions};
 use crate::config::Settings;
+use crate::domain::UserIdKind;
 use crate::domain::roles::{RoleBook, RoleInfo};
 use crate::metrics::Metrics;
 use crate::{sis, store};
@@ -175,11 +176,75 @@ pub async fn run(settings: Settings) -> Result<(), CheckError> {
                 Err(e) => list.fail("canvas roles", e.to_string()),
             }
             check_job_permissions(&client, &settings, &mut list).await;
+            check_sis_ids_visible(&client, &settings, &mut list).await;
         }
     }
     match list.failed {
         0 => Ok(()),
         failed => Err(CheckError { failed }),
+    }
+}
+
+/// Can the token see the identity the SIS names users by? Canvas hides `sis_user_id` / `login_id` from a role
+/// without the permission, and then every enrollment would look missing (a cycle refuses to start). Probed on the
+/// first course the SIS names: its enrollments must show the identity on at least one user.
+async fn check_sis_ids_visible(client: &CanvasClient, settings: &Settings, list: &mut Checklist) {
+    const WHAT: &str = "sis ids";
+    let Ok(pool) = store::connect("SIS", settings.sis_url(), 1).await else {
+        return; // already reported as `sis database`
+    };
+    let course = sis::first_course(
+        &pool,
+        &settings.sis.enrollments_query,
+        settings.sis.statement_timeout,
+    )
+    .await;
+    pool.close().await;
+    let Ok(Some(course)) = course else {
+        return list.warn(WHAT, "no SIS row names a course yet: not checked");
+    };
+    let kind = settings.sis.user_id_kind;
+    match client.list_course_enrollments(&course, &["active"]).await {
+        Ok(Some(rows)) if !rows.is_empty() => {
+            let shown = rows
+                .iter()
+                .filter(|e| {
+                    let user = e.user.as_ref();
+                    match kind {
+                        UserIdKind::SisUserId => user
+                            .and_then(|u| u.sis_user_id.as_ref())
+                            .or(e.sis_user_id.as_ref())
+                            .is_some(),
+                        UserIdKind::SisLoginId => user.and_then(|u| u.login_id.as_ref()).is_some(),
+                    }
+                })
+                .count();
+            if shown > 0 {
+                list.ok(
+                    WHAT,
+                    format!(
+                        "{shown} of {} enrollment(s) in {course} show a {}",
+                        rows.len(),
+                        kind.canvas_prefix()
+                    ),
+                );
+            } else {
+                list.fail(
+                    WHAT,
+                    format!(
+                        "none of the {} enrollment(s) in {course} shows a {}: the token's role lacks \"Users - view \
+                         SIS ID\" (and \"view login IDs\" for sis_login_id); a cycle would refuse to run",
+                        rows.len(),
+                        kind.canvas_prefix()
+                    ),
+                );
+            }
+        }
+        Ok(_) => list.warn(
+            WHAT,
+            format!("{course} has no active enrollment to look at: not checked"),
+        ),
+        Err(e) => list.warn(WHAT, format!("cannot tell: {e}")),
     }
 }
 

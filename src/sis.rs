@@ -192,3 +192,23 @@ pub async fn check_enrollments_query(
     tx.rollback().await.map_err(query_error(WHAT))?;
     Ok(())
 }
+
+/// The SIS course id of the first row `sis.enrollments_query` returns (for `check`'s probes), without reading more.
+pub async fn first_course(
+    pool: &PgPool,
+    query: &str,
+    timeout: Duration,
+) -> Result<Option<String>, SisError> {
+    const WHAT: &str = "sis.enrollments_query";
+    let wrapped = format!(
+        "SELECT course_id FROM ({}\n) AS rostersync_check WHERE course_id IS NOT NULL LIMIT 1",
+        query.trim().trim_end_matches(';')
+    );
+    let mut tx = begin_read_only(pool, WHAT, timeout).await?;
+    let course: Option<Option<String>> = sqlx::query_scalar(AssertSqlSafe(wrapped))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(query_error(WHAT))?;
+    tx.rollback().await.map_err(query_error(WHAT))?;
+    Ok(course.flatten())
+}

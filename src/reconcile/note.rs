@@ -29,7 +29,6 @@ pub fn note_decision(
             }
             Unplanned::SkippedRow(_) | Unplanned::RuleConflict(..) => continue,
         };
-        report.details.sis_rows_skipped += 1;
         ctx.metrics
             .skipped_rows
             .get_or_create(&ReasonLabels {

@@ -744,7 +744,7 @@ async fn b19_a_null_section_and_an_explicit_section_are_two_enrollments() {
 }
 
 #[tokio::test]
-async fn b20_rows_for_courses_canvas_does_not_have_fail_per_row_and_do_not_count_as_removals() {
+async fn b20_rows_for_courses_canvas_does_not_have_are_skipped_per_row_and_do_not_count_as_removals() {
     let (mut seed, rows) = roster(10);
     for i in 1..=10 {
         seed = seed.enrollment(enrolled(i, 100, STUDENT, "active"));
@@ -756,10 +756,13 @@ async fn b20_rows_for_courses_canvas_does_not_have_fail_per_row_and_do_not_count
         ("d2", "GONE-2", None, "student", None),
     ])
     .await;
+    // CONTRACT v2: skipped with the 404 reason, never planned or failed: a converged district exits 0.
     let out = env.cli(&["reconcile", "--json"], "").await;
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(0));
     let json = json_report(&out);
-    assert_eq!(json["failed"], 2);
+    assert_eq!(json["failed"], 0);
+    assert_eq!(json["skipped"], 2);
+    assert_eq!(json["planned"]["enroll"], 0, "{json}");
     assert_eq!(json["safety"]["tripped"], false);
     assert_eq!(json["details"]["courses_not_found"], 2);
 }

@@ -39,6 +39,16 @@ async fn a_token_that_cannot_see_sis_ids_stops_the_cycle_naming_the_permission()
         "names the permission: {stderr}"
     );
     assert_eq!(env.writes(), 0, "never re-POST an existing enrollment");
+    // `check` says so before any cycle runs.
+    let out = env.cli(&["check"], LOOSE).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("FAIL  sis ids") && l.contains("view SIS ID")),
+        "{stdout}"
+    );
 }
 
 /// A `CHAR(n)` SIS column pads the id: the row is skipped, and it still holds its user's enrollment in the course.
