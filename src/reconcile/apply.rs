@@ -145,7 +145,16 @@ pub async fn apply_work(
     };
 
     let stop = Stop::default();
-    let bulk_results = apply_bulk(ctx, bulk).await;
+    let abort = &opts.abort;
+    let bulk_jobs: Vec<Job> = bulk.iter().map(|(job, _)| *job).collect();
+    let bulk_results: Vec<(Change, i64, ChangeResult)> = tokio::select! {
+        biased;
+        _ = abort.cancelled() => bulk_jobs
+            .into_iter()
+            .map(|(change, audit_id)| (change, audit_id, interrupted()))
+            .collect(),
+        results = apply_bulk(ctx, bulk) => results,
+    };
     if let Some(e) = bulk_results
         .iter()
         .find_map(|(_, _, r)| r.ends_cycle.as_ref())
@@ -156,14 +165,19 @@ pub async fn apply_work(
     let (canvas, cancel, stop) = (&ctx.canvas, &opts.cancel, &stop);
     let api_results = futures::stream::iter(api)
         .map(|(change, audit_id)| async move {
-            let result = if cancel.is_cancelled() {
+            let result = if cancel.is_cancelled() || abort.is_cancelled() {
                 ChangeResult::skipped(
                     "not attempted: the cycle was stopped (shutdown, or this replica lost the leader lock)",
                 )
             } else if let Some(reason) = stop.reason() {
                 ChangeResult::skipped(format!("not attempted: {reason}"))
             } else {
-                let result = change::apply_change(canvas, &change, ids, roles, removal).await;
+                // Losing the lock abandons the change in flight, its retries and backoff included.
+                let result = tokio::select! {
+                    biased;
+                    _ = abort.cancelled() => interrupted(),
+                    result = change::apply_change(canvas, &change, ids, roles, removal) => result,
+                };
                 if let Some(e) = &result.ends_cycle {
                     stop.trigger(e);
                 }
@@ -212,6 +226,18 @@ pub async fn apply_work(
 }
 
 type Job = (Change, i64);
+
+/// A change abandoned in flight because this process lost the leader lock: Canvas may or may not have made it (the
+/// next cycle reads which).
+fn interrupted() -> ChangeResult {
+    ChangeResult {
+        outcome: AuditOutcome::Failed,
+        ..ChangeResult::skipped(
+            "interrupted: this replica lost the leader lock while the change was in flight; the next cycle reads \
+             whether Canvas made it",
+        )
+    }
+}
 
 /// The bulk path takes what a SIS import can name unambiguously, when there is enough of it; the rest goes through
 /// the API.
