@@ -8,6 +8,7 @@ mod daemon;
 mod demo;
 mod deploy;
 mod district;
+mod leadership;
 mod paths;
 mod props;
 mod reconcile;

@@ -43,10 +43,19 @@ pub struct Daemon {
 
 impl Daemon {
     pub async fn start(env: &TestEnv, cron: &str, extra: &str) -> Daemon {
+        Self::start_with_db(env, &env.db_url, cron, extra).await
+    }
+
+    /// The same, reaching the database at `db_url` (e.g. through a proxy in the test) instead of `env.db_url`.
+    pub async fn start_with_db(env: &TestEnv, db_url: &str, cron: &str, extra: &str) -> Daemon {
         let port = free_port();
         let config = env.config_file(&format!(
             "{extra}\n[schedule]\ncron = \"{cron}\"\nrun_on_start = true\n[server]\nlisten = \"127.0.0.1:{port}\"\n"
         ));
+        if db_url != env.db_url {
+            let text = std::fs::read_to_string(&config).expect("read config");
+            std::fs::write(&config, text.replace(&env.db_url, db_url)).expect("write config");
+        }
         let stderr_path = env.dir.path().join(format!("daemon-{port}.log"));
         let stderr = std::fs::File::create(&stderr_path).expect("log file");
         let child = rostersync_cmd()
