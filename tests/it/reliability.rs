@@ -536,8 +536,10 @@ async fn p11_losing_the_lock_stops_writing_at_once() {
         .find(|r| r.method == "POST")
         .and_then(|r| r.user_agent);
     let terminated: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE application_name = 'rostersync-leader' AND datname = current_database()) t",
+        // The holder's pid from pg_locks: a standby's try at the lock also connects as `rostersync-leader`.
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_locks \
+         WHERE locktype = 'advisory' AND granted \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())) t",
     )
     .fetch_one(&env.pool)
     .await
