@@ -234,3 +234,56 @@ async fn a_partitioned_leader_fences_itself_and_the_standby_takes_over_without_o
     }
     drop((leader, standby, proxy));
 }
+
+/// Losing the lock ends the retries in flight too: with every write answered 503, each change sits in backoff
+/// (0.5, 1, 2, 4, 8 s) when the lock's backend is terminated, and no retry follows.
+#[tokio::test]
+async fn losing_the_lock_ends_the_retries_in_flight() {
+    let (seed, rows) = roster(8);
+    let env = TestEnv::with_options(with_faults(
+        seed,
+        FaultOptions::default().with_rule(canvas_sim::FaultRule::on(
+            "POST",
+            POST_ENROLLMENTS,
+            canvas_sim::FaultAction::status(503),
+        )),
+    ))
+    .await;
+    load(&env, &rows).await;
+    let leader = Daemon::start(&env, "0 0 0 1 1 *", "").await;
+    // The four changes in flight have each been answered 503 at least once: all are retrying.
+    eventually(
+        Duration::from_secs(20),
+        || env.sim.count("POST", POST_ENROLLMENTS) >= 8,
+        || format!("the leader never retried:\n{}", leader.log()),
+    )
+    .await;
+    let terminated: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_locks \
+         WHERE locktype = 'advisory' AND granted \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())) t",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .expect("terminate");
+    assert_eq!(terminated, 1);
+    let cut = Instant::now();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let posts = env.sim.requests();
+    let after: Vec<Duration> = posts
+        .iter()
+        .filter(|r| r.method == "POST" && r.started > cut)
+        .map(|r| r.started - cut)
+        .collect();
+    assert!(
+        after.len() <= 1 && after.iter().all(|d| *d < Duration::from_millis(500)),
+        "retries after the lock was lost, at {after:?}:\n{}",
+        leader.log()
+    );
+    assert!(
+        leader.log().contains("leader lock lost"),
+        "{}",
+        leader.log()
+    );
+    drop(leader);
+}
