@@ -214,6 +214,11 @@ async fn reconcile(
             .as_ref()
             .map(|l| l.lost().child_token())
             .unwrap_or_default(),
+        // Losing the lock also abandons the changes in flight (another process may take over at once).
+        abort: lock
+            .as_ref()
+            .map(|l| l.lost().child_token())
+            .unwrap_or_default(),
         accept_removals: accept_removals
             .then(|| format!("--accept-removals ({})", crate::store::runs::os_user())),
         ..CycleOptions::default()
@@ -230,6 +235,11 @@ async fn apply(settings: Settings, review: &Review) -> Result<CycleReport, Comma
     let opts = CycleOptions {
         holds_lock: lock.is_some(),
         cancel: lock
+            .as_ref()
+            .map(|l| l.lost().child_token())
+            .unwrap_or_default(),
+        // Losing the lock also abandons the changes in flight (another process may take over at once).
+        abort: lock
             .as_ref()
             .map(|l| l.lost().child_token())
             .unwrap_or_default(),

@@ -4,7 +4,8 @@
 //! them), leadership is refreshed on a short interval, and signals end the loop. A tick starts a cycle only on the
 //! leader and only when the previous cycle has finished (otherwise it is logged and counted as skipped). On
 //! SIGTERM/SIGINT the running cycle is cancelled: the changes in flight finish, the rest are recorded as not
-//! attempted, the run row is closed, and the process exits 0.
+//! attempted, the run row is closed, and the process exits 0. Losing the leader lock is harsher: the changes in
+//! flight are abandoned as well (their retries end), so no write follows the loss.
 
 pub mod leader;
 pub mod server;
@@ -27,7 +28,7 @@ use crate::reconcile::{CycleContext, CycleOptions, CycleReport, run_cycle};
 use leader::Leadership;
 
 /// How often leadership is re-checked (and, on a standby, re-tried).
-const LEADERSHIP_INTERVAL: Duration = Duration::from_secs(2);
+const LEADERSHIP_INTERVAL: Duration = leader::LEADERSHIP_RETRY;
 /// How long shutdown waits for the changes in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(45);
 
@@ -104,6 +105,8 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
     let mut leadership = Leadership::new(db_url, metrics.clone());
     let mut leadership_timer = tokio::time::interval(LEADERSHIP_INTERVAL);
     let mut current: Option<(JoinHandle<CycleReport>, CancellationToken)> = None;
+    // A tick that came while this replica held the lock but was still waiting to write (after a takeover).
+    let mut deferred_tick: Option<&'static str> = None;
     let watchdog_every = watchdog_interval();
     let mut watchdog_timer =
         tokio::time::interval(watchdog_every.unwrap_or(Duration::from_secs(3600)));
@@ -125,11 +128,18 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
                     finish(handle, &health).await;
                 }
                 if !leadership.ensure().await {
-                    info!(tick = origin, "standby: another replica holds the leader lock");
+                    if leadership.is_leader() {
+                        info!(tick = origin, "leader, but not writing yet: waiting after a takeover for the previous leader to have stopped; the cycle runs after the wait");
+                        deferred_tick = Some(origin);
+                    } else {
+                        info!(tick = origin, "standby: another replica holds the leader lock");
+                    }
                     continue;
                 }
+                deferred_tick = None;
                 let cancel = leadership.cycle_token();
-                current = Some((spawn_cycle(ctx.clone(), cancel.clone()), cancel));
+                let abort = leadership.lost_token();
+                current = Some((spawn_cycle(ctx.clone(), cancel.clone(), abort), cancel));
             }
             _ = leadership_timer.tick() => {
                 if current.as_ref().is_some_and(|(h, _)| h.is_finished())
@@ -138,10 +148,19 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
                     finish(handle, &health).await;
                 }
                 let was_leader = leadership.is_leader();
-                let leader_now = leadership.ensure().await;
-                if was_leader && !leader_now && let Some((_, cancel)) = &current {
+                let may_write = leadership.ensure().await;
+                if was_leader && !leadership.is_leader() && let Some((_, cancel)) = &current {
                     error!("leader lock lost: stopping the running cycle's writes");
                     cancel.cancel();
+                }
+                if !leadership.is_leader() {
+                    deferred_tick = None;
+                }
+                if may_write && current.is_none() && let Some(origin) = deferred_tick.take() {
+                    info!(tick = origin, "running the tick that came during the wait after a takeover");
+                    let cancel = leadership.cycle_token();
+                    let abort = leadership.lost_token();
+                    current = Some((spawn_cycle(ctx.clone(), cancel.clone(), abort), cancel));
                 }
             }
             _ = watchdog_timer.tick(), if watchdog_every.is_some() => {
@@ -185,10 +204,16 @@ async fn start_scheduler(
     Ok(scheduler)
 }
 
-fn spawn_cycle(ctx: CycleContext, cancel: CancellationToken) -> JoinHandle<CycleReport> {
+/// `cancel` stops new changes (shutdown, or the lock lost); `abort` (the lock lost) also abandons those in flight.
+fn spawn_cycle(
+    ctx: CycleContext,
+    cancel: CancellationToken,
+    abort: CancellationToken,
+) -> JoinHandle<CycleReport> {
     tokio::spawn(async move {
         let opts = CycleOptions {
             cancel,
+            abort,
             holds_lock: true,
             ..CycleOptions::default()
         };

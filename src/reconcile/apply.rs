@@ -139,7 +139,17 @@ pub async fn apply_work(
     let total = to_apply.len() as u64;
     let jobs: Vec<(Change, i64)> = to_apply.into_iter().zip(audit_ids).collect();
     let (bulk, mut api) = split_paths(ctx, opts, jobs, ids);
-    let bulk_results = apply_bulk(ctx, bulk, &mut api).await;
+    // Losing the lock stops following an import (it may run on in Canvas; the next cycle reads its result).
+    let abort = &opts.abort;
+    let bulk_jobs: Vec<Job> = bulk.iter().map(|(job, _)| *job).collect();
+    let bulk_results: Vec<(Change, i64, ChangeResult)> = tokio::select! {
+        biased;
+        _ = abort.cancelled() => bulk_jobs
+            .into_iter()
+            .map(|(change, audit_id)| (change, audit_id, interrupted()))
+            .collect(),
+        results = apply_bulk(ctx, bulk, &mut api) => results,
+    };
     report.details.write_path = match (bulk_results.is_empty(), api.is_empty()) {
         (false, false) => "api+sis_import",
         (false, true) => "sis_import",
@@ -162,14 +172,19 @@ pub async fn apply_work(
                     "not attempted: the cycle reached its deadline (reconcile.cycle_deadline_secs); the next cycle \
                      plans it again",
                 )
-            } else if cancel.is_cancelled() {
+            } else if cancel.is_cancelled() || abort.is_cancelled() {
                 ChangeResult::skipped(
                     "not attempted: the cycle was stopped (shutdown, or this replica lost the leader lock)",
                 )
             } else if let Some(reason) = stop.reason() {
                 ChangeResult::skipped(format!("not attempted: {reason}"))
             } else {
-                let result = change::apply_change(canvas, &change, ids, roles, removal).await;
+                // Losing the lock abandons the change in flight, its retries and backoff included.
+                let result = tokio::select! {
+                    biased;
+                    _ = abort.cancelled() => interrupted(),
+                    result = change::apply_change(canvas, &change, ids, roles, removal) => result,
+                };
                 if let Some(e) = &result.ends_cycle {
                     stop.trigger(e);
                 }
@@ -226,6 +241,18 @@ pub async fn apply_work(
 }
 
 type Job = (Change, i64);
+
+/// A change abandoned in flight because this process lost the leader lock: Canvas may or may not have made it (the
+/// next cycle reads which).
+fn interrupted() -> ChangeResult {
+    ChangeResult {
+        outcome: AuditOutcome::Failed,
+        ..ChangeResult::skipped(
+            "interrupted: this replica lost the leader lock while the change was in flight; the next cycle reads \
+             whether Canvas made it",
+        )
+    }
+}
 
 /// The bulk path takes what a SIS import can name unambiguously, when there is enough of it; the rest goes through
 /// the API.

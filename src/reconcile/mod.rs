@@ -56,6 +56,9 @@ pub struct CycleOptions {
     pub dry_run: bool,
     /// Cancelled on shutdown: the changes in flight finish, the rest are recorded as not attempted.
     pub cancel: CancellationToken,
+    /// Cancelled when this process must stop writing at once (it lost the leader lock): the changes in flight
+    /// are abandoned too (their retries end), recorded as `failed` with an error starting `interrupted:`.
+    pub abort: CancellationToken,
     pub progress: Option<ProgressFn>,
     /// Whether this process holds the leader lock (only then are runs left `running` by others closed).
     pub holds_lock: bool,

@@ -4,7 +4,16 @@
 //!
 //! A watcher task owns the connection and keeps a cheap query in flight on it, so that losing the connection is
 //! noticed within a fraction of a second (the pending query fails) rather than at the next periodic check. Losing
-//! the lock cancels [`LeaderLock::lost`], which the running cycle listens to: no new write starts after that.
+//! the lock cancels [`LeaderLock::lost`], which the running cycle listens to: no new write starts after that, and
+//! the changes in flight are abandoned.
+//!
+//! A silent loss (a network partition, a database host that vanished: no RST, no error) is bounded on both ends
+//! (README, *Replicas*):
+//! - **the client fences itself**: every probe must answer within [`PROBE_TIMEOUT`]; one that does not counts as the
+//!   lock lost, so the leader stops writing at most [`PROBE_TIMEOUT`] after it last heard from the database;
+//! - **the server drops the session later**: the lock session runs with `idle_session_timeout` =
+//!   [`SERVER_IDLE_TIMEOUT`] and TCP keepalives / `tcp_user_timeout` of about the same length, so PostgreSQL ends a
+//!   session that stopped probing (and frees the lock for a standby) only well after its client has fenced itself.
 
 use std::time::Duration;
 
@@ -19,9 +28,48 @@ use crate::config::DatabaseUrl;
 /// The advisory lock key every rostersync process agrees on ("rostersy").
 pub const LOCK_KEY: i64 = 0x726f_7374_6572_7379;
 
-/// How long each probe query sleeps on the server: the upper bound on noticing a silently dead connection is a
-/// TCP matter, but a terminated backend or a closed socket fails the pending probe at once.
+/// How long each probe query sleeps on the server: a terminated backend or a closed socket fails the pending probe
+/// at once; a silent one is caught by [`PROBE_TIMEOUT`].
 const PROBE: &str = "SELECT pg_sleep(0.5)";
+
+/// A probe that has not answered after this long means the database is out of reach: the leader fences itself.
+/// T1 in the README's timing argument (the leader stops writing within T1 of its last answer from the database).
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// The server ends the lock session after this long without a query (`idle_session_timeout`, PostgreSQL 14+), which
+/// frees the lock for a standby. T2 in the README: it must be well above [`PROBE_TIMEOUT`].
+pub const SERVER_IDLE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Per-session server settings on the lock connection: the server drops a session whose client went silent (T2),
+/// by `idle_session_timeout` (a frozen path that still ACKs, e.g. a proxy) and by TCP keepalives and
+/// `tcp_user_timeout` (a dead path). Each is set on its own and a refusal (an older server, a setting not
+/// supported on this platform) is only logged: the lock still works, only the takeover after a silent partition
+/// then waits for the server's own TCP timeouts.
+fn session_settings() -> [(&'static str, String); 5] {
+    let t2 = SERVER_IDLE_TIMEOUT.as_secs();
+    [
+        ("idle_session_timeout", format!("{t2}s")),
+        // Keepalives: 10 s idle, then 4 probes 2 s apart — a dead client is dropped after about 18 s.
+        ("tcp_keepalives_idle", "10".into()),
+        ("tcp_keepalives_interval", "2".into()),
+        ("tcp_keepalives_count", "4".into()),
+        ("tcp_user_timeout", (t2 * 1000).to_string()),
+    ]
+}
+
+/// What one try at the lock found.
+pub enum TryLock {
+    /// This process now holds the lock.
+    Acquired(LeaderLock, ServerInstance),
+    /// Another session holds it.
+    Held(ServerInstance),
+}
+
+/// Which PostgreSQL server answered (its postmaster start time): after a failover the new primary answers with
+/// another one, so a standby can tell "the old session ended on this server" from "this is another server, on
+/// which the old leader never held the lock".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerInstance(pub String);
 
 pub struct LeaderLock {
     lost: CancellationToken,
@@ -32,6 +80,14 @@ pub struct LeaderLock {
 impl LeaderLock {
     /// Tries once to take the lock; `Ok(None)` when another process holds it.
     pub async fn try_acquire(url: &DatabaseUrl) -> Result<Option<LeaderLock>, DbError> {
+        Ok(match Self::try_lock(url).await? {
+            TryLock::Acquired(lock, _) => Some(lock),
+            TryLock::Held(_) => None,
+        })
+    }
+
+    /// Tries once to take the lock, and says which server answered.
+    pub async fn try_lock(url: &DatabaseUrl) -> Result<TryLock, DbError> {
         let options = connect_options("rostersync", url)?.application_name("rostersync-leader");
         let mut conn = PgConnection::connect_with(&options)
             .await
@@ -40,23 +96,39 @@ impl LeaderLock {
                 url: url.to_string(),
                 source,
             })?;
-        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(LOCK_KEY)
-            .fetch_one(&mut conn)
-            .await
-            .map_err(DbError::query("taking the leader lock"))?;
+        let (got, instance) = sqlx::query_as::<sqlx::Postgres, (bool, String)>(
+            "SELECT pg_try_advisory_lock($1), pg_postmaster_start_time()::text",
+        )
+        .bind(LOCK_KEY)
+        .fetch_one(&mut conn)
+        .await
+        .map_err(DbError::query("taking the leader lock"))?;
+        let instance = ServerInstance(instance);
         if !got {
             let _ = conn.close().await;
-            return Ok(None);
+            return Ok(TryLock::Held(instance));
+        }
+        for (name, value) in session_settings() {
+            if let Err(e) = sqlx::query("SELECT set_config($1, $2, false)")
+                .bind(name)
+                .bind(value)
+                .execute(&mut conn)
+                .await
+            {
+                tracing::warn!(setting = name, error = %e, "the leader lock session could not set a server-side timeout; after a silent network loss a standby takes over only when the server's own TCP timeouts end this session");
+            }
         }
         let lost = CancellationToken::new();
         let (release_tx, release_rx) = oneshot::channel();
         let watcher = tokio::spawn(watch(conn, lost.clone(), release_rx));
-        Ok(Some(LeaderLock {
-            lost,
-            release: Some(release_tx),
-            watcher: Some(watcher),
-        }))
+        Ok(TryLock::Acquired(
+            LeaderLock {
+                lost,
+                release: Some(release_tx),
+                watcher: Some(watcher),
+            },
+            instance,
+        ))
     }
 
     /// Takes the lock, trying again every 250 ms for up to `wait` (a zero `wait` tries once); `Ok(None)` when
@@ -79,7 +151,7 @@ impl LeaderLock {
         }
     }
 
-    /// Cancelled the moment the lock is known to be lost.
+    /// Cancelled the moment the lock is known (or, after [`PROBE_TIMEOUT`] of silence, presumed) lost.
     pub fn lost(&self) -> CancellationToken {
         self.lost.clone()
     }
@@ -116,15 +188,32 @@ async fn watch(
     loop {
         tokio::select! {
             _ = &mut release => {
-                let _ = sqlx::query("SELECT pg_advisory_unlock($1)").bind(LOCK_KEY).execute(&mut conn).await;
-                let _ = conn.close().await;
+                let unlock = async {
+                    let _ = sqlx::query("SELECT pg_advisory_unlock($1)").bind(LOCK_KEY).execute(&mut conn).await;
+                    let _ = conn.close().await;
+                };
+                // A database out of reach must not keep the release (and shutdown) waiting: dropping the connection
+                // closes the socket, and the server frees the lock when it notices.
+                let _ = tokio::time::timeout(Duration::from_secs(3), unlock).await;
                 return;
             }
-            probe = sqlx::query(PROBE).execute(&mut conn) => {
-                if let Err(e) = probe {
-                    tracing::error!(error = %e, "leader lock lost: its database connection failed");
-                    lost.cancel();
-                    return;
+            probe = tokio::time::timeout(PROBE_TIMEOUT, sqlx::query(PROBE).execute(&mut conn)) => {
+                match probe {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "leader lock lost: its database connection failed");
+                        lost.cancel();
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::error!(
+                            timeout_secs = PROBE_TIMEOUT.as_secs(),
+                            "leader lock presumed lost: the database has not answered the lock probe; stopping all writes"
+                        );
+                        lost.cancel();
+                        // Dropping the connection (no goodbye: the path may be dead) closes our end of the socket.
+                        return;
+                    }
                 }
             }
         }

@@ -744,7 +744,8 @@ async fn b19_a_null_section_and_an_explicit_section_are_two_enrollments() {
 }
 
 #[tokio::test]
-async fn b20_rows_for_courses_canvas_does_not_have_are_skipped_per_row_and_do_not_count_as_removals() {
+async fn b20_rows_for_courses_canvas_does_not_have_are_skipped_per_row_and_do_not_count_as_removals()
+ {
     let (mut seed, rows) = roster(10);
     for i in 1..=10 {
         seed = seed.enrollment(enrolled(i, 100, STUDENT, "active"));

@@ -588,7 +588,9 @@ async fn p10_only_one_replica_writes_at_a_time() {
 
 #[tokio::test]
 async fn p11_losing_the_lock_stops_writing_at_once() {
-    let (seed, rows) = roster(20);
+    // At the default concurrency (`limits.max_in_flight` = 4), with enough work that the apply is still going.
+    let n = 60;
+    let (seed, rows) = roster(n);
     let env = TestEnv::with_options(with_faults(
         seed,
         FaultOptions {
@@ -598,14 +600,14 @@ async fn p11_losing_the_lock_stops_writing_at_once() {
     ))
     .await;
     load(&env, &rows).await;
-    let old = Daemon::start(&env, "*/2 * * * * *", "[limits]\nmax_in_flight = 1").await;
+    let old = Daemon::start(&env, "*/2 * * * * *", "").await;
     eventually(
         Duration::from_secs(20),
         || env.sim.count("POST", COURSE_ENROLLMENTS) >= 3,
         String::new,
     )
     .await;
-    let standby = Daemon::start(&env, "*/2 * * * * *", "[limits]\nmax_in_flight = 1").await;
+    let standby = Daemon::start(&env, "*/2 * * * * *", "").await;
     let old_agent = env
         .sim
         .requests()
@@ -613,14 +615,21 @@ async fn p11_losing_the_lock_stops_writing_at_once() {
         .find(|r| r.method == "POST")
         .and_then(|r| r.user_agent);
     let terminated: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE application_name = 'rostersync-leader' AND datname = current_database()) t",
+        // The holder's pid from pg_locks: a standby's try at the lock also connects as `rostersync-leader`.
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_locks \
+         WHERE locktype = 'advisory' AND granted \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())) t",
     )
     .fetch_one(&env.pool)
     .await
     .expect("terminate");
     assert_eq!(terminated, 1);
     let cut = Instant::now();
+    let posts_at_cut = env.sim.count("POST", COURSE_ENROLLMENTS);
+    assert!(
+        posts_at_cut < n as usize,
+        "terminated mid-apply ({posts_at_cut} of {n} written)"
+    );
     tokio::time::sleep(Duration::from_secs(1)).await;
     let after_cut = env
         .sim
@@ -635,7 +644,7 @@ async fn p11_losing_the_lock_stops_writing_at_once() {
     // The standby takes over and finishes the job.
     eventually(
         Duration::from_secs(40),
-        || env.sim.with_store(|s| s.enrollments().count()) >= 20,
+        || env.sim.with_store(|s| s.enrollments().count()) >= n as usize,
         || format!("standby never finished:\n{}", standby.log()),
     )
     .await;
@@ -653,7 +662,7 @@ async fn p11_losing_the_lock_stops_writing_at_once() {
         later_old, 0,
         "no write from the old holder in the next cycle"
     );
-    for uid in 1..=20 {
+    for uid in 1..=n {
         assert_eq!(env.enrollments_of(uid, 100).len(), 1);
     }
     drop((old, standby));

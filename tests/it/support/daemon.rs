@@ -46,6 +46,12 @@ impl Daemon {
         Self::start_with(env, cron, extra, |toml| toml).await
     }
 
+    /// The same, reaching the database at `db_url` (e.g. through a proxy in the test) instead of `env.db_url`.
+    pub async fn start_with_db(env: &TestEnv, db_url: &str, cron: &str, extra: &str) -> Daemon {
+        let own = env.db_url.clone();
+        Self::start_with(env, cron, extra, |t| t.replace(&own, db_url)).await
+    }
+
     /// As [`Daemon::start`], with the configuration's text passed through `edit` (e.g. another database URL).
     pub async fn start_with(
         env: &TestEnv,
