@@ -210,15 +210,9 @@ async fn reconcile(
     let opts = CycleOptions {
         dry_run,
         holds_lock: lock.is_some(),
-        cancel: lock
-            .as_ref()
-            .map(|l| l.lost().child_token())
-            .unwrap_or_default(),
+        cancel: lost_token(&lock),
         // Losing the lock also abandons the changes in flight (another process may take over at once).
-        abort: lock
-            .as_ref()
-            .map(|l| l.lost().child_token())
-            .unwrap_or_default(),
+        abort: lost_token(&lock),
         accept_removals: accept_removals
             .then(|| format!("--accept-removals ({})", crate::store::runs::os_user())),
         ..CycleOptions::default()
@@ -234,15 +228,9 @@ async fn apply(settings: Settings, review: &Review) -> Result<CycleReport, Comma
     let (ctx, lock) = connect_as_writer(settings, true).await?;
     let opts = CycleOptions {
         holds_lock: lock.is_some(),
-        cancel: lock
-            .as_ref()
-            .map(|l| l.lost().child_token())
-            .unwrap_or_default(),
+        cancel: lost_token(&lock),
         // Losing the lock also abandons the changes in flight (another process may take over at once).
-        abort: lock
-            .as_ref()
-            .map(|l| l.lost().child_token())
-            .unwrap_or_default(),
+        abort: lost_token(&lock),
         ..CycleOptions::default()
     };
     let result = apply_reviewed(&ctx, &opts, review).await;
@@ -250,6 +238,13 @@ async fn apply(settings: Settings, review: &Review) -> Result<CycleReport, Comma
         lock.release().await;
     }
     Ok(result?)
+}
+
+/// Cancelled when this process loses the leader lock (never, without one).
+fn lost_token(lock: &Option<LeaderLock>) -> tokio_util::sync::CancellationToken {
+    lock.as_ref()
+        .map(|l| l.lost().child_token())
+        .unwrap_or_default()
 }
 
 /// Connects, and takes the leader lock when the command writes: the daemon and a manual command must not write
