@@ -674,9 +674,10 @@ async fn p12_the_lock_is_neither_stacked_nor_leaked_and_shutdown_releases_it() {
     let env = TestEnv::new(seed).await;
     load(&env, &rows).await;
     let mut d = Daemon::start(&env, "* * * * * *", "").await;
+    // The row as written: 20 cycles, then SIGTERM.
     d.wait_for(
-        Duration::from_secs(30),
-        |t, _| cycles(t, "succeeded") >= 8.0,
+        Duration::from_secs(60),
+        |t, _| cycles(t, "succeeded") >= 20.0,
         "/metrics",
     )
     .await;
