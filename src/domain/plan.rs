@@ -154,49 +154,35 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             continue;
         };
         let want = d.state.canvas_state();
-        if d.section == SectionKey::Default {
-            // The course's default section and teacher-made sections carry no SIS id, so they share this key: the
-            // SIS row names them all ("in the course") and none is removed for being unlisted. Each one not in the
-            // wanted state follows the SIS.
-            for &i in rows {
-                matched[i] = true;
-                let l = &input.live[i];
-                if l.state != want {
-                    changes.push(Change {
-                        action: Action::ChangeState,
-                        user: Some(d.user),
-                        course: d.course,
-                        section: d.section,
-                        role_before: Some(l.role),
-                        role_after: Some(d.role),
-                        state_before: Some(l.state),
-                        state_after: Some(want),
-                        live: Some(*l),
-                    });
-                }
-            }
-            continue;
-        }
-        // Prefer a row already in the wanted state; Canvas keeps one row per key, so several is an anomaly.
-        let chosen = rows
+        // The course's default section and teacher-made sections carry no SIS id, so they share this key: the SIS
+        // row names them all ("in the course") and none is removed for being unlisted; each follows the SIS.
+        // Otherwise Canvas keeps one row per key, so several is an anomaly: prefer one already in the wanted state.
+        let preferred = rows
             .iter()
             .copied()
             .find(|&i| input.live[i].state == want)
             .unwrap_or(rows[0]);
-        matched[chosen] = true;
-        let l = &input.live[chosen];
-        if l.state != want {
-            changes.push(Change {
-                action: Action::ChangeState,
-                user: Some(d.user),
-                course: d.course,
-                section: d.section,
-                role_before: Some(l.role),
-                role_after: Some(d.role),
-                state_before: Some(l.state),
-                state_after: Some(want),
-                live: Some(*l),
-            });
+        let claimed: &[usize] = if d.section == SectionKey::Default {
+            rows
+        } else {
+            std::slice::from_ref(&preferred)
+        };
+        for &i in claimed {
+            matched[i] = true;
+            let l = &input.live[i];
+            if l.state != want {
+                changes.push(Change {
+                    action: Action::ChangeState,
+                    user: Some(d.user),
+                    course: d.course,
+                    section: d.section,
+                    role_before: Some(l.role),
+                    role_after: Some(d.role),
+                    state_before: Some(l.state),
+                    state_after: Some(want),
+                    live: Some(*l),
+                });
+            }
         }
     }
 

@@ -20,6 +20,7 @@ use crate::domain::decide::Snapshot;
 use crate::domain::plan::Change;
 use crate::domain::roles::{RoleBook, RoleInfo};
 use crate::domain::{Action, EnrollmentKey, EnrollmentState, LiveEnrollment, SectionKey, Sym};
+use crate::store::audit::RecordedChange;
 use crate::store::{Approval, AuditOutcome, AuditRow, DbError, RunStatus, Runs};
 
 /// An operator's go-ahead for one reviewed run.
@@ -58,21 +59,6 @@ pub enum PinnedError {
     NoApprover,
     #[error(transparent)]
     Db(#[from] DbError),
-}
-
-/// One change as the reviewed run recorded it.
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct PinnedRow {
-    id: i64,
-    action: String,
-    user_id: Option<String>,
-    course_id: Option<String>,
-    section_id: Option<String>,
-    role_before: Option<String>,
-    role_after: Option<String>,
-    state_before: Option<String>,
-    state_after: Option<String>,
-    canvas_enrollment_id: Option<i64>,
 }
 
 /// Makes the reviewed run's changes that are still to make, as a new run, and returns its report.
@@ -182,11 +168,9 @@ async fn pinned_rows(
     db: &PgPool,
     run_id: &str,
     dry_run: bool,
-) -> Result<Vec<PinnedRow>, PinnedError> {
-    Ok(sqlx::query_as(
-        "SELECT a.id, a.action, a.user_id, a.course_id, a.section_id, a.role_before, a.role_after, \
-                a.state_before, a.state_after, a.canvas_enrollment_id \
-         FROM rostersync.audit_log a \
+) -> Result<Vec<RecordedChange>, PinnedError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {} FROM rostersync.audit_log a \
          WHERE a.run_id = $1 AND a.dry_run = $2 \
            AND (a.outcome = 'held' OR (a.dry_run AND a.outcome = 'planned')) \
            AND NOT EXISTS (SELECT 1 FROM rostersync.audit_log b \
@@ -194,7 +178,8 @@ async fn pinned_rows(
                            WHERE b.source_audit_id = a.id AND r.source_run_id = $1 \
                              AND b.outcome IN ('applied', 'skipped')) \
          ORDER BY a.id",
-    )
+        RecordedChange::COLUMNS
+    )))
     .bind(run_id)
     .bind(dry_run)
     .fetch_all(db)
@@ -206,7 +191,7 @@ async fn pinned_rows(
 /// it is not made.
 async fn pin(
     ctx: &CycleContext,
-    rows: &[PinnedRow],
+    rows: &[RecordedChange],
     by: &str,
 ) -> Result<(Snapshot, Work), CycleError> {
     let settings = &ctx.settings;
@@ -262,35 +247,16 @@ async fn pin(
             Err(why) => work.settled.push(stamp(AuditRow {
                 outcome: Some(AuditOutcome::Skipped),
                 error: Some(why),
-                ..as_recorded(row)
+                ..row.restated()
             })),
         }
     }
     Ok((snap, work))
 }
 
-/// The row as the reviewed run recorded it.
-fn as_recorded(row: &PinnedRow) -> AuditRow {
-    AuditRow {
-        action: Action::ALL
-            .into_iter()
-            .find(|a| a.as_str() == row.action)
-            .map_or("enroll", Action::as_str),
-        user_id: row.user_id.clone(),
-        course_id: row.course_id.clone(),
-        section_id: row.section_id.clone(),
-        role_before: row.role_before.clone(),
-        role_after: row.role_after.clone(),
-        state_before: row.state_before.clone(),
-        state_after: row.state_after.clone(),
-        canvas_enrollment_id: row.canvas_enrollment_id,
-        ..AuditRow::default()
-    }
-}
-
 /// The change to make for one reviewed row, checked against Canvas as it is now; `Err` says why it is not made.
 fn pin_one(
-    row: &PinnedRow,
+    row: &RecordedChange,
     snap: &Snapshot,
     by_id: &HashMap<u64, &LiveEnrollment>,
     by_key: &HashMap<EnrollmentKey, &LiveEnrollment>,

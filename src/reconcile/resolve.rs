@@ -11,24 +11,9 @@ use tracing::info;
 
 use super::error::CycleError;
 use crate::domain::decide::Snapshot;
-use crate::domain::{Action, EnrollmentKey, EnrollmentState, LiveEnrollment, SectionKey};
+use crate::domain::{EnrollmentKey, EnrollmentState, LiveEnrollment, SectionKey};
+use crate::store::audit::RecordedChange;
 use crate::store::{AuditLog, AuditOutcome, AuditRow, DbError};
-
-/// A `planned` row of an interrupted run, with no resolution yet.
-#[derive(Debug, sqlx::FromRow)]
-struct Unresolved {
-    id: i64,
-    run_id: String,
-    action: String,
-    user_id: Option<String>,
-    course_id: Option<String>,
-    section_id: Option<String>,
-    role_before: Option<String>,
-    role_after: Option<String>,
-    state_before: Option<String>,
-    state_after: Option<String>,
-    canvas_enrollment_id: Option<i64>,
-}
 
 /// Records the final outcome of every unresolved change of earlier runs, from Canvas as `snap` shows it. Returns
 /// how many were resolved. The caller holds the leader lock, so no other process is making those changes.
@@ -37,16 +22,15 @@ pub async fn resolve_interrupted(
     snap: &Snapshot,
     run_id: &str,
 ) -> Result<u64, CycleError> {
-    let rows: Vec<Unresolved> = sqlx::query_as(
-        "SELECT a.id, a.run_id, a.action, a.user_id, a.course_id, a.section_id, a.role_before, a.role_after, \
-                a.state_before, a.state_after, a.canvas_enrollment_id \
-         FROM rostersync.audit_log a \
+    let rows: Vec<RecordedChange> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {} FROM rostersync.audit_log a \
          WHERE a.outcome = 'planned' AND NOT a.dry_run AND a.run_id <> $1 \
            AND NOT EXISTS (SELECT 1 FROM rostersync.audit_log b WHERE b.source_audit_id = a.id \
                            AND b.run_id <> a.run_id AND b.outcome IN ('applied', 'failed')) \
            AND EXISTS (SELECT 1 FROM rostersync.sync_runs r WHERE r.id = a.run_id AND r.status <> 'running') \
          ORDER BY a.id",
-    )
+        RecordedChange::COLUMNS
+    )))
     .bind(run_id)
     .fetch_all(db)
     .await
@@ -80,22 +64,9 @@ pub async fn resolve_interrupted(
                 ),
             };
             AuditRow {
-                action: Action::ALL
-                    .into_iter()
-                    .find(|a| a.as_str() == row.action)
-                    .map_or("enroll", Action::as_str),
-                user_id: row.user_id.clone(),
-                course_id: row.course_id.clone(),
-                section_id: row.section_id.clone(),
-                role_before: row.role_before.clone(),
-                role_after: row.role_after.clone(),
-                state_before: row.state_before.clone(),
-                state_after: row.state_after.clone(),
-                canvas_enrollment_id: row.canvas_enrollment_id,
                 outcome: Some(outcome),
                 error: Some(error),
-                source_audit_id: Some(row.id),
-                ..AuditRow::default()
+                ..row.restated()
             }
         })
         .collect();
@@ -118,7 +89,7 @@ pub async fn resolve_interrupted(
 
 /// Whether Canvas shows the row's change made; `Err` says what it shows instead.
 fn made(
-    row: &Unresolved,
+    row: &RecordedChange,
     snap: &Snapshot,
     by_id: &HashMap<u64, &LiveEnrollment>,
     by_key: &HashMap<EnrollmentKey, &LiveEnrollment>,

@@ -65,6 +65,48 @@ pub struct AuditRow {
     pub source_audit_id: Option<i64>,
 }
 
+/// A change as an earlier run recorded it, read back (by `apply`, `undo`, the resolution of interrupted runs).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RecordedChange {
+    pub id: i64,
+    pub run_id: String,
+    pub action: String,
+    pub user_id: Option<String>,
+    pub course_id: Option<String>,
+    pub section_id: Option<String>,
+    pub role_before: Option<String>,
+    pub role_after: Option<String>,
+    pub state_before: Option<String>,
+    pub state_after: Option<String>,
+    pub canvas_enrollment_id: Option<i64>,
+}
+
+impl RecordedChange {
+    /// The columns to select, prefixed with a table alias, in the order `FromRow` reads them by name.
+    pub const COLUMNS: &'static str = "a.id, a.run_id, a.action, a.user_id, a.course_id, a.section_id, \
+        a.role_before, a.role_after, a.state_before, a.state_after, a.canvas_enrollment_id";
+
+    /// A new row describing the same change (outcome and error left for the caller), pointing back at this one.
+    pub fn restated(&self) -> AuditRow {
+        AuditRow {
+            action: ["enroll", "remove", "change_role", "change_state"]
+                .into_iter()
+                .find(|a| *a == self.action)
+                .unwrap_or("enroll"),
+            user_id: self.user_id.clone(),
+            course_id: self.course_id.clone(),
+            section_id: self.section_id.clone(),
+            role_before: self.role_before.clone(),
+            role_after: self.role_after.clone(),
+            state_before: self.state_before.clone(),
+            state_after: self.state_after.clone(),
+            canvas_enrollment_id: self.canvas_enrollment_id,
+            source_audit_id: Some(self.id),
+            ..AuditRow::default()
+        }
+    }
+}
+
 /// The final outcome of a planned row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutcomeUpdate {
