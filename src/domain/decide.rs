@@ -17,7 +17,9 @@ use super::plan::{self, Change, DuplicateConflict, Plan, PlanInput};
 use super::roles::RoleBook;
 use super::rules::{self, ResolvedRule, RuleConflict};
 use super::sis_row::{SisRow, SkippedRow};
-use super::{DesiredEnrollment, Ids, LiveEnrollment, RemovalPolicy, SectionKey, Sym};
+use super::{
+    DesiredEnrollment, EnrollmentKey, Ids, LiveEnrollment, RemovalPolicy, SectionKey, Sym,
+};
 
 /// Everything a cycle read, in domain form: the SIS side (parsed rows, rows that could not be parsed, role-rule
 /// users) and the Canvas side (roles, live enrollments of the managed courses, courses Canvas does not have).
@@ -48,7 +50,24 @@ pub struct Snapshot {
     pub sections_not_in_canvas: HashSet<Sym>,
 }
 
+/// Live enrollments found by Canvas id and by user + section + role: how a recorded change finds its enrollment.
+pub struct LiveIndex<'a> {
+    pub by_id: HashMap<u64, &'a LiveEnrollment>,
+    pub by_key: HashMap<EnrollmentKey, &'a LiveEnrollment>,
+}
+
 impl Snapshot {
+    pub fn live_index(&self) -> LiveIndex<'_> {
+        LiveIndex {
+            by_id: self.live.iter().map(|l| (l.id, l)).collect(),
+            by_key: self
+                .live
+                .iter()
+                .filter_map(|l| Some((l.key()?, l)))
+                .collect(),
+        }
+    }
+
     /// The Canvas name of the user with this SIS identity, if a listing showed it.
     pub fn user_name(&self, user_id: &str) -> Option<String> {
         let user = self.ids.get(user_id)?;

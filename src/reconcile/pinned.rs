@@ -226,12 +226,8 @@ async fn pin(
             snap.ids.intern(id);
         }
     }
-    let by_id: HashMap<u64, &LiveEnrollment> = snap.live.iter().map(|l| (l.id, l)).collect();
-    let by_key: HashMap<EnrollmentKey, &LiveEnrollment> = snap
-        .live
-        .iter()
-        .filter_map(|l| Some((l.key()?, l)))
-        .collect();
+    let index = snap.live_index();
+    let (by_id, by_key) = (&index.by_id, &index.by_key);
     let mut work = Work::default();
     for row in rows {
         let stamp = |r: AuditRow| AuditRow {

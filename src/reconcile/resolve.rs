@@ -38,12 +38,8 @@ pub async fn resolve_interrupted(
     if rows.is_empty() {
         return Ok(0);
     }
-    let by_id: HashMap<u64, &LiveEnrollment> = snap.live.iter().map(|l| (l.id, l)).collect();
-    let by_key: HashMap<EnrollmentKey, &LiveEnrollment> = snap
-        .live
-        .iter()
-        .filter_map(|l| Some((l.key()?, l)))
-        .collect();
+    let index = snap.live_index();
+    let (by_id, by_key) = (&index.by_id, &index.by_key);
     let resolutions: Vec<AuditRow> = rows
         .iter()
         .map(|row| {
