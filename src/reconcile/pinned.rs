@@ -235,7 +235,7 @@ async fn pin(
             source_audit_id: Some(row.id),
             ..r
         };
-        match pin_one(row, &snap, &by_id, &by_key) {
+        match pin_one(row, &snap, by_id, by_key) {
             Ok(change) => {
                 let audit = stamp(super::record::change_row(&change, &snap.ids, &snap.roles));
                 work.changes.push((change, audit));

@@ -43,7 +43,7 @@ pub async fn resolve_interrupted(
     let resolutions: Vec<AuditRow> = rows
         .iter()
         .map(|row| {
-            let (outcome, error) = match made(row, snap, &by_id, &by_key) {
+            let (outcome, error) = match made(row, snap, by_id, by_key) {
                 Ok(()) => (
                     AuditOutcome::Applied,
                     format!(
