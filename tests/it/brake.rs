@@ -457,17 +457,10 @@ async fn an_apply_killed_midway_leaves_each_change_made_or_not_and_a_second_appl
     assert!(held >= 10, "{report}");
     let tripped = run_id(&report);
 
-    let config = env.config_file("[limits]\nrequests_per_second = 1000\nmax_in_flight = 1");
-    let log = config.with_extension("log");
-    let mut child = rostersync_cmd()
-        .arg("--config")
-        .arg(&config)
-        .args(["apply", &tripped, "--by", "Sam"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn");
+    let (mut child, log) = env.spawn_cli(
+        &["apply", &tripped, "--by", "Sam"],
+        "[limits]\nrequests_per_second = 1000\nmax_in_flight = 1",
+    );
     let concluded = |env: &TestEnv| {
         env.sim.with_store(|s| {
             s.enrollments()

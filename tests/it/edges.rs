@@ -131,16 +131,10 @@ async fn changes_of_a_killed_run_are_resolved_from_canvas_by_the_next_cycle() {
     ))
     .await;
     load(&env, &rows).await;
-    let config = env.config_file(&format!("{LOOSE}\n[limits]\nmax_in_flight = 1"));
-    let mut child = rostersync_cmd()
-        .arg("--config")
-        .arg(&config)
-        .args(["reconcile", "--json"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn");
+    let (mut child, _log) = env.spawn_cli(
+        &["reconcile", "--json"],
+        &format!("{LOOSE}\n[limits]\nmax_in_flight = 1"),
+    );
     let enrolled = |env: &TestEnv| env.sim.with_store(|s| s.enrollments().count());
     eventually(
         Duration::from_secs(20),

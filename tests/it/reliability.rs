@@ -385,16 +385,7 @@ async fn crash_after_write(k: u64, n: u64) {
     ))
     .await;
     load(&env, &rows).await;
-    let config = env.config_file("[limits]\nmax_in_flight = 1");
-    let mut child = rostersync_cmd()
-        .arg("--config")
-        .arg(&config)
-        .args(["reconcile", "--json"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn");
+    let (mut child, _log) = env.spawn_cli(&["reconcile", "--json"], "[limits]\nmax_in_flight = 1");
     let applied = |env: &TestEnv| env.sim.with_store(|s| s.enrollments().count() as u64);
     eventually(
         Duration::from_secs(20),
@@ -479,17 +470,10 @@ async fn p08_a_kill_between_the_two_halves_of_a_role_change_leaves_one_enrollmen
         .map(|u| (u.as_str(), "C1", Some("C1-A"), "student", None))
         .collect();
     env.sis(&sis).await;
-    let config =
-        env.config_file("[reconcile]\nmax_removal_ratio = 1.0\n[limits]\nmax_in_flight = 1");
-    let mut child = rostersync_cmd()
-        .arg("--config")
-        .arg(&config)
-        .args(["reconcile", "--json"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn");
+    let (mut child, _log) = env.spawn_cli(
+        &["reconcile", "--json"],
+        "[reconcile]\nmax_removal_ratio = 1.0\n[limits]\nmax_in_flight = 1",
+    );
     let students = |env: &TestEnv| {
         env.sim
             .with_store(|s| s.enrollments().filter(|e| e.role_id == STUDENT).count())

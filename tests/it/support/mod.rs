@@ -171,6 +171,23 @@ impl TestEnv {
         report
     }
 
+    /// Starts the built `rostersync` binary in the background with a config file made of `extra`, for a test that kills
+    /// it mid-run (`kill -9` on drop). Its stderr goes to the returned log file.
+    pub fn spawn_cli(&self, args: &[&str], extra: &str) -> (tokio::process::Child, PathBuf) {
+        let config = self.config_file(extra);
+        let log = config.with_extension("log");
+        let child = rostersync_cmd()
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn rostersync");
+        (child, log)
+    }
+
     /// Runs the built `rostersync` binary with a config file made of `extra`. Async, so that the simulator
     /// (served by this test's runtime) keeps answering while the binary runs.
     pub async fn cli(&self, args: &[&str], extra: &str) -> Output {
