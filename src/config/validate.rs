@@ -1,5 +1,8 @@
 //! Validation: from [`RawSettings`] to [`Settings`], whose fields are already the domain types the daemon uses.
 //! Each check names the key and what is allowed.
+//!
+//! Over 500 lines on purpose: one function per config section plus the shared range checks, so that every key's
+//! rule (and its bound) is found in this one file.
 
 use std::net::SocketAddr;
 use std::time::Duration;

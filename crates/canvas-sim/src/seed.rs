@@ -1,5 +1,8 @@
 //! The seed: the simulator's starting data (CONTRACT.md "Binaries").
 //!
+//! Over 500 lines on purpose: the JSON shape and builder of each Canvas object a seed holds, kept together as the
+//! one description of the seed format (its tests included).
+//!
 //! One JSON object with arrays `accounts`, `users`, `courses`, `sections`, `roles`, `enrollments`,
 //! `observer_links`; each element uses the field names Canvas's API uses for that object. Unknown
 //! fields are ignored and missing optional fields take Canvas's defaults. Ids may be JSON numbers or
