@@ -538,7 +538,9 @@ async fn p09_a_timed_out_post_is_not_blindly_resent() {
 
 #[tokio::test]
 async fn p10_only_one_replica_writes_at_a_time() {
-    let (seed, rows) = roster(30);
+    // The row as written: two `rostersync run` processes on one database with a 2 s cron, for 60 s. Halfway the
+    // leader is killed (kill -9) so that the other takes over: their write windows must not overlap.
+    let (seed, rows) = roster(60);
     let env = TestEnv::with_options(with_faults(
         seed,
         FaultOptions {
@@ -550,24 +552,69 @@ async fn p10_only_one_replica_writes_at_a_time() {
     load(&env, &rows[..10]).await;
     let a = Daemon::start(&env, "*/2 * * * * *", "").await;
     let b = Daemon::start(&env, "*/2 * * * * *", "").await;
-    for chunk in rows[10..].chunks(10) {
+    let started = Instant::now();
+    let mut daemons = [Some(a), Some(b)];
+    for (i, chunk) in rows[10..].chunks(2).enumerate() {
         tokio::time::sleep(Duration::from_secs(2)).await;
         load(&env, chunk).await;
+        if i == 12 {
+            // Kill whichever holds the lock.
+            for slot in &mut daemons {
+                let leads = match slot {
+                    Some(d) => d
+                        .get("/metrics")
+                        .await
+                        .is_some_and(|(_, t)| metric(&t, "rostersync_leader") == Some(1.0)),
+                    None => false,
+                };
+                if leads && let Some(d) = slot.take() {
+                    d.signal(libc::SIGKILL);
+                    drop(d);
+                    break;
+                }
+            }
+        }
     }
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    let settle = Duration::from_secs(62).saturating_sub(started.elapsed());
+    tokio::time::sleep(settle.max(Duration::from_secs(6))).await;
     let writes: Vec<_> = env
         .sim
         .requests()
         .into_iter()
         .filter(|r| r.method != "GET")
         .collect();
-    assert_eq!(writes.len(), 30, "one create per enrollment");
-    let pids: std::collections::BTreeSet<_> =
-        writes.iter().filter_map(|r| r.user_agent.clone()).collect();
-    assert_eq!(pids.len(), 1, "every write came from one process: {pids:?}");
+    for uid in 1..=60 {
+        assert_eq!(
+            env.enrollments_of(uid, 100).len(),
+            1,
+            "user {uid}: exactly one enrollment"
+        );
+    }
+    // Each process's write window, from its first write's start to its last write's end, in order of start.
+    let mut windows: std::collections::BTreeMap<String, (Instant, Instant)> = Default::default();
+    for w in &writes {
+        let who = w.user_agent.clone().unwrap_or_default();
+        let e = windows.entry(who).or_insert((w.started, w.finished));
+        e.0 = e.0.min(w.started);
+        e.1 = e.1.max(w.finished);
+    }
+    let mut ordered: Vec<(Instant, Instant)> = windows.values().copied().collect();
+    ordered.sort();
+    assert!(
+        !ordered.is_empty() && ordered.len() <= 2,
+        "{:?}",
+        windows.keys()
+    );
+    for pair in ordered.windows(2) {
+        assert!(
+            pair[0].1 <= pair[1].0,
+            "two processes wrote at once: {:?}",
+            windows.keys()
+        );
+    }
     let holders: i64 = advisory_locks_held(&env.pool).await;
-    assert_eq!(holders, 1);
-    drop((a, b));
+    assert_eq!(holders, 1, "pg_locks shows one advisory holder");
+    drop(daemons);
 }
 
 #[tokio::test]
