@@ -75,16 +75,14 @@ async fn metrics_healthz_and_readyz_answer_as_the_contract_says() {
 
 #[tokio::test]
 async fn sigterm_mid_cycle_finishes_the_change_in_flight_closes_the_run_and_exits_0() {
-    let (seed, rows) = roster(30);
-    let env = TestEnv::with_options(with_faults(
-        seed,
+    let (env, _) = roster_env(
+        30,
         FaultOptions {
             write_latency: Duration::from_millis(300),
             ..FaultOptions::default()
         },
-    ))
+    )
     .await;
-    load(&env, &rows).await;
     let mut d = Daemon::start(&env, "0 0 0 1 1 *", "[limits]\nmax_in_flight = 1").await;
     eventually(
         Duration::from_secs(20),
@@ -195,16 +193,14 @@ async fn two_replicas_make_exactly_one_set_of_changes_and_a_killed_leader_is_rep
 
 #[tokio::test]
 async fn a_tick_during_a_running_cycle_is_skipped_and_counted() {
-    let (seed, rows) = roster(12);
-    let env = TestEnv::with_options(with_faults(
-        seed,
+    let (env, _) = roster_env(
+        12,
         FaultOptions {
             write_latency: Duration::from_millis(400),
             ..FaultOptions::default()
         },
-    ))
+    )
     .await;
-    load(&env, &rows).await;
     let mut d = Daemon::start(&env, "* * * * * *", "[limits]\nmax_in_flight = 1").await;
     let text = d
         .wait_for(

@@ -117,9 +117,8 @@ async fn enrollments_in_two_sections_without_sis_ids_are_both_kept() {
 /// here — in rows of its own that point at the old ones.
 #[tokio::test]
 async fn changes_of_a_killed_run_are_resolved_from_canvas_by_the_next_cycle() {
-    let (seed, rows) = roster(12);
-    let env = TestEnv::with_options(with_faults(
-        seed,
+    let (env, _) = roster_env(
+        12,
         FaultOptions::default().with_rule(
             FaultRule::on(
                 "POST",
@@ -128,9 +127,8 @@ async fn changes_of_a_killed_run_are_resolved_from_canvas_by_the_next_cycle() {
             )
             .nth(4),
         ),
-    ))
+    )
     .await;
-    load(&env, &rows).await;
     let (mut child, _log) = env.spawn_cli(
         &["reconcile", "--json"],
         &format!("{LOOSE}\n[limits]\nmax_in_flight = 1"),
@@ -213,16 +211,14 @@ async fn a_stuck_sis_query_is_cancelled_by_its_statement_timeout() {
 /// the run is `partial` (exit 2) and says why, and the next cycle makes what is left.
 #[tokio::test]
 async fn a_cycle_past_its_deadline_stops_cleanly_and_records_what_is_left() {
-    let (seed, rows) = roster(20);
-    let env = TestEnv::with_options(with_faults(
-        seed,
+    let (env, _) = roster_env(
+        20,
         FaultOptions {
             write_latency: Duration::from_millis(400),
             ..FaultOptions::default()
         },
-    ))
+    )
     .await;
-    load(&env, &rows).await;
     let extra = "[reconcile]\ncycle_deadline_secs = 2\n[limits]\nmax_in_flight = 1";
     let out = env.cli(&["reconcile", "--json"], extra).await;
     let json = json_report(&out);

@@ -99,16 +99,14 @@ fn agent_of(pid: i32) -> impl Fn(&canvas_sim::RequestRecord) -> bool {
 #[tokio::test]
 async fn a_partitioned_leader_fences_itself_and_the_standby_takes_over_without_overlap() {
     let n = 150;
-    let (seed, rows) = roster(n);
-    let env = TestEnv::with_options(with_faults(
-        seed,
+    let (env, _) = roster_env(
+        n,
         FaultOptions {
             write_latency: Duration::from_millis(300),
             ..FaultOptions::default()
         },
-    ))
+    )
     .await;
-    load(&env, &rows).await;
     let mut via_proxy = url::Url::parse(&env.db_url).expect("database url");
     let upstream = format!(
         "{}:{}",
@@ -239,17 +237,15 @@ async fn a_partitioned_leader_fences_itself_and_the_standby_takes_over_without_o
 /// (0.5, 1, 2, 4, 8 s) when the lock's backend is terminated, and no retry follows.
 #[tokio::test]
 async fn losing_the_lock_ends_the_retries_in_flight() {
-    let (seed, rows) = roster(8);
-    let env = TestEnv::with_options(with_faults(
-        seed,
+    let (env, _) = roster_env(
+        8,
         FaultOptions::default().with_rule(canvas_sim::FaultRule::on(
             "POST",
             POST_ENROLLMENTS,
             canvas_sim::FaultAction::status(503),
         )),
-    ))
+    )
     .await;
-    load(&env, &rows).await;
     let leader = Daemon::start(&env, "0 0 0 1 1 *", "").await;
     // The four changes in flight have each been answered 503 at least once: all are retrying.
     eventually(

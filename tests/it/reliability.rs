@@ -371,9 +371,8 @@ async fn p07_rerunning_a_converged_cycle_is_a_no_op() {
 /// Kills `rostersync reconcile` (kill -9) while the `k`-th enrollment POST has been applied by Canvas but not yet
 /// answered, then runs again.
 async fn crash_after_write(k: u64, n: u64) {
-    let (seed, rows) = roster(n);
-    let env = TestEnv::with_options(with_faults(
-        seed,
+    let (env, _) = roster_env(
+        n,
         FaultOptions::default().with_rule(
             FaultRule::on(
                 "POST",
@@ -382,9 +381,8 @@ async fn crash_after_write(k: u64, n: u64) {
             )
             .nth(k),
         ),
-    ))
+    )
     .await;
-    load(&env, &rows).await;
     let (mut child, _log) = env.spawn_cli(&["reconcile", "--json"], "[limits]\nmax_in_flight = 1");
     let applied = |env: &TestEnv| env.sim.with_store(|s| s.enrollments().count() as u64);
     eventually(
@@ -510,9 +508,8 @@ async fn p08_a_kill_between_the_two_halves_of_a_role_change_leaves_one_enrollmen
 
 #[tokio::test]
 async fn p09_a_timed_out_post_is_not_blindly_resent() {
-    let (seed, rows) = roster(1);
-    let env = TestEnv::with_options(with_faults(
-        seed,
+    let (env, _) = roster_env(
+        1,
         FaultOptions::default().with_rule(
             FaultRule::on(
                 "POST",
@@ -521,9 +518,8 @@ async fn p09_a_timed_out_post_is_not_blindly_resent() {
             )
             .nth(1),
         ),
-    ))
+    )
     .await;
-    load(&env, &rows).await;
     let report = env.reconcile("request_timeout_secs = 1").await;
     assert_eq!((report.applied, report.failed), (1, 0), "{report:#?}");
     assert_eq!(env.enrollments_of(1, 100).len(), 1);
@@ -622,16 +618,14 @@ async fn p10_only_one_replica_writes_at_a_time() {
 async fn p11_losing_the_lock_stops_writing_at_once() {
     // At the default concurrency (`limits.max_in_flight` = 4), with enough work that the apply is still going.
     let n = 60;
-    let (seed, rows) = roster(n);
-    let env = TestEnv::with_options(with_faults(
-        seed,
+    let (env, _) = roster_env(
+        n,
         FaultOptions {
             write_latency: Duration::from_millis(500),
             ..FaultOptions::default()
         },
-    ))
+    )
     .await;
-    load(&env, &rows).await;
     let old = Daemon::start(&env, "*/2 * * * * *", "").await;
     eventually(
         Duration::from_secs(20),

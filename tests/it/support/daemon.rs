@@ -27,6 +27,17 @@ pub fn roster(n: u64) -> (Seed, Vec<(String, &'static str)>) {
     (seed, rows)
 }
 
+/// [`roster`] of `n` users in a simulator with these faults, its SIS rows loaded.
+pub async fn roster_env(
+    n: u64,
+    faults: canvas_sim::FaultOptions,
+) -> (TestEnv, Vec<(String, &'static str)>) {
+    let (seed, rows) = roster(n);
+    let env = TestEnv::with_options(super::with_faults(seed, faults)).await;
+    load(&env, &rows).await;
+    (env, rows)
+}
+
 pub async fn load(env: &TestEnv, rows: &[(String, &'static str)]) {
     let rows: Vec<Row5<'_>> = rows
         .iter()

@@ -6,7 +6,7 @@
 
 mod daemon;
 
-pub use daemon::{Daemon, cycles, free_port, load, metric, roster};
+pub use daemon::{Daemon, cycles, free_port, load, metric, roster, roster_env};
 
 use std::path::PathBuf;
 use std::process::Output;
