@@ -31,6 +31,11 @@ use leader::Leadership;
 const LEADERSHIP_INTERVAL: Duration = leader::LEADERSHIP_RETRY;
 /// How long shutdown waits for the changes in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(45);
+/// How long a cycle whose replica lost the leader lock may take to wind down (record what it can) before it is
+/// dropped. Its Canvas writes stop at once; what bounds this is a database that no longer answers (a partition
+/// sends no RST, and a query would wait for TCP to give up, minutes later). Rows it could not finish stay
+/// `planned`, its run stays `running`: the next leader resolves both.
+const LOST_LOCK_GRACE: Duration = Duration::from_secs(15);
 
 /// Health facts the HTTP server reads.
 #[derive(Debug)]
@@ -104,7 +109,7 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
 
     let mut leadership = Leadership::new(db_url, metrics.clone());
     let mut leadership_timer = tokio::time::interval(LEADERSHIP_INTERVAL);
-    let mut current: Option<(JoinHandle<CycleReport>, CancellationToken)> = None;
+    let mut current: Option<(JoinHandle<Option<CycleReport>>, CancellationToken)> = None;
     // A tick that came while this replica held the lock but was still waiting to write (after a takeover).
     let mut deferred_tick: Option<&'static str> = None;
     let watchdog_every = watchdog_interval();
@@ -174,9 +179,10 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
     if let Some((handle, cancel)) = current.take() {
         cancel.cancel();
         match tokio::time::timeout(SHUTDOWN_GRACE, handle).await {
-            Ok(Ok(report)) => {
+            Ok(Ok(Some(report))) => {
                 info!(run.id = %report.run_id, status = report.status.as_str(), "last cycle closed")
             }
+            Ok(Ok(None)) => {}
             Ok(Err(e)) => error!(error = %e, "cycle task ended abnormally"),
             Err(_) => error!(
                 grace_secs = SHUTDOWN_GRACE.as_secs(),
@@ -209,20 +215,32 @@ fn spawn_cycle(
     ctx: CycleContext,
     cancel: CancellationToken,
     abort: CancellationToken,
-) -> JoinHandle<CycleReport> {
+) -> JoinHandle<Option<CycleReport>> {
     tokio::spawn(async move {
         let opts = CycleOptions {
             cancel,
-            abort,
+            abort: abort.clone(),
             holds_lock: true,
             ..CycleOptions::default()
         };
-        run_cycle(&ctx, &opts).await
+        tokio::select! {
+            report = run_cycle(&ctx, &opts) => Some(report),
+            _ = async {
+                abort.cancelled().await;
+                tokio::time::sleep(LOST_LOCK_GRACE).await;
+            } => {
+                error!(
+                    grace_secs = LOST_LOCK_GRACE.as_secs(),
+                    "the cycle of a replica that lost the leader lock did not wind down in time (the database does not answer); dropped it: the next leader resolves its `planned` changes and closes its run"
+                );
+                None
+            }
+        }
     })
 }
 
-async fn finish(handle: JoinHandle<CycleReport>, health: &Health) {
-    if let Ok(report) = handle.await {
+async fn finish(handle: JoinHandle<Option<CycleReport>>, health: &Health) {
+    if let Ok(Some(report)) = handle.await {
         record_health(&report, health);
     }
 }

@@ -166,7 +166,20 @@ async fn a_partitioned_leader_fences_itself_and_the_standby_takes_over_without_o
         || format!("the standby never finished:\n{}", standby.log()),
     )
     .await;
-    // The partition heals: the old leader's stalled cycle resumes, and still makes no write.
+    // Its cycle cannot record anything through the frozen proxy; it is dropped after a grace instead of waiting
+    // minutes for TCP to give up.
+    eventually(
+        Duration::from_secs(30),
+        || leader.log().contains("did not wind down in time"),
+        || {
+            format!(
+                "the old leader's cycle was never dropped:\n{}",
+                leader.log()
+            )
+        },
+    )
+    .await;
+    // The partition heals: the old leader makes no write.
     proxy.thaw();
     let thawed_at = Instant::now();
     tokio::time::sleep(Duration::from_secs(4)).await;

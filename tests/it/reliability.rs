@@ -34,6 +34,22 @@ fn school(courses: u64, per_course: u64) -> (Seed, Vec<(String, String)>) {
     (seed, rows)
 }
 
+/// The files under `dir` (recursively) whose bytes contain `needle`.
+fn grep_tree(dir: &std::path::Path, needle: &str) -> Vec<std::path::PathBuf> {
+    let mut hits = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            hits.extend(grep_tree(&path, needle));
+        } else if std::fs::read(&path)
+            .is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        {
+            hits.push(path);
+        }
+    }
+    hits
+}
+
 async fn load_rows(env: &TestEnv, rows: &[(String, String)]) {
     let rows: Vec<Row5<'_>> = rows
         .iter()
@@ -919,12 +935,51 @@ async fn p16_the_token_never_appears_in_logs_metrics_errors_or_audit() {
     })
     .await;
     load(&env, &rows).await;
-    let mut d = Daemon::start(
-        &env,
-        "0 0 0 1 1 *",
-        "request_timeout_secs = 1\n[log]\nlevel = \"trace\"",
+    // The daemon runs in a directory of its own, where a core file would land, with the soft core limit raised
+    // as far as the hard limit allows (rostersync lowers it to 0 itself).
+    let core_dir = env.dir.path().join("cores");
+    std::fs::create_dir_all(&core_dir).expect("core dir");
+    let port = free_port();
+    let config = env.dir.path().join("p16.toml");
+    std::fs::write(
+        &config,
+        env.toml(&format!(
+            "request_timeout_secs = 1\n[log]\nlevel = \"trace\"\n[schedule]\ncron = \"0 0 0 1 1 *\"\nrun_on_start = true\n[server]\nlisten = \"127.0.0.1:{port}\"\n"
+        )),
     )
-    .await;
+    .expect("config");
+    let stdout_path = env.dir.path().join("p16.out");
+    let stderr_path = env.dir.path().join("p16.log");
+    let mut cmd = rostersync_cmd();
+    cmd.env("RUST_LOG", "trace")
+        .current_dir(&core_dir)
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .stdout(std::fs::File::create(&stdout_path).expect("stdout"))
+        .stderr(std::fs::File::create(&stderr_path).expect("stderr"))
+        .kill_on_drop(true);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut lim = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if libc::getrlimit(libc::RLIMIT_CORE, &mut lim) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+                libc::setrlimit(libc::RLIMIT_CORE, &lim);
+            }
+            Ok(())
+        });
+    }
+    let mut d = Daemon {
+        child: cmd.spawn().expect("start rostersync run"),
+        port,
+        stderr_path,
+    };
+    d.wait_for(Duration::from_secs(20), |_, code| code == 200, "/healthz")
+        .await;
     d.wait_for(
         Duration::from_secs(30),
         |t, _| cycles(t, "failed") + cycles(t, "partial") + cycles(t, "succeeded") >= 1.0,
@@ -933,12 +988,59 @@ async fn p16_the_token_never_appears_in_logs_metrics_errors_or_audit() {
     .await;
     let metrics = d.get("/metrics").await.map(|r| r.1).unwrap_or_default();
     let readyz = d.get("/readyz").await.map(|r| r.1).unwrap_or_default();
-    d.signal(libc::SIGTERM);
+    // A crash: SIGABRT's default action dumps core where the limit allows.
+    d.signal(libc::SIGABRT);
     let _ = d.wait_exit(Duration::from_secs(15)).await;
     let log = d.log();
-    assert!(log.len() > 2000, "trace logging ran");
-    for (what, text) in [("log", &log), ("metrics", &metrics), ("readyz", &readyz)] {
+    let stdout = std::fs::read_to_string(&stdout_path).unwrap_or_default();
+    assert!(log.len() + stdout.len() > 2000, "trace logging ran");
+    for (what, text) in [
+        ("stderr", &log),
+        ("stdout", &stdout),
+        ("metrics", &metrics),
+        ("readyz", &readyz),
+    ] {
         assert!(!text.contains(&sentinel), "token in {what}");
+    }
+    assert_eq!(
+        grep_tree(&core_dir, &sentinel),
+        Vec::<std::path::PathBuf>::new(),
+        "token in a file of the core dir"
+    );
+    // Configurations that used to panic or that quote their input: the error never shows the token.
+    for (name, bad) in [
+        ("syntax", format!("token = \"{sentinel}\" x")),
+        (
+            "huge",
+            format!("token = \"{sentinel}\"\nreport_timeout_secs = 1e20"),
+        ),
+        ("type", format!("token = [\"{sentinel}\"]")),
+        (
+            "unknown",
+            format!("token = \"{sentinel}\"\ntokne = \"{sentinel}\""),
+        ),
+    ] {
+        let path = env.dir.path().join(format!("bad-{name}.toml"));
+        let text = format!(
+            "[database]\nurl = \"{}\"\n[sis]\nquery = \"SELECT 1\"\n[canvas]\nbase_url = \"{}\"\n{bad}\n",
+            env.db_url,
+            env.sim.base_url()
+        );
+        std::fs::write(&path, text).expect("bad config");
+        let out = rostersync_cmd()
+            .env("RUST_LOG", "trace")
+            .arg("--config")
+            .arg(&path)
+            .arg("check")
+            .output()
+            .await
+            .expect("check");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+        assert!(!stderr.is_empty(), "{name}: says what is wrong");
+        for text in [String::from_utf8_lossy(&out.stdout), stderr] {
+            assert!(!text.contains(&sentinel), "{name}: token in {text}");
+        }
     }
     // A TLS error: https to a plain-HTTP port.
     let config = env.toml("").replace("http://", "https://");
@@ -1027,6 +1129,33 @@ async fn p17_token_rotation_by_symlink_swap_works_without_a_restart() {
     assert_eq!(d.pid(), pid, "same process");
     d.signal(libc::SIGTERM);
     assert_eq!(d.wait_exit(Duration::from_secs(15)).await, Some(0));
+
+    // A subPath mount binds the file itself: the old inode, never updated by the swap.
+    let bound = env.dir.path().join("subpath");
+    std::fs::create_dir_all(&bound).expect("dir");
+    std::fs::hard_link(dir.join("..v1/token"), bound.join("token")).expect("bind the old inode");
+    let stale = env
+        .toml(&format!(
+            "token_file = \"{}\"",
+            bound.join("token").display()
+        ))
+        .replace(&format!("token = \"{}\"\n", env.token), "");
+    let stale_path = env.dir.path().join("subpath.toml");
+    std::fs::write(&stale_path, stale).expect("config");
+    let out = rostersync_cmd()
+        .arg("--config")
+        .arg(&stale_path)
+        .arg("reconcile")
+        .output()
+        .await
+        .expect("reconcile");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&bound.join("token").display().to_string()),
+        "the auth error names the token file: {stderr}"
+    );
+    assert!(!stderr.contains(&env.token), "never the token itself");
 }
 
 #[tokio::test]
