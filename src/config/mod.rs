@@ -101,6 +101,8 @@ pub struct SisSettings {
     pub manage_non_sis_users: bool,
     /// Every SIS query is cancelled after this long (a stuck SIS must not hold the cycle forever).
     pub statement_timeout: Duration,
+    /// A channel on the SIS database whose `NOTIFY` triggers the freshness check at once.
+    pub notify_channel: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -124,11 +126,14 @@ pub struct ReconcileSettings {
 pub struct ScheduleSettings {
     pub cron: String,
     pub run_on_start: bool,
+    /// Between full cycles, re-read the SIS this often and reconcile the courses whose rows changed; `None` = off.
+    pub sis_poll: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
 pub struct LimitsSettings {
-    pub requests_per_second: f64,
+    /// A static cap on Canvas calls per second; `None` = the adaptive pacer alone.
+    pub requests_per_second: Option<f64>,
     pub max_in_flight: u32,
     pub max_retries: u32,
     pub cycle_retry_budget: u32,
@@ -232,7 +237,9 @@ mod tests {
         assert!(!s.reconcile.dry_run);
         assert_eq!(s.schedule.cron, "0 */15 * * * *");
         assert!(s.schedule.run_on_start);
-        assert_eq!(s.limits.max_in_flight, 4);
+        assert_eq!(s.limits.max_in_flight, 11);
+        assert_eq!(s.limits.requests_per_second, None);
+        assert_eq!(s.schedule.sis_poll, Some(Duration::from_secs(60)));
         assert_eq!(s.server.listen.to_string(), "0.0.0.0:9464");
         assert_eq!(s.sis.enrollments_query, DEFAULT_ENROLLMENTS_QUERY);
         assert_eq!(s.sis.user_id_kind, UserIdKind::SisUserId);

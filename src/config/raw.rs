@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::strict::{strict_bool, strict_f64, strict_i64, strict_opt_u32, strict_u64};
+use super::strict::{strict_bool, strict_f64, strict_i64, strict_opt_f64, strict_opt_u32, strict_u64};
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -80,6 +80,7 @@ pub struct RawSis {
     pub manage_non_sis_users: bool,
     #[serde(deserialize_with = "strict_f64")]
     pub statement_timeout_secs: f64,
+    pub notify_channel: Option<String>,
 }
 
 impl Default for RawSis {
@@ -90,9 +91,14 @@ impl Default for RawSis {
             user_id_kind: "sis_user_id".into(),
             manage_non_sis_users: false,
             statement_timeout_secs: 300.0,
+            notify_channel: None,
         }
     }
 }
+
+/// What Canvas's default bucket admits at once from empty (600 ÷ 50 up-front units = 12), less the pacer's margin
+/// of half a charge: the pacer starts there and lowers it as `X-Rate-Limit-Remaining` falls (facts §5).
+pub const DEFAULT_MAX_IN_FLIGHT: i64 = 11;
 
 pub const DEFAULT_ENROLLMENTS_QUERY: &str =
     "SELECT user_id, course_id, section_id, role, status FROM sis_enrollments";
@@ -143,6 +149,8 @@ pub struct RawSchedule {
     pub cron: String,
     #[serde(deserialize_with = "strict_bool")]
     pub run_on_start: bool,
+    #[serde(deserialize_with = "strict_f64")]
+    pub sis_poll_secs: f64,
 }
 
 impl Default for RawSchedule {
@@ -150,6 +158,7 @@ impl Default for RawSchedule {
         Self {
             cron: "0 */15 * * * *".into(),
             run_on_start: true,
+            sis_poll_secs: 60.0,
         }
     }
 }
@@ -157,8 +166,8 @@ impl Default for RawSchedule {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawLimits {
-    #[serde(deserialize_with = "strict_f64")]
-    pub requests_per_second: f64,
+    #[serde(deserialize_with = "strict_opt_f64")]
+    pub requests_per_second: Option<f64>,
     #[serde(deserialize_with = "strict_i64")]
     pub max_in_flight: i64,
     #[serde(deserialize_with = "strict_i64")]
@@ -170,8 +179,8 @@ pub struct RawLimits {
 impl Default for RawLimits {
     fn default() -> Self {
         Self {
-            requests_per_second: 10.0,
-            max_in_flight: 4,
+            requests_per_second: None,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             max_retries: 5,
             cycle_retry_budget: 200,
         }

@@ -69,6 +69,12 @@ pub(super) fn strict_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, 
     })
 }
 
+pub(super) fn strict_opt_f64<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<f64>, D::Error> {
+    strict_f64(d).map(Some)
+}
+
 pub(super) fn strict_opt_u32<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<Option<u32>, D::Error> {

@@ -84,6 +84,7 @@ impl RawSettings {
                     self.sis.statement_timeout_secs,
                     SIS_STATEMENT_TIMEOUT_SECS,
                 )?,
+                notify_channel: validate_channel(self.sis.notify_channel)?,
             },
             reconcile,
             schedule,
@@ -304,6 +305,8 @@ pub const REQUEST_TIMEOUT_SECS: SecsRange = (0.1, 3600.0, "from 0.1 to 3600 (an 
 pub const REPORT_TIMEOUT_SECS: SecsRange = (0.1, 86_400.0, "from 0.1 to 86400 (a day)");
 /// `sis.statement_timeout_secs`: one SIS query; a day is far past any export a cycle should wait for.
 pub const SIS_STATEMENT_TIMEOUT_SECS: SecsRange = (1.0, 86_400.0, "from 1 to 86400 (a day)");
+/// `schedule.sis_poll_secs` (0 = off): a day is as rare as a freshness check makes sense.
+pub const SIS_POLL_SECS: SecsRange = (1.0, 86_400.0, "from 1 to 86400 (a day), or 0 for off");
 /// `reconcile.cycle_deadline_secs` (0 = no deadline): a week is past any first day of term.
 pub const CYCLE_DEADLINE_SECS: SecsRange =
     (1.0, 604_800.0, "from 1 to 604800 (a week), or 0 for none");
@@ -435,7 +438,37 @@ fn validate_schedule(raw: RawSchedule) -> Result<ScheduleSettings, ConfigError> 
     Ok(ScheduleSettings {
         cron: raw.cron.trim().to_owned(),
         run_on_start: raw.run_on_start,
+        sis_poll: match raw.sis_poll_secs {
+            0.0 => None,
+            secs => Some(validate_secs(
+                "schedule.sis_poll_secs",
+                secs,
+                SIS_POLL_SECS,
+            )?),
+        },
     })
+}
+
+/// `sis.notify_channel` goes into `LISTEN` as an identifier: a plain lowercase one, so that no quoting is needed.
+fn validate_channel(raw: Option<String>) -> Result<Option<String>, ConfigError> {
+    let Some(name) = raw.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()) else {
+        return Ok(None);
+    };
+    let plain = name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !plain {
+        return Err(invalid(
+            "sis.notify_channel",
+            format!(
+                "{name:?} is not a plain PostgreSQL channel name (lowercase letters, digits and _, at most 63, not \
+                 starting with a digit)"
+            ),
+        ));
+    }
+    Ok(Some(name))
 }
 
 /// The slowest rate `limits.requests_per_second` takes: one request every 100 s.
@@ -444,15 +477,14 @@ pub const MIN_REQUESTS_PER_SECOND: f64 = 0.01;
 fn validate_limits(raw: RawLimits) -> Result<LimitsSettings, ConfigError> {
     // The client spaces requests 1/rate apart (a Duration): at least one request every 100 s, so that the spacing
     // stays a sane duration, and at most 10000 a second.
-    if !raw.requests_per_second.is_finite()
-        || raw.requests_per_second < MIN_REQUESTS_PER_SECOND
-        || raw.requests_per_second > 10_000.0
+    if let Some(rate) = raw.requests_per_second
+        && (!rate.is_finite() || !(MIN_REQUESTS_PER_SECOND..=10_000.0).contains(&rate))
     {
         return Err(invalid(
             "limits.requests_per_second",
             format!(
-                "{:?} is not a rate from {MIN_REQUESTS_PER_SECOND} to 10000 requests per second",
-                raw.requests_per_second
+                "{rate:?} is not a rate from {MIN_REQUESTS_PER_SECOND} to 10000 requests per second (leave it unset \
+                 to let the adaptive pacer alone pace by Canvas's throttle headers)"
             ),
         ));
     }

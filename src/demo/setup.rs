@@ -62,7 +62,6 @@ pub(super) fn demo_settings(canvas: &str, db_url: &str, district: &District) -> 
         "[canvas]\nbase_url = {canvas}\ntoken = {token}\n\n\
          [database]\nurl = {db}\n\n\
          [reconcile]\nremoval = \"conclude\"\nmax_removal_ratio = {MAX_REMOVAL_RATIO}\nmax_removals = {max_removals}\n\n\
-         [limits]\nrequests_per_second = 500\nmax_in_flight = 8\n\n\
          [[role_rules]]\nname = {rule}\nusers_query = {query}\nfrom_role = \"StudentEnrollment\"\nto_role = {to}\n",
         canvas = toml_string(canvas),
         token = toml_string(sim::DEFAULT_TOKEN),

@@ -997,6 +997,8 @@ const KEYS: &[&str] = &[
     "bulk_min_changes",
     "cron",
     "run_on_start",
+    "sis_poll_secs",
+    "notify_channel",
     "requests_per_second",
     "max_in_flight",
     "max_retries",
@@ -1172,6 +1174,7 @@ const VALID_CONFIG: &[Table] = &[
             ("user_id_kind", "\"sis_user_id\""),
             ("manage_non_sis_users", "false"),
             ("statement_timeout_secs", "300"),
+            ("notify_channel", "\"sis_changed\""),
         ],
     ),
     (
@@ -1191,13 +1194,17 @@ const VALID_CONFIG: &[Table] = &[
     ),
     (
         "schedule",
-        &[("cron", "\"0 */15 * * * *\""), ("run_on_start", "true")],
+        &[
+            ("cron", "\"0 */15 * * * *\""),
+            ("run_on_start", "true"),
+            ("sis_poll_secs", "60"),
+        ],
     ),
     (
         "limits",
         &[
             ("requests_per_second", "10"),
-            ("max_in_flight", "4"),
+            ("max_in_flight", "11"),
             ("max_retries", "5"),
             ("cycle_retry_budget", "200"),
         ],
@@ -1253,6 +1260,8 @@ const VALID_CONFIG_KEYS: &[(&str, &str)] = &[
     ("reconcile", "bulk_min_changes"),
     ("schedule", "cron"),
     ("schedule", "run_on_start"),
+    ("schedule", "sis_poll_secs"),
+    ("sis", "notify_channel"),
     ("limits", "requests_per_second"),
     ("limits", "max_in_flight"),
     ("limits", "max_retries"),
@@ -1319,6 +1328,8 @@ const DURATION_KEYS: &[(&str, &str, f64, f64)] = &[
     ("canvas", "request_timeout_secs", 0.1, 3600.0),
     ("canvas", "report_timeout_secs", 0.1, 86_400.0),
     ("sis", "statement_timeout_secs", 1.0, 86_400.0),
+    ("schedule", "sis_poll_secs", 1.0, 86_400.0),
+    ("reconcile", "cycle_deadline_secs", 1.0, 604_800.0),
     ("limits", "requests_per_second", 0.01, 10_000.0),
 ];
 
@@ -1609,15 +1620,26 @@ proptest! {
         let doc = valid_config_with(section, key, &value);
         match Settings::from_toml_str(&doc) {
             Ok(s) => {
+                // `None`: the key's "off" (0 for the poll and the deadline), which only 0 may mean.
                 let loaded = match key {
-                    "request_timeout_secs" => s.canvas.request_timeout.as_secs_f64(),
-                    "report_timeout_secs" => s.canvas.report_timeout.as_secs_f64(),
-                    _ => s.limits.requests_per_second,
+                    "request_timeout_secs" => Some(s.canvas.request_timeout.as_secs_f64()),
+                    "report_timeout_secs" => Some(s.canvas.report_timeout.as_secs_f64()),
+                    "statement_timeout_secs" => Some(s.sis.statement_timeout.as_secs_f64()),
+                    "sis_poll_secs" => s.schedule.sis_poll.map(|d| d.as_secs_f64()),
+                    "cycle_deadline_secs" => s.reconcile.cycle_deadline.map(|d| d.as_secs_f64()),
+                    "requests_per_second" => s.limits.requests_per_second,
+                    other => panic!("no loader for {other}"),
                 };
-                prop_assert!(
-                    loaded >= min * 0.999_999 && loaded <= max * 1.000_001,
-                    "{}.{} = {} loaded as {}", section, key, value, loaded
-                );
+                match loaded {
+                    Some(loaded) => prop_assert!(
+                        loaded >= min * 0.999_999 && loaded <= max * 1.000_001,
+                        "{}.{} = {} loaded as {}", section, key, value, loaded
+                    ),
+                    None => prop_assert!(
+                        value.parse::<f64>().is_ok_and(|v| v == 0.0),
+                        "{}.{} = {} loaded as off", section, key, value
+                    ),
+                }
             }
             Err(e) => {
                 let message = e.to_string();

@@ -55,7 +55,7 @@ pub struct ClientOptions {
     pub per_page: u32,
     pub request_timeout: Duration,
     pub max_response_bytes: u64,
-    pub requests_per_second: f64,
+    pub requests_per_second: Option<f64>,
     pub max_in_flight: u32,
     pub max_retries: u32,
     pub cycle_retry_budget: u32,
@@ -109,7 +109,7 @@ pub struct CanvasClient {
     token: RwLock<SecretString>,
     token_reloaded: AtomicBool,
     auth_failed: AtomicBool,
-    limiter: DefaultDirectRateLimiter,
+    limiter: Option<DefaultDirectRateLimiter>,
     pacer: Pacer,
     metrics: Arc<Metrics>,
     counters: Counters,
@@ -145,13 +145,17 @@ impl CanvasClient {
                 message: format!("cannot build the HTTP client: {e}"),
                 attempts: 0,
             })?;
-        let period = Duration::from_secs_f64(1.0 / opts.requests_per_second.max(0.0001));
-        let quota = Quota::with_period(period)
-            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
-            .allow_burst(NonZeroU32::MIN);
+        // Unset, the pacer alone paces (by `X-Rate-Limit-Remaining`); set, a static cap on top of it.
+        let limiter = opts.requests_per_second.map(|rate| {
+            let period = Duration::from_secs_f64(1.0 / rate.max(0.0001));
+            let quota = Quota::with_period(period)
+                .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+                .allow_burst(NonZeroU32::MIN);
+            RateLimiter::direct(quota)
+        });
         Ok(Self {
             http,
-            limiter: RateLimiter::direct(quota),
+            limiter,
             pacer: Pacer::new(opts.max_in_flight),
             retry_budget: AtomicU32::new(opts.cycle_retry_budget),
             token: RwLock::new(token),

@@ -114,14 +114,8 @@ impl TestEnv {
 
     /// The TOML for this environment, plus `extra` (whole sections, e.g. "[reconcile]\nmax_removals = 3").
     pub fn toml(&self, extra: &str) -> String {
-        let (canvas_extra, mut rest) = split_canvas_extra(extra);
-        // Tests run against a local simulator: no client-side rate limit unless the test sets one.
-        let fast = "requests_per_second = 1000\n";
-        if !rest.contains("[limits]") {
-            rest = format!("[limits]\n{fast}{rest}");
-        } else if !rest.contains("requests_per_second") {
-            rest = rest.replacen("[limits]\n", &format!("[limits]\n{fast}"), 1);
-        }
+        // The shipped defaults (the pacer alone paces), unless the test sets a limit.
+        let (canvas_extra, rest) = split_canvas_extra(extra);
         format!(
             "[canvas]\nbase_url = \"{}\"\ntoken = \"{}\"\n{canvas_extra}\n[database]\nurl = \"{}\"\n\n{rest}\n",
             self.sim.base_url(),
