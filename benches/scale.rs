@@ -1514,6 +1514,7 @@ async fn naive_baseline(data: &Dataset, knobs: Knobs, fill: Fill, sample: f64) -
             manage_non_sis_users: false,
             limits: GuardLimits::OFF,
             sticky_trip: None,
+            scoped: None,
         },
     )
     .plan;

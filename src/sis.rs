@@ -4,6 +4,8 @@
 //! of changing the SIS. The result's columns are checked before the first row is read: a query with a missing or
 //! non-text column is a configuration error at once, never "0 usable rows".
 
+use std::collections::HashMap;
+
 use futures::TryStreamExt;
 use std::time::Duration;
 
@@ -211,4 +213,46 @@ pub async fn first_course(
         .map_err(query_error(WHAT))?;
     tx.rollback().await.map_err(query_error(WHAT))?;
     Ok(course.flatten())
+}
+
+/// Each SIS course's fingerprint: how many rows `sis.enrollments_query` returns for it and the sum of their
+/// hashes (`count:sum`), computed by PostgreSQL so that only one short row per course crosses the network. The
+/// sum does not depend on the order rows come in, and any change to a row (a new status, a new section), an added
+/// or a removed row changes it. Rows with no `course_id` are the course `""`.
+///
+/// A row's hash is the first 60 bits of the MD5 of its five columns joined with a separator that cannot appear in
+/// SIS ids (NULL spelled apart from ''), so fingerprints are stable across PostgreSQL and rostersync versions.
+pub async fn course_fingerprints(
+    pool: &PgPool,
+    query: &str,
+    timeout: Duration,
+) -> Result<HashMap<String, String>, SisError> {
+    const WHAT: &str = "sis.enrollments_query (freshness check)";
+    let column = |c: &str| format!("coalesce('v' || q.{c}::text, 'n')");
+    let row_text = ENROLLMENT_COLUMNS
+        .iter()
+        .map(|c| column(c))
+        .collect::<Vec<_>>()
+        .join(" || chr(31) || ");
+    let wrapped = format!(
+        "SELECT coalesce(q.course_id::text, '') AS course, \
+                count(*)::text || ':' || sum(('x' || substr(md5({row_text}), 1, 15))::bit(60)::bigint)::text AS fp \
+         FROM ({}\n) AS q GROUP BY 1",
+        query.trim().trim_end_matches(';')
+    );
+    let mut tx = begin_read_only(pool, WHAT, timeout).await?;
+    let rows = sqlx::query(AssertSqlSafe(wrapped))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(query_error(WHAT))?;
+    tx.rollback().await.map_err(query_error(WHAT))?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            Some((
+                r.try_get::<String, _>(0).ok()?,
+                r.try_get::<String, _>(1).ok()?,
+            ))
+        })
+        .collect())
 }

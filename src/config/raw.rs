@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::strict::{strict_bool, strict_f64, strict_i64, strict_opt_f64, strict_opt_u32, strict_u64};
+use super::strict::{
+    strict_bool, strict_f64, strict_i64, strict_opt_f64, strict_opt_u32, strict_u64,
+};
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]

@@ -7,6 +7,7 @@
 //! attempted, the run row is closed, and the process exits 0. Losing the leader lock is harsher: the changes in
 //! flight are abandoned as well (their retries end), so no write follows the loss.
 
+mod fresh;
 pub mod leader;
 pub mod server;
 
@@ -19,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_cron_scheduler::{Job, JobScheduler};
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::app;
 use crate::config::Settings;
@@ -109,28 +110,52 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
 
     let mut leadership = Leadership::new(db_url, metrics.clone());
     let mut leadership_timer = tokio::time::interval(LEADERSHIP_INTERVAL);
-    let mut current: Option<(JoinHandle<Option<CycleReport>>, CancellationToken)> = None;
-    // A tick that came while this replica held the lock but was still waiting to write (after a takeover).
+    let mut current: Option<Running> = None;
+    // A tick that came while this replica held the lock but could not start it yet (the wait after a takeover, or
+    // a freshness run in progress): it runs as soon as it can.
     let mut deferred_tick: Option<&'static str> = None;
+    // A freshness check asked for (poll or NOTIFY) while a cycle ran: it runs after.
+    let mut pending_check = false;
     let watchdog_every = watchdog_interval();
     let mut watchdog_timer =
         tokio::time::interval(watchdog_every.unwrap_or(Duration::from_secs(3600)));
     let mut signals = Signals::new();
+    let sis_poll = ctx.settings.schedule.sis_poll;
+    let mut poll_timer = {
+        let every = sis_poll.unwrap_or(Duration::from_secs(3600));
+        let mut t = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    };
+    let (checks_tx, mut checks) = mpsc::unbounded_channel::<&'static str>();
+    if let Some(channel) = ctx.settings.sis.notify_channel.clone() {
+        tokio::spawn(fresh::listen(
+            ctx.sis.clone(),
+            channel,
+            checks_tx.clone(),
+            shutdown.clone(),
+        ));
+    }
 
     loop {
-        tokio::select! {
+        let start_check = tokio::select! {
             signal = signals.recv() => {
                 info!(signal, "shutting down: the changes in flight finish, the rest wait for the next start");
                 break;
             }
             Some(origin) = ticks.recv() => {
-                if let Some((handle, _)) = &current && !handle.is_finished() {
-                    metrics.skipped_ticks.inc();
-                    warn!(tick = origin, "schedule tick skipped: the previous cycle is still running");
+                if let Some(running) = &current && !running.handle.is_finished() {
+                    if running.check {
+                        // A freshness run is short: the full cycle follows it instead of being skipped.
+                        deferred_tick = Some(origin);
+                    } else {
+                        metrics.skipped_ticks.inc();
+                        warn!(tick = origin, "schedule tick skipped: the previous cycle is still running");
+                    }
                     continue;
                 }
-                if let Some((handle, _)) = current.take() {
-                    finish(handle, &health).await;
+                if let Some(running) = current.take() {
+                    finish(running.handle, &health).await;
                 }
                 if !leadership.ensure().await {
                     if leadership.is_leader() {
@@ -142,41 +167,59 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
                     continue;
                 }
                 deferred_tick = None;
-                let cancel = leadership.cycle_token();
-                let abort = leadership.lost_token();
-                current = Some((spawn_cycle(ctx.clone(), cancel.clone(), abort), cancel));
+                current = Some(Running::cycle(&ctx, &leadership));
+                false
+            }
+            _ = poll_timer.tick(), if sis_poll.is_some() => true,
+            Some(origin) = checks.recv() => {
+                debug!(trigger = origin, "freshness check requested");
+                true
             }
             _ = leadership_timer.tick() => {
-                if current.as_ref().is_some_and(|(h, _)| h.is_finished())
-                    && let Some((handle, _)) = current.take()
+                if current.as_ref().is_some_and(|r| r.handle.is_finished())
+                    && let Some(running) = current.take()
                 {
-                    finish(handle, &health).await;
+                    finish(running.handle, &health).await;
                 }
                 let was_leader = leadership.is_leader();
                 let may_write = leadership.ensure().await;
-                if was_leader && !leadership.is_leader() && let Some((_, cancel)) = &current {
+                if was_leader && !leadership.is_leader() && let Some(running) = &current {
                     error!("leader lock lost: stopping the running cycle's writes");
-                    cancel.cancel();
+                    running.cancel.cancel();
                 }
                 if !leadership.is_leader() {
                     deferred_tick = None;
+                    pending_check = false;
                 }
                 if may_write && current.is_none() && let Some(origin) = deferred_tick.take() {
-                    info!(tick = origin, "running the tick that came during the wait after a takeover");
-                    let cancel = leadership.cycle_token();
-                    let abort = leadership.lost_token();
-                    current = Some((spawn_cycle(ctx.clone(), cancel.clone(), abort), cancel));
+                    info!(tick = origin, "running the tick that came during the wait after a takeover or a freshness run");
+                    current = Some(Running::cycle(&ctx, &leadership));
+                    pending_check = false;
                 }
+                std::mem::take(&mut pending_check)
             }
             _ = watchdog_timer.tick(), if watchdog_every.is_some() => {
                 notify_systemd(&[sd_notify::NotifyState::Watchdog]);
+                false
+            }
+        };
+        if start_check {
+            if current.as_ref().is_some_and(|r| !r.handle.is_finished()) {
+                pending_check = true;
+                continue;
+            }
+            if let Some(running) = current.take() {
+                finish(running.handle, &health).await;
+            }
+            if leadership.ensure().await {
+                current = Some(Running::check(&ctx, &leadership));
             }
         }
     }
 
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
     let _ = scheduler.shutdown().await;
-    if let Some((handle, cancel)) = current.take() {
+    if let Some(Running { handle, cancel, .. }) = current.take() {
         cancel.cancel();
         match tokio::time::timeout(SHUTDOWN_GRACE, handle).await {
             Ok(Ok(Some(report))) => {
@@ -210,33 +253,64 @@ async fn start_scheduler(
     Ok(scheduler)
 }
 
-/// `cancel` stops new changes (shutdown, or the lock lost); `abort` (the lock lost) also abandons those in flight.
-fn spawn_cycle(
-    ctx: CycleContext,
+/// The cycle or freshness run in progress.
+struct Running {
+    handle: JoinHandle<Option<CycleReport>>,
+    /// Stops new changes (shutdown, or the lock lost).
     cancel: CancellationToken,
-    abort: CancellationToken,
-) -> JoinHandle<Option<CycleReport>> {
-    tokio::spawn(async move {
-        let opts = CycleOptions {
-            cancel,
-            abort: abort.clone(),
-            holds_lock: true,
-            ..CycleOptions::default()
-        };
-        tokio::select! {
-            report = run_cycle(&ctx, &opts) => Some(report),
-            _ = async {
-                abort.cancelled().await;
-                tokio::time::sleep(LOST_LOCK_GRACE).await;
-            } => {
-                error!(
-                    grace_secs = LOST_LOCK_GRACE.as_secs(),
-                    "the cycle of a replica that lost the leader lock did not wind down in time (the database does not answer); dropped it: the next leader resolves its `planned` changes and closes its run"
-                );
-                None
+    /// A freshness check (and its scoped run), not a full cycle.
+    check: bool,
+}
+
+impl Running {
+    fn cycle(ctx: &CycleContext, leadership: &Leadership) -> Running {
+        Self::spawn(ctx, leadership, false)
+    }
+
+    fn check(ctx: &CycleContext, leadership: &Leadership) -> Running {
+        Self::spawn(ctx, leadership, true)
+    }
+
+    /// `cancel` stops new changes (shutdown, or the lock lost); `abort` (the lock lost) also abandons those in
+    /// flight, and after [`LOST_LOCK_GRACE`] the whole task.
+    fn spawn(ctx: &CycleContext, leadership: &Leadership, check: bool) -> Running {
+        let cancel = leadership.cycle_token();
+        let abort = leadership.lost_token();
+        let (ctx, task_cancel) = (ctx.clone(), cancel.clone());
+        let handle = tokio::spawn(async move {
+            let work = async {
+                if check {
+                    fresh::check(&ctx, task_cancel, abort.clone()).await
+                } else {
+                    let opts = CycleOptions {
+                        cancel: task_cancel,
+                        abort: abort.clone(),
+                        holds_lock: true,
+                        ..CycleOptions::default()
+                    };
+                    Some(run_cycle(&ctx, &opts).await)
+                }
+            };
+            tokio::select! {
+                report = work => report,
+                _ = async {
+                    abort.cancelled().await;
+                    tokio::time::sleep(LOST_LOCK_GRACE).await;
+                } => {
+                    error!(
+                        grace_secs = LOST_LOCK_GRACE.as_secs(),
+                        "the cycle of a replica that lost the leader lock did not wind down in time (the database does not answer); dropped it: the next leader resolves its `planned` changes and closes its run"
+                    );
+                    None
+                }
             }
+        });
+        Running {
+            handle,
+            cancel,
+            check,
         }
-    })
+    }
 }
 
 async fn finish(handle: JoinHandle<Option<CycleReport>>, health: &Health) {

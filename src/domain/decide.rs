@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::guard::{self, GuardDecision, GuardLimits, Trip};
+use super::guard::{self, GuardDecision, GuardLimits, ScopedBase, Trip};
 use super::plan::{self, Change, DuplicateConflict, Plan, PlanInput};
 use super::roles::RoleBook;
 use super::rules::{self, ResolvedRule, RuleConflict};
@@ -48,6 +48,8 @@ pub struct Snapshot {
     pub users_not_in_canvas: HashSet<Sym>,
     /// SIS sections SIS rows name that Canvas does not have (looked up this cycle).
     pub sections_not_in_canvas: HashSet<Sym>,
+    /// In a run limited to some courses: the usable SIS rows of the other courses (read, parsed, not kept).
+    pub usable_rows_outside_scope: u64,
 }
 
 /// Live enrollments found by Canvas id and by user + section + role: how a recorded change finds its enrollment.
@@ -93,6 +95,8 @@ pub struct DecideSettings {
     pub limits: GuardLimits,
     /// The run of an earlier trip no operator has acted on: it holds every change that takes access away.
     pub sticky_trip: Option<String>,
+    /// Set for a run limited to some courses: what its brake counts with its own changes (see [`ScopedBase`]).
+    pub scoped: Option<ScopedBase>,
 }
 
 /// Something decided without a Canvas call: it gets an audit row and never reaches Canvas.
@@ -127,6 +131,9 @@ pub struct Decision {
     pub role_rule_rewrites: u64,
     /// Usable SIS rows (the brake's empty-SIS test).
     pub usable_rows: u64,
+    /// Active or invited live enrollments in managed courses: the brake's ratios' denominator.
+    #[serde(default)]
+    pub live_giving_access: u64,
 }
 
 impl Decision {
@@ -215,11 +222,15 @@ pub fn decide(snapshot: &Snapshot, settings: &DecideSettings) -> Decision {
         *live_per_course.entry(l.course).or_default() += 1;
     }
     let usable_rows = snapshot.desired.len();
-    let mut brake = guard::evaluate(
+    let live_giving_access = live_per_course.values().sum();
+    // A scoped run's SIS is empty only when the whole SIS is (a course whose rows all went is just unmanaged).
+    let usable_sis = usable_rows + snapshot.usable_rows_outside_scope as usize;
+    let mut brake = guard::evaluate_scoped(
         &plan,
-        usable_rows,
+        usable_sis,
         &live_per_course,
         &settings.limits,
+        settings.scoped.as_ref(),
         |c| snapshot.ids.resolve(c).to_owned(),
     );
     if brake.global.is_none()
@@ -238,6 +249,7 @@ pub fn decide(snapshot: &Snapshot, settings: &DecideSettings) -> Decision {
         rule_conflicts: ruled.conflicts,
         role_rule_rewrites: (ruled.rewritten_sis_rows + ruled.adopted_live) as u64,
         usable_rows: usable_rows as u64,
+        live_giving_access,
     }
 }
 
@@ -261,6 +273,7 @@ mod tests {
                 ..GuardLimits::OFF
             },
             sticky_trip: None,
+            scoped: None,
         }
     }
 
@@ -316,8 +329,49 @@ mod tests {
             names: HashMap::new(),
             users_not_in_canvas: HashSet::new(),
             sections_not_in_canvas: HashSet::new(),
+            usable_rows_outside_scope: 0,
             ids,
         }
+    }
+
+    #[test]
+    fn a_scoped_run_counts_what_scoped_runs_made_since_the_last_full_run_against_the_district() {
+        let snap = snapshot();
+        let scoped = |removals_made, district_live| DecideSettings {
+            scoped: Some(ScopedBase {
+                removals_made,
+                enrolls_made: 0,
+                district_live,
+            }),
+            ..settings()
+        };
+        // Its own course alone: 1 removal of 2 live is over the 0.5 ratio... of the district's 1000 it is not.
+        assert!(!decide(&snap, &scoped(0, 1000)).brake.tripped());
+        // 499 made since plus this one is max_removals exactly; one more made trips it.
+        assert!(!decide(&snap, &scoped(499, 1000)).brake.tripped());
+        assert!(matches!(
+            decide(&snap, &scoped(500, 1000)).brake.global,
+            Some(Trip::MaxRemovals { removals: 501, .. })
+        ));
+        // The district's ratio, not the course's: 400 made + 1 of 800 is over 0.5.
+        assert!(matches!(
+            decide(&snap, &scoped(400, 800)).brake.global,
+            Some(Trip::MaxRatio {
+                removals: 401,
+                live: 800,
+                ..
+            })
+        ));
+        // A scoped run whose courses lost every row is not an empty SIS while other courses have rows.
+        let mut empty = snapshot();
+        empty.desired.clear();
+        empty.usable_rows_outside_scope = 10;
+        assert!(decide(&empty, &scoped(0, 1000)).brake.global.is_none());
+        empty.usable_rows_outside_scope = 0;
+        assert_eq!(
+            decide(&empty, &scoped(0, 1000)).brake.global,
+            Some(Trip::EmptySis)
+        );
     }
 
     #[test]

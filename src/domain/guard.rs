@@ -192,6 +192,39 @@ pub fn evaluate(
     limits: &GuardLimits,
     course_name: impl Fn(Sym) -> String,
 ) -> GuardDecision {
+    evaluate_scoped(
+        plan,
+        usable_sis_rows,
+        live_per_course,
+        limits,
+        None,
+        course_name,
+    )
+}
+
+/// What a run limited to some courses (`scope = 'courses'`) is judged against, so that its brake is never weaker
+/// than a full run's: the changes the scoped runs since the last full run made count with its own, and its ratios
+/// are taken over the whole district as that full run saw it (its own courses would make the same removals a
+/// bigger share, which is stricter still, but would stop a student dropping one class of eight).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ScopedBase {
+    /// Access-removing changes applied by scoped runs since the last full run.
+    pub removals_made: u64,
+    /// Enrolls applied by scoped runs since the last full run.
+    pub enrolls_made: u64,
+    /// Active or invited live enrollments in managed courses at the last full run (0: unknown, use this run's).
+    pub district_live: u64,
+}
+
+/// [`evaluate`], for a scoped run when `base` is set.
+pub fn evaluate_scoped(
+    plan: &Plan,
+    usable_sis_rows: usize,
+    live_per_course: &HashMap<Sym, u64>,
+    limits: &GuardLimits,
+    base: Option<&ScopedBase>,
+    course_name: impl Fn(Sym) -> String,
+) -> GuardDecision {
     let mut decision = GuardDecision::default();
     let removals_by_course = plan.changes.iter().filter(|c| c.takes_access_away()).fold(
         HashMap::<Sym, u64>::new(),
@@ -200,8 +233,12 @@ pub fn evaluate(
             m
         },
     );
-    let removals: u64 = removals_by_course.values().sum();
-    let live: u64 = live_per_course.values().sum();
+    let base = base.copied().unwrap_or_default();
+    let removals: u64 = removals_by_course.values().sum::<u64>() + base.removals_made;
+    let live = match base.district_live {
+        0 => live_per_course.values().sum(),
+        district => district,
+    };
 
     decision.global = if usable_sis_rows == 0 {
         Some(Trip::EmptySis)
@@ -243,7 +280,7 @@ pub fn evaluate(
         }
     }
 
-    let additions = plan.count(Action::Enroll) as u64;
+    let additions = plan.count(Action::Enroll) as u64 + base.enrolls_made;
     if additions > limits.max_additions && ratio(additions, live) > limits.max_addition_ratio {
         decision.additions = Some(Trip::MaxAdditions {
             additions,

@@ -65,7 +65,10 @@ pub fn finish_metrics(ctx: &CycleContext, report: &CycleReport, started: Instant
         })
         .inc();
     m.cycle_duration.observe(started.elapsed().as_secs_f64());
-    if matches!(report.status, RunStatus::Succeeded | RunStatus::Partial) {
+    // Only a full run vouches that Canvas as a whole matches the SIS (a scoped one read some courses).
+    if matches!(report.status, RunStatus::Succeeded | RunStatus::Partial)
+        && report.details.scope.is_empty()
+    {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs_f64())

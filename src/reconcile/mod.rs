@@ -18,6 +18,7 @@ pub mod record;
 pub mod report;
 mod resolve;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -29,8 +30,10 @@ use tracing::{Instrument, error, info, info_span, warn};
 use crate::canvas::CanvasClient;
 use crate::config::Settings;
 use crate::domain::decide::{DecideSettings, Decision, Snapshot, decide};
-use crate::domain::guard::GuardLimits;
+use crate::domain::guard::{GuardLimits, ScopedBase};
 use crate::metrics::Metrics;
+use crate::sis;
+use crate::store::fingerprints::{CourseFingerprints, Fingerprints};
 use crate::store::{RunStatus, Runs};
 
 pub use change::ChangeResult;
@@ -67,6 +70,8 @@ pub struct CycleOptions {
     /// The documented override (`reconcile --accept-removals`, an alias for "dry run, then `apply`"): make the
     /// changes the brake would hold, in this one cycle, and clear the trip. Set to the name it is recorded under.
     pub accept_removals: Option<String>,
+    /// A `scope = 'courses'` run (the freshness check): only these SIS courses are read and reconciled.
+    pub scope: Option<Arc<BTreeSet<String>>>,
 }
 
 /// A cycle that has read and decided, and not yet written.
@@ -76,6 +81,8 @@ pub struct PreparedCycle {
     pub report: CycleReport,
     started: Instant,
     deadline: Deadline,
+    /// The SIS course fingerprints read before the rows (None in a dry run): recorded when the run ends.
+    fingerprints: Option<Fingerprints>,
 }
 
 /// `reconcile.cycle_deadline_secs`: when it passes, the cycle stops as on shutdown (reads end the cycle, changes not
@@ -118,7 +125,11 @@ impl Deadline {
 }
 
 /// The settings [`decide`] reads; `sticky_trip` is the run of a trip no operator has acted on.
-pub fn decide_settings(settings: &Settings, sticky_trip: Option<String>) -> DecideSettings {
+pub fn decide_settings(
+    settings: &Settings,
+    sticky_trip: Option<String>,
+    scoped: Option<ScopedBase>,
+) -> DecideSettings {
     DecideSettings {
         removal: settings.reconcile.removal,
         manage_non_sis_users: settings.sis.manage_non_sis_users,
@@ -130,6 +141,7 @@ pub fn decide_settings(settings: &Settings, sticky_trip: Option<String>) -> Deci
             max_addition_ratio: settings.reconcile.max_addition_ratio,
         },
         sticky_trip,
+        scoped,
     }
 }
 
@@ -153,7 +165,15 @@ pub async fn prepare(
     let mut report = CycleReport::new(run_id.clone(), dry_run);
     let runs = Runs::new(ctx.db.clone());
     ctx.canvas.begin_cycle();
-    if let Err(e) = runs.start(&run_id, dry_run).await {
+    let scope = opts.scope.as_deref();
+    if let Some(scope) = scope {
+        report.details.scope = scope.iter().cloned().collect();
+    }
+    let opened = match scope {
+        Some(_) => runs.start_scoped(&run_id, dry_run).await,
+        None => runs.start(&run_id, dry_run).await,
+    };
+    if let Err(e) = opened {
         report.status = RunStatus::Failed;
         report.error = Some(e.to_string());
         finish::finish_metrics(ctx, &report, started);
@@ -165,17 +185,35 @@ pub async fn prepare(
             close_interrupted(ctx, &runs, &mut report).await?;
         }
         let sticky_trip = runs.open_trip().await?;
-        let snapshot = read::read_snapshot(ctx, &mut report).await?;
-        if opts.holds_lock && !dry_run {
+        // Read before the rows, so that a change made in between is seen again by the next check, never missed.
+        let fingerprints = if dry_run {
+            None
+        } else {
+            let s = &ctx.settings.sis;
+            Some(
+                sis::course_fingerprints(&ctx.sis, &s.enrollments_query, s.statement_timeout)
+                    .await?,
+            )
+        };
+        let snapshot = read::read_snapshot(ctx, scope, &mut report).await?;
+        // A scoped run read only some courses: the interrupted changes elsewhere wait for a full run.
+        if opts.holds_lock && !dry_run && scope.is_none() {
             report.details.resolved_interrupted =
                 resolve::resolve_interrupted(&ctx.db, &snapshot, &run_id).await?;
             ctx.metrics.unresolved_planned.set(0);
         }
         let plan_started = Instant::now();
-        let mut decision = decide(&snapshot, &decide_settings(&ctx.settings, sticky_trip));
+        let scoped = match scope {
+            Some(_) => Some(runs.scoped_base().await?),
+            None => None,
+        };
+        let mut decision = decide(
+            &snapshot,
+            &decide_settings(&ctx.settings, sticky_trip, scoped),
+        );
         report.details.plan_ms = plan_started.elapsed().as_millis() as u64;
         note::note_decision(ctx, opts, &snapshot, &mut decision, &mut report);
-        Ok::<_, CycleError>((snapshot, decision))
+        Ok::<_, CycleError>((snapshot, decision, fingerprints))
     };
     let deadline = Deadline::arm(ctx, opts);
     let read_and_decide = async {
@@ -187,12 +225,13 @@ pub async fn prepare(
         }
     };
     match read_and_decide.instrument(span.clone()).await {
-        Ok((snapshot, decision)) => Ok(PreparedCycle {
+        Ok((snapshot, decision, fingerprints)) => Ok(PreparedCycle {
             snapshot,
             decision,
             report,
             started,
             deadline,
+            fingerprints,
         }),
         Err(e) => {
             report.details.canvas_unavailable = e.is_canvas_down();
@@ -211,6 +250,7 @@ impl PreparedCycle {
             mut report,
             started,
             deadline,
+            fingerprints,
         } = self;
         let opts = &deadline.options(opts);
         let span = info_span!("cycle", run.id = %report.run_id, dry_run = report.dry_run);
@@ -227,6 +267,16 @@ impl PreparedCycle {
         }
         let runs = Runs::new(ctx.db.clone());
         let report = finish::end(ctx, &runs, report, result, started).await;
+        // A run that read and decided has reconciled its courses as the SIS stood (a trip holds changes for a
+        // person, failed changes wait for the next full run): the freshness check starts from here.
+        if let Some(read) = &fingerprints
+            && report.status != RunStatus::Failed
+            && let Err(e) = CourseFingerprints::new(ctx.db.clone())
+                .record(&report.run_id, read, opts.scope.as_deref())
+                .await
+        {
+            warn!(error = %e, "cannot record the SIS course fingerprints; the next freshness check may reconcile those courses again");
+        }
         if let Some(by) = &opts.accept_removals
             && !report.dry_run
             && report.status != RunStatus::Failed

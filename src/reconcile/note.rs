@@ -19,6 +19,7 @@ pub fn note_decision(
     let (ids, roles) = (&snap.ids, &snap.roles);
     let settings = &ctx.settings;
     report.details.role_rule_rewrites = decision.role_rule_rewrites;
+    report.details.live_giving_access = decision.live_giving_access;
     for u in &decision.unplanned {
         let reason = match u {
             Unplanned::CourseNotFound(_) => "course_not_found",

@@ -4,7 +4,7 @@
 //! or the SIS is exactly how a sync script mass-removes enrollments. SIS rows are parsed as they stream in (parse
 //! at the boundary); Canvas listings become compact [`LiveEnrollment`]s course by course.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
 use futures::StreamExt;
@@ -25,9 +25,11 @@ use crate::metrics::ReasonLabels;
 use crate::sis;
 use crate::store::missing::{MissingKind, MissingRefs};
 
-/// Reads roles, role-rule users, SIS rows and the live enrollments of the managed courses.
+/// Reads roles, role-rule users, SIS rows and the live enrollments of the managed courses; with a `scope`, only the
+/// SIS rows of those courses (by their SIS course id as the query returns it), and those courses from Canvas.
 pub async fn read_snapshot(
     ctx: &CycleContext,
+    scope: Option<&BTreeSet<String>>,
     report: &mut CycleReport,
 ) -> Result<Snapshot, CycleError> {
     let settings = &ctx.settings;
@@ -43,17 +45,28 @@ pub async fn read_snapshot(
     // SIS rows, streamed and parsed one at a time.
     let (ids, roles) = (&mut snap.ids, &snap.roles);
     let (desired, skipped) = (&mut snap.desired, &mut snap.skipped);
+    let (mut in_scope, mut outside_scope) = (0u64, 0u64);
     let sis_rows = sis::read_enrollments(
         &ctx.sis,
         &settings.sis.enrollments_query,
         settings.sis.statement_timeout,
-        |row| match parse_row(&row, kind, roles, ids) {
-            Ok(d) => desired.push(d),
-            Err(skip) => skipped.push(SkippedSisRow { row, skip }),
+        |row| {
+            if scope.is_some_and(|s| !s.contains(row.course_id.as_deref().unwrap_or_default())) {
+                if parse_row(&row, kind, roles, ids).is_ok() {
+                    outside_scope += 1;
+                }
+                return;
+            }
+            in_scope += 1;
+            match parse_row(&row, kind, roles, ids) {
+                Ok(d) => desired.push(d),
+                Err(skip) => skipped.push(SkippedSisRow { row, skip }),
+            }
         },
     )
     .await?;
-    snap.sis_rows = sis_rows;
+    snap.sis_rows = if scope.is_some() { in_scope } else { sis_rows };
+    snap.usable_rows_outside_scope = outside_scope;
     report.details.sis_rows = snap.sis_rows;
     report.details.sis_rows_skipped = snap.skipped.len() as u64;
     info!(
@@ -82,14 +95,15 @@ pub async fn read_snapshot(
     report.details.managed_courses = managed.len() as u64;
     snap.managed = managed;
 
-    let use_report = match settings.canvas.read_path {
-        ReadPath::Report => true,
-        ReadPath::Courses => false,
-        ReadPath::Auto => {
-            snap.managed.len() as u64 >= settings.canvas.report_min_courses
-                && kind == UserIdKind::SisUserId
-        }
-    };
+    let use_report = scope.is_none()
+        && match settings.canvas.read_path {
+            ReadPath::Report => true,
+            ReadPath::Courses => false,
+            ReadPath::Auto => {
+                snap.managed.len() as u64 >= settings.canvas.report_min_courses
+                    && kind == UserIdKind::SisUserId
+            }
+        };
     let from_report = if use_report {
         read_report(ctx, &snap.managed, &mut snap.ids, &mut snap.roles).await?
     } else {

@@ -20,8 +20,14 @@ pub struct Safety {
 /// Figures beyond the contract's minimum, for operators and benchmarks.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct CycleDetails {
+    /// The courses a `scope = 'courses'` run was limited to (those whose SIS rows changed); empty in a full run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scope: Vec<String>,
     pub sis_rows: u64,
     pub sis_rows_skipped: u64,
+    /// Active or invited live enrollments in managed courses (the brake's denominator; scoped runs reuse a full
+    /// run's).
+    pub live_giving_access: u64,
     pub managed_courses: u64,
     pub courses_not_found: u64,
     pub live_enrollments: u64,

@@ -1,6 +1,7 @@
 //! rostersync's own PostgreSQL schema: the run records, the audit log and the leader lock.
 
 pub mod audit;
+pub mod fingerprints;
 pub mod lock;
 pub mod missing;
 pub mod runs;

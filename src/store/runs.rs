@@ -1,5 +1,6 @@
 //! `rostersync.sync_runs`: one row per cycle, opened `running` and closed with its status and counts.
 
+use crate::domain::guard::ScopedBase;
 use serde_json::Value;
 use sqlx::PgPool;
 
@@ -56,6 +57,35 @@ impl Runs {
 
     pub async fn start(&self, run_id: &str, dry_run: bool) -> Result<(), DbError> {
         self.start_approved(run_id, dry_run, None).await
+    }
+
+    /// What a scoped run's brake counts with its own changes: the access-removing changes and enrolls applied by
+    /// scoped runs since the last full run that applied, and that full run's active or invited enrollments.
+    pub async fn scoped_base(&self) -> Result<ScopedBase, DbError> {
+        let (district_live, removals_made, enrolls_made): (i64, i64, i64) = sqlx::query_as(
+            "WITH last_full AS (                  SELECT started_at, coalesce((counts->'details'->>'live_giving_access')::bigint, 0) AS live                  FROM rostersync.sync_runs                  WHERE scope = 'full' AND NOT dry_run AND status IN ('succeeded', 'partial', 'safety_tripped')                  ORDER BY started_at DESC LIMIT 1)              SELECT coalesce((SELECT live FROM last_full), 0),                     count(*) FILTER (WHERE a.action <> 'enroll' AND (a.action <> 'change_state'                                      OR a.state_after IN ('inactive', 'completed', 'deleted'))),                     count(*) FILTER (WHERE a.action = 'enroll')              FROM rostersync.audit_log a JOIN rostersync.sync_runs r ON r.id = a.run_id              WHERE r.scope = 'courses' AND a.outcome = 'applied' AND NOT a.dry_run                AND r.started_at > coalesce((SELECT started_at FROM last_full), '-infinity')",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(DbError::query("reading what scoped runs made since the last full run"))?;
+        Ok(ScopedBase {
+            removals_made: removals_made.max(0) as u64,
+            enrolls_made: enrolls_made.max(0) as u64,
+            district_live: district_live.max(0) as u64,
+        })
+    }
+
+    /// Opens a run limited to some courses (`scope = 'courses'`).
+    pub async fn start_scoped(&self, run_id: &str, dry_run: bool) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO rostersync.sync_runs (id, status, dry_run, scope) VALUES ($1, 'running', $2, 'courses')",
+        )
+        .bind(run_id)
+        .bind(dry_run)
+        .execute(&self.pool)
+        .await
+        .map_err(DbError::query("opening the run record"))?;
+        Ok(())
     }
 
     /// Opens a run an operator approved (`apply`, `undo`): who, why, and from which reviewed run.

@@ -9,6 +9,7 @@ mod demo;
 mod deploy;
 mod district;
 mod edges;
+mod fresh;
 mod leadership;
 mod paths;
 mod props;

@@ -339,6 +339,7 @@ fn decide_over(
             manage_non_sis_users,
             limits: GuardLimits::OFF,
             sticky_trip: None,
+            scoped: None,
         },
     )
 }

@@ -24,8 +24,8 @@ impl CanvasClient {
         let mut redirects = 0;
         loop {
             if let Some(limiter) = &self.limiter {
-            limiter.until_ready().await;
-        }
+                limiter.until_ready().await;
+            }
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
             self.counters.gets.fetch_add(1, Ordering::Relaxed);
             let result = match self.http.get(url.clone()).send().await {

@@ -72,10 +72,20 @@ impl Daemon {
     ) -> Daemon {
         let port = free_port();
         let config = env.dir.path().join(format!("daemon-{port}.toml"));
+        // `extra` may have a [schedule] section of its own (sis_poll_secs, run_on_start): the cron goes into it.
+        let mut schedule = format!("[schedule]\ncron = \"{cron}\"\n");
+        if !extra.contains("run_on_start") {
+            schedule.push_str("run_on_start = true\n");
+        }
+        let extra = if extra.contains("[schedule]\n") {
+            extra.replacen("[schedule]\n", &schedule, 1)
+        } else {
+            format!("{extra}\n{schedule}")
+        };
         std::fs::write(
             &config,
             edit(env.toml(&format!(
-                "{extra}\n[schedule]\ncron = \"{cron}\"\nrun_on_start = true\n[server]\nlisten = \"127.0.0.1:{port}\"\n"
+                "{extra}\n[server]\nlisten = \"127.0.0.1:{port}\"\n"
             ))),
         )
         .expect("write config");
