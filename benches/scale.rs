@@ -44,6 +44,9 @@ use rostersync::domain::{Action, EnrollmentState, Ids, LiveEnrollment, RoleId, S
 use rostersync::domain::{RemovalPolicy, UserIdKind};
 use rostersync::pgtemp::PgServer;
 use rostersync::reconcile::read::live_enrollment;
+
+#[path = "scale/fresh.rs"]
+mod fresh;
 use sqlx::{Connection, PgConnection};
 
 /// Canvas's throttle defaults (facts §5); the simulator runs with them, only `request_cost` changes.
@@ -90,12 +93,16 @@ struct Opts {
     read_path: Option<String>,
     write_path: Option<String>,
     max_in_flight: u32,
+    /// `--max-in-flight` given: the config sets it (otherwise the shipped default, 11, applies).
+    max_in_flight_set: bool,
+    /// `F`: the freshness scenario, with this many trials per trigger.
+    fresh_trials: Option<usize>,
     timeout: Duration,
     repeat: usize,
     command_line: String,
 }
 
-const USAGE: &str = "usage: cargo bench --bench scale -- [S1 S2 S3 S4 S5] [--latency-ms N] [--cost X] [--scale F] \
+const USAGE: &str = "usage: cargo bench --bench scale -- [S1 S2 S3 S4 S5] [F] [--fresh-trials N] [--latency-ms N] [--cost X] [--scale F] \
 [--baseline] [--baseline-sample F] [--markdown] [--out FILE] [--fill store|seed] [--read-path P] [--write-path P] \
 [--max-in-flight N] [--timeout-secs N] [--repeat N]";
 
@@ -119,6 +126,8 @@ fn parse_args() -> Result<Opts> {
         read_path: None,
         write_path: None,
         max_in_flight: 11,
+        max_in_flight_set: false,
+        fresh_trials: None,
         timeout: Duration::from_secs(3600),
         repeat: 1,
         command_line: format!("cargo bench --bench scale -- {}", shown.join(" ")),
@@ -151,7 +160,14 @@ fn parse_args() -> Result<Opts> {
             }
             "--read-path" => opts.read_path = Some(value(&arg)?),
             "--write-path" => opts.write_path = Some(value(&arg)?),
-            "--max-in-flight" => opts.max_in_flight = value(&arg)?.parse()?,
+            "--max-in-flight" => {
+                opts.max_in_flight = value(&arg)?.parse()?;
+                opts.max_in_flight_set = true;
+            }
+            "--fresh-trials" => opts.fresh_trials = Some(value(&arg)?.parse::<usize>()?.max(1)),
+            "F" | "f" => {
+                opts.fresh_trials.get_or_insert(6);
+            }
             "--timeout-secs" => opts.timeout = Duration::from_secs(value(&arg)?.parse()?),
             "--repeat" => opts.repeat = value(&arg)?.parse::<usize>()?.max(1),
             "-h" | "--help" => {
@@ -170,7 +186,7 @@ fn parse_args() -> Result<Opts> {
             other => bail!("unknown argument {other}\n{USAGE}"),
         }
     }
-    if opts.scenarios.is_empty() {
+    if opts.scenarios.is_empty() && opts.fresh_trials.is_none() {
         opts.scenarios = (0..SHAPES.len()).collect();
     }
     if opts.scale.is_nan() || opts.scale <= 0.0 {
@@ -643,7 +659,18 @@ struct Paths<'a> {
     write: &'a str,
 }
 
-fn config_toml(base_url: &str, db_url: &str, paths: &Paths<'_>, max_in_flight: u32) -> String {
+/// The shipped defaults, but for the brake (the bench's drift is intended), the paths each scenario measures, and
+/// a request timeout long enough for the largest report download.
+fn config_toml(
+    base_url: &str,
+    db_url: &str,
+    paths: &Paths<'_>,
+    max_in_flight: Option<u32>,
+) -> String {
+    let limits = match max_in_flight {
+        Some(n) => format!("[limits]\nmax_in_flight = {n}\n"),
+        None => String::new(),
+    };
     format!(
         r#"[canvas]
 base_url = "{base_url}"
@@ -661,11 +688,7 @@ max_removals = 100000000
 max_removal_ratio = 1.0
 write_path = "{write}"
 
-[limits]
-# The client must not be the limit: the simulator's throttle is.
-requests_per_second = 10000
-max_in_flight = {max_in_flight}
-
+{limits}
 [log]
 format = "json"
 level = "info"
@@ -1167,7 +1190,12 @@ async fn run_scenario(
     let config = dir.join(format!("{name}.toml"));
     std::fs::write(
         &config,
-        config_toml(&sim.base_url(), &db_url, &paths, opts.max_in_flight),
+        config_toml(
+            &sim.base_url(),
+            &db_url,
+            &paths,
+            opts.max_in_flight_set.then_some(opts.max_in_flight),
+        ),
     )?;
     let stderr = dir.join(format!("{name}.stderr.log"));
     eprintln!(
@@ -1980,8 +2008,14 @@ fn document(outcomes: &[Outcome], opts: &Opts) -> String {
     let _ = writeln!(
         s,
         "Simulator throttle at Canvas defaults (hwm {HWM}, up-front {UP_FRONT}, outflow {OUTFLOW}/s); request cost and \
-         injected latency per scenario below. rostersync: `limits.max_in_flight = {}`, `requests_per_second = 10000`.\n",
-        opts.max_in_flight
+         injected latency per scenario below. rostersync on its shipped defaults (`limits.max_in_flight = {}`{}, \
+         `requests_per_second` unset), but for the brake (the drift is intended) and each scenario's read/write path.\n",
+        opts.max_in_flight,
+        if opts.max_in_flight_set {
+            ", set by --max-in-flight"
+        } else {
+            ""
+        }
     );
     s.push_str(&results_table(outcomes).markdown());
     s.push('\n');
@@ -2039,16 +2073,34 @@ async fn main() -> Result<()> {
             outcomes.push(o);
         }
     }
+    let fresh = match opts.fresh_trials {
+        Some(trials) => match fresh::run(&pg, &opts, dir.path(), trials).await {
+            Ok(f) => Some(f),
+            Err(e) => {
+                eprintln!("[fresh] failed: {e:#}");
+                None
+            }
+        },
+        None => None,
+    };
     if std::env::var_os("BENCH_KEEP_LOGS").is_some() {
         let kept = dir.keep();
         eprintln!("logs kept in {}", kept.display());
     }
     let md = opts.markdown;
+    if let Some(f) = &fresh {
+        println!("\n{}", f.table());
+    }
     println!("\n{}", results_table(&outcomes).render(md));
     println!("{}", targets_table(&outcomes).render(md));
     println!("{}", params_table(&outcomes).render(md));
     if let Some(out) = &opts.out {
-        write_document(out, &document(&outcomes, &opts))?;
+        let mut doc = document(&outcomes, &opts);
+        if let Some(f) = &fresh {
+            doc.push('\n');
+            doc.push_str(&f.table());
+        }
+        write_document(out, &doc)?;
         eprintln!("wrote {}", out.display());
     }
     Ok(())

@@ -98,7 +98,8 @@ fn agent_of(pid: i32) -> impl Fn(&canvas_sim::RequestRecord) -> bool {
 
 #[tokio::test]
 async fn a_partitioned_leader_fences_itself_and_the_standby_takes_over_without_overlap() {
-    let n = 150;
+    // Enough that the leader, writing at the default concurrency until it notices (T1 = 8 s), cannot finish alone.
+    let n = 600;
     let (env, _) = roster_env(
         n,
         FaultOptions {
@@ -119,14 +120,16 @@ async fn a_partitioned_leader_fences_itself_and_the_standby_takes_over_without_o
         .expect("set port");
 
     // The leader reaches the database only through the proxy; the standby directly. Default concurrency.
-    let leader = Daemon::start_with_db(&env, via_proxy.as_str(), "*/2 * * * * *", "").await;
+    // A first sync of 600 is over the enroll brake (500): the test is about leadership, not the brake.
+    const FIRST_SYNC: &str = "[reconcile]\nmax_additions = 100000";
+    let leader = Daemon::start_with_db(&env, via_proxy.as_str(), "*/2 * * * * *", FIRST_SYNC).await;
     eventually(
         Duration::from_secs(20),
         || env.sim.count("POST", POST_ENROLLMENTS) >= 4,
         || format!("the leader never wrote:\n{}", leader.log()),
     )
     .await;
-    let standby = Daemon::start(&env, "*/2 * * * * *", "").await;
+    let standby = Daemon::start(&env, "*/2 * * * * *", FIRST_SYNC).await;
     let is_old = agent_of(leader.pid());
     let is_new = agent_of(standby.pid());
 
