@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod desk;
 pub mod domain;
 pub mod metrics;
 pub mod pgtemp;
