@@ -120,6 +120,8 @@ pub struct ReconcileSettings {
     pub cycle_deadline: Option<Duration>,
     pub write_path: WritePath,
     pub bulk_min_changes: u64,
+    /// An access-removing change is made only when this many consecutive cycles decided it (flap damping).
+    pub removal_grace_cycles: u32,
 }
 
 #[derive(Debug, Clone)]

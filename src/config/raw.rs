@@ -126,6 +126,8 @@ pub struct RawReconcile {
     pub write_path: String,
     #[serde(deserialize_with = "strict_i64")]
     pub bulk_min_changes: i64,
+    #[serde(deserialize_with = "strict_i64")]
+    pub removal_grace_cycles: i64,
 }
 
 impl Default for RawReconcile {
@@ -141,6 +143,7 @@ impl Default for RawReconcile {
             cycle_deadline_secs: 14_400.0,
             write_path: "auto".into(),
             bulk_min_changes: 2000,
+            removal_grace_cycles: 1,
         }
     }
 }

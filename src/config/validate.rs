@@ -400,6 +400,18 @@ fn validate_reconcile(raw: RawReconcile) -> Result<ReconcileSettings, ConfigErro
         } else {
             raw.bulk_min_changes as u64
         },
+        removal_grace_cycles: match u32::try_from(raw.removal_grace_cycles) {
+            Ok(n @ 1..=1000) => n,
+            _ => {
+                return Err(invalid(
+                    "reconcile.removal_grace_cycles",
+                    format!(
+                        "{} is out of range; use 1 (make a removal in the first cycle that decides it) to 1000",
+                        raw.removal_grace_cycles
+                    ),
+                ));
+            }
+        },
     })
 }
 

@@ -47,6 +47,19 @@ impl Change {
             Action::Enroll => false,
         }
     }
+
+    /// The identity of an access-removing change across cycles, for flap damping: the same action on the same
+    /// enrollment with the same result. None for changes that give access (never damped).
+    pub fn damping_key(&self) -> Option<String> {
+        let live = self.live.filter(|_| self.takes_access_away())?;
+        Some(format!(
+            "{}:{}:{}:{}",
+            self.action.as_str(),
+            live.id,
+            self.role_after.map_or(0, |r| r.0),
+            self.state_after.map_or("", |s| s.as_str())
+        ))
+    }
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -21,6 +21,7 @@ use crate::config::WritePath;
 use crate::domain::decide::{Decision, Snapshot};
 use crate::domain::plan::Change;
 use crate::domain::{Ids, RemovalPolicy, SectionKey, UserIdKind};
+use crate::store::grace::{Deferral, RemovalGrace};
 use crate::store::missing::{MissingKind, MissingRefs};
 use crate::store::{AuditLog, AuditOutcome, AuditRow};
 
@@ -62,7 +63,76 @@ pub async fn apply_decision(
     decision: &Decision,
     report: &mut CycleReport,
 ) -> Result<(), CycleError> {
-    apply_work(ctx, opts, snap, Work::of(snap, decision), report).await
+    let mut work = Work::of(snap, decision);
+    if ctx.settings.reconcile.removal_grace_cycles > 1 {
+        defer_removals(ctx, opts, snap, &mut work, report).await?;
+    }
+    apply_work(ctx, opts, snap, work, report).await
+}
+
+/// Flap damping (`reconcile.removal_grace_cycles`): an access-removing change is made only when that many
+/// consecutive cycles decided it; until then it is settled `deferred`. A dry run shows what a cycle would defer and
+/// counts nothing; a real run records the counts and forgets the changes of its courses it no longer decides.
+async fn defer_removals(
+    ctx: &CycleContext,
+    opts: &CycleOptions,
+    snap: &Snapshot,
+    work: &mut Work,
+    report: &mut CycleReport,
+) -> Result<(), CycleError> {
+    let grace = ctx.settings.reconcile.removal_grace_cycles;
+    let store = RemovalGrace::new(ctx.db.clone());
+    let keys: Vec<String> = work
+        .changes
+        .iter()
+        .filter_map(|(c, _)| c.damping_key())
+        .collect();
+    let before = store.cycles(&keys).await.map_err(|e| {
+        CycleError::Audit(format!(
+            "cannot read the deferred removals, so no change is made: {e}"
+        ))
+    })?;
+    let mut deferred: Vec<(String, String, u32)> = Vec::new();
+    let mut make = Vec::with_capacity(work.changes.len());
+    for (change, mut row) in std::mem::take(&mut work.changes) {
+        let Some(key) = change.damping_key() else {
+            make.push((change, row));
+            continue;
+        };
+        let cycles = before.get(&key).copied().unwrap_or(0) + 1;
+        if cycles >= grace {
+            make.push((change, row));
+            continue;
+        }
+        row.outcome = Some(AuditOutcome::Deferred);
+        row.error = Some(format!(
+            "deferred: {cycles} of {grace} cycles decided it (reconcile.removal_grace_cycles); made when {grace} \
+             consecutive cycles do, never if one does not"
+        ));
+        deferred.push((key, snap.ids.resolve(change.course).to_owned(), cycles));
+        work.settled.push(row);
+    }
+    work.changes = make;
+    report.details.deferred = deferred.len() as u64;
+    if !report.dry_run {
+        let rows: Vec<Deferral<'_>> = deferred
+            .iter()
+            .map(|(key, course, cycles)| Deferral {
+                key,
+                course,
+                cycles: *cycles,
+            })
+            .collect();
+        store
+            .record(&report.run_id, &rows, opts.scope.as_deref())
+            .await
+            .map_err(|e| {
+                CycleError::Audit(format!(
+                    "cannot record the deferred removals, so no change is made: {e}"
+                ))
+            })?;
+    }
+    Ok(())
 }
 
 /// Audits the settled rows, then (unless dry run) makes the changes, recording each outcome as it finishes.
@@ -96,6 +166,10 @@ pub async fn apply_work(
         match outcome {
             AuditOutcome::Failed => report.failed += 1,
             AuditOutcome::Skipped => report.skipped += 1,
+            AuditOutcome::Deferred => {
+                report.changes.push(ChangeRecord::of(row, outcome, snap));
+                ctx.metrics.count_change(row.action, outcome.as_str());
+            }
             AuditOutcome::Held => {
                 report.held += 1;
                 report.changes.push(ChangeRecord::of(row, outcome, snap));

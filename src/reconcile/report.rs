@@ -28,6 +28,8 @@ pub struct CycleDetails {
     /// Active or invited live enrollments in managed courses (the brake's denominator; scoped runs reuse a full
     /// run's).
     pub live_giving_access: u64,
+    /// Access-removing changes deferred by flap damping (`reconcile.removal_grace_cycles`).
+    pub deferred: u64,
     pub managed_courses: u64,
     pub courses_not_found: u64,
     pub live_enrollments: u64,

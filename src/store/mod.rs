@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod fingerprints;
+pub mod grace;
 pub mod lock;
 pub mod missing;
 pub mod runs;

@@ -5,6 +5,7 @@ mod bad_configs;
 mod bad_inputs;
 mod brake;
 mod daemon;
+mod damping;
 mod demo;
 mod deploy;
 mod district;

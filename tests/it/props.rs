@@ -996,6 +996,7 @@ const KEYS: &[&str] = &[
     "max_addition_ratio",
     "write_path",
     "bulk_min_changes",
+    "removal_grace_cycles",
     "cron",
     "run_on_start",
     "sis_poll_secs",
@@ -1191,6 +1192,7 @@ const VALID_CONFIG: &[Table] = &[
             ("cycle_deadline_secs", "14400"),
             ("write_path", "\"auto\""),
             ("bulk_min_changes", "2000"),
+            ("removal_grace_cycles", "1"),
         ],
     ),
     (
@@ -1259,6 +1261,7 @@ const VALID_CONFIG_KEYS: &[(&str, &str)] = &[
     ("reconcile", "dry_run"),
     ("reconcile", "write_path"),
     ("reconcile", "bulk_min_changes"),
+    ("reconcile", "removal_grace_cycles"),
     ("schedule", "cron"),
     ("schedule", "run_on_start"),
     ("schedule", "sis_poll_secs"),
