@@ -62,6 +62,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Why this user's enrollments are as they are: SIS rows (skipped ones with the reason), role rules, Canvas
+    /// enrollments, what a cycle would do now and why, and the audit history. Changes nothing.
+    Explain {
+        /// The user's SIS id (as `sis.user_id_kind` names users).
+        #[arg(long, value_name = "ID")]
+        user: String,
+        /// Only this SIS course.
+        #[arg(long, value_name = "ID")]
+        course: Option<String>,
+        /// Print one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Create or upgrade rostersync's own schema.
     Migrate,
     /// Validate the configuration, reach both databases and Canvas, and print what was checked.
@@ -103,6 +116,8 @@ pub enum CommandError {
     LockHeld(DatabaseUrl),
     #[error(transparent)]
     Pinned(#[from] PinnedError),
+    #[error(transparent)]
+    Explain(#[from] crate::desk::explain::ExplainError),
     #[error(transparent)]
     Daemon(#[from] crate::daemon::StartError),
     #[error(transparent)]
@@ -172,6 +187,18 @@ async fn execute(cli: Cli) -> Result<Outcome, CommandError> {
             let report = apply(settings, &review).await?;
             print_report(&report, json);
             return Ok(Outcome::Cycle(report.status));
+        }
+        Command::Explain { user, course, json } => {
+            let ctx = app::connect(settings, Arc::new(Metrics::new())).await?;
+            let e = crate::desk::explain::explain(&ctx, &user, course.as_deref()).await?;
+            if json {
+                match serde_json::to_string(&e) {
+                    Ok(s) => println!("{s}"),
+                    Err(err) => eprintln!("error: cannot encode the explanation: {err}"),
+                }
+            } else {
+                crate::plan_text::print_paged(&crate::desk::explain::render(&e));
+            }
         }
         Command::Migrate => migrate(settings).await?,
         Command::Check => crate::check::run(settings).await?,

@@ -256,3 +256,39 @@ pub async fn course_fingerprints(
         })
         .collect())
 }
+
+/// The distinct SIS course ids `sis.enrollments_query` returns for one user (case-insensitively under
+/// `sis_login_id`), and, of `courses`, those the query names at all (the managed ones): for `explain`.
+pub async fn courses_of_user(
+    pool: &PgPool,
+    query: &str,
+    timeout: Duration,
+    user: &str,
+    case_insensitive: bool,
+    courses: &[String],
+) -> Result<(Vec<String>, Vec<String>), SisError> {
+    const WHAT: &str = "sis.enrollments_query (explain)";
+    let inner = query.trim().trim_end_matches(';');
+    let user_match = if case_insensitive {
+        "lower(q.user_id::text) = lower($1)"
+    } else {
+        "q.user_id::text = $1"
+    };
+    let mut tx = begin_read_only(pool, WHAT, timeout).await?;
+    let own: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT DISTINCT q.course_id::text FROM ({inner}\n) AS q WHERE {user_match} AND q.course_id IS NOT NULL"
+    )))
+    .bind(user)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(query_error(WHAT))?;
+    let managed: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT DISTINCT q.course_id::text FROM ({inner}\n) AS q WHERE q.course_id::text = ANY($1)"
+    )))
+    .bind(courses)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(query_error(WHAT))?;
+    tx.rollback().await.map_err(query_error(WHAT))?;
+    Ok((own, managed))
+}

@@ -14,6 +14,16 @@ pub enum RemovalPolicy {
 }
 
 impl RemovalPolicy {
+    /// The value as `reconcile.removal` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RemovalPolicy::Conclude => "conclude",
+            RemovalPolicy::Delete => "delete",
+            RemovalPolicy::Inactivate => "inactivate",
+            RemovalPolicy::Keep => "keep",
+        }
+    }
+
     /// The state a removal leaves the enrollment in, or `None` for `keep`. The Canvas task and the SIS-import
     /// status of a removal follow from it ([`EnrollmentState::canvas_task`], [`EnrollmentState::sis_import_status`]).
     pub fn resulting_state(self) -> Option<EnrollmentState> {

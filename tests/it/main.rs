@@ -7,6 +7,7 @@ mod brake;
 mod daemon;
 mod damping;
 mod demo;
+mod desk_explain;
 mod deploy;
 mod district;
 mod edges;
