@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{ConfigError, DatabaseUrl, Settings};
 use crate::metrics::Metrics;
 use crate::reconcile::pinned::{PinnedError, Review, apply_reviewed};
+use crate::reconcile::undo::{UndoRequest, undo_run};
 use crate::reconcile::{CycleContext, CycleOptions, CycleReport, run_cycle};
 use crate::store::lock::LeaderLock;
 use crate::store::{DbError, RunStatus};
@@ -72,6 +73,24 @@ pub enum Command {
         #[arg(long, value_name = "ID")]
         course: Option<String>,
         /// Print one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reverse what one run applied: each inverse checked against live Canvas first (a moved enrollment is a
+    /// `conflict:`), recorded like `apply`; then the daemon is paused so that the next cycle does not redo it.
+    Undo {
+        /// The run to reverse (`run_id` of `reconcile`, or a run in `rostersync audit`).
+        run_id: String,
+        /// Who decided it; recorded on the run and on every audit row.
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+        /// Why, for the run record.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+        /// Print the inverse plan (checked against Canvas) and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print exactly one JSON object on stdout.
         #[arg(long)]
         json: bool,
     },
@@ -200,6 +219,23 @@ async fn execute(cli: Cli) -> Result<Outcome, CommandError> {
                 crate::plan_text::print_paged(&crate::desk::explain::render(&e));
             }
         }
+        Command::Undo {
+            run_id,
+            by,
+            reason,
+            dry_run,
+            json,
+        } => {
+            let request = UndoRequest {
+                run_id,
+                by: by.ok_or(PinnedError::NoApprover)?,
+                reason,
+                dry_run,
+            };
+            let report = undo(settings, &request).await?;
+            print_report(&report, json);
+            return Ok(Outcome::Cycle(report.status));
+        }
         Command::Migrate => migrate(settings).await?,
         Command::Check => crate::check::run(settings).await?,
         Command::Run => crate::daemon::run(settings).await?,
@@ -261,6 +297,21 @@ async fn apply(settings: Settings, review: &Review) -> Result<CycleReport, Comma
         ..CycleOptions::default()
     };
     let result = apply_reviewed(&ctx, &opts, review).await;
+    if let Some(lock) = lock {
+        lock.release().await;
+    }
+    Ok(result?)
+}
+
+async fn undo(settings: Settings, request: &UndoRequest) -> Result<CycleReport, CommandError> {
+    let (ctx, lock) = connect_as_writer(settings, !request.dry_run).await?;
+    let opts = CycleOptions {
+        holds_lock: lock.is_some(),
+        cancel: lost_token(&lock),
+        abort: lost_token(&lock),
+        ..CycleOptions::default()
+    };
+    let result = undo_run(&ctx, &opts, request).await;
     if let Some(lock) = lock {
         lock.release().await;
     }

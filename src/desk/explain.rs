@@ -135,7 +135,13 @@ pub async fn explain(
         Some(u) => canvas
             .list_user_enrollments(
                 UserRef::Canvas(u.id),
-                &["active", "invited", "creation_pending", "inactive", "completed"],
+                &[
+                    "active",
+                    "invited",
+                    "creation_pending",
+                    "inactive",
+                    "completed",
+                ],
             )
             .await
             .map_err(|source| CycleError::Canvas {
@@ -471,7 +477,11 @@ pub fn render(e: &Explanation) -> String {
                 c.state_before.as_deref().unwrap_or("?"),
                 c.state_after.as_deref().unwrap_or("?")
             ),
-            _ => c.role_after.clone().or(c.role_before.clone()).unwrap_or_default(),
+            _ => c
+                .role_after
+                .clone()
+                .or(c.role_before.clone())
+                .unwrap_or_default(),
         };
         let _ = writeln!(
             s,

@@ -17,6 +17,7 @@ pub mod read;
 pub mod record;
 pub mod report;
 mod resolve;
+pub mod undo;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

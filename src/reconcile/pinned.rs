@@ -53,8 +53,27 @@ pub enum PinnedError {
          the planned changes of a dry run can be applied. Run `rostersync reconcile --dry-run` and apply that run"
     )]
     NotReviewable { run: String, status: String },
-    #[error("run {0} has not finished yet; apply it once it has")]
+    #[error("run {0} has not finished yet; try again once it has")]
     StillRunning(String),
+    #[error(
+        "run {0} is a dry run: it changed nothing, so there is nothing to undo (to make its changes, `rostersync \
+         apply {0}`)"
+    )]
+    DryRunUndo(String),
+    #[error(
+        "run {0} applied no change, so there is nothing to undo; `rostersync audit --run {0}` shows its rows"
+    )]
+    NothingToUndo(String),
+    #[error(
+        "run {run} was already undone by {by} at {at} (run {undo_run}); to reverse the undo, `rostersync undo \
+         {undo_run}`"
+    )]
+    AlreadyUndone {
+        run: String,
+        by: String,
+        at: String,
+        undo_run: String,
+    },
     #[error("--by needs a name: who approved these changes")]
     NoApprover,
     #[error(transparent)]
@@ -77,32 +96,13 @@ pub async fn apply_reviewed(
         reason: review.reason.clone(),
         source_run_id: Some(review.run_id.clone()),
         approved_as: crate::store::runs::approved_as(&ctx.db).await?,
+        undo_of: None,
     };
-
-    let started = Instant::now();
-    let run_id = uuid::Uuid::now_v7().to_string();
+    let span = info_span!("apply", source.run_id = %review.run_id, approved_by = %review.by);
+    let report = run_pinned(ctx, opts, &approval, &rows, false, |_| {})
+        .instrument(span.clone())
+        .await?;
     let runs = Runs::new(ctx.db.clone());
-    runs.start_approved(&run_id, false, Some(&approval)).await?;
-    let span = info_span!("apply", run.id = %run_id, source.run_id = %review.run_id, approved_by = %review.by);
-    let mut report = CycleReport::new(run_id, false);
-    ctx.canvas.begin_cycle();
-    for row in &rows {
-        if let Some(n) = report.planned.get_mut(row.action.as_str()) {
-            *n += 1;
-        }
-    }
-    let result = async {
-        let (snap, work) = pin(ctx, &rows, &approval.by).await?;
-        info!(
-            changes = work.changes.len(),
-            not_made = work.settled.len(),
-            "applying the reviewed changes"
-        );
-        apply_work(ctx, opts, &snap, work, &mut report).await
-    }
-    .instrument(span.clone())
-    .await;
-    let report = finish::end(ctx, &runs, report, result, started).await;
     if source.tripped && report.status != RunStatus::Failed {
         // The operator acted on the trip: later cycles decide afresh.
         if let Err(e) = runs.clear_trips(Some(&review.run_id), &review.by).await {
@@ -111,6 +111,44 @@ pub async fn apply_reviewed(
     }
     info!(parent: &span, status = report.status.as_str(), applied = report.applied, failed = report.failed, skipped = report.skipped, "apply finished");
     Ok(report)
+}
+
+/// Opens a run for an operator's changes (`apply`, `undo`), checks each against Canvas as it is now (`pin`), lets
+/// the caller adjust what is not made (`adjust`), makes the rest (or, in a dry run, plans them) and closes the run.
+pub(super) async fn run_pinned(
+    ctx: &CycleContext,
+    opts: &CycleOptions,
+    approval: &Approval,
+    rows: &[RecordedChange],
+    dry_run: bool,
+    adjust: impl FnOnce(&mut Work),
+) -> Result<CycleReport, PinnedError> {
+    let started = Instant::now();
+    let run_id = uuid::Uuid::now_v7().to_string();
+    let runs = Runs::new(ctx.db.clone());
+    runs.start_approved(&run_id, dry_run, Some(approval))
+        .await?;
+    let mut report = CycleReport::new(run_id, dry_run);
+    ctx.canvas.begin_cycle();
+    for row in rows {
+        if let Some(n) = report.planned.get_mut(row.action.as_str()) {
+            *n += 1;
+        }
+    }
+    let result = async {
+        let (snap, mut work) = pin(ctx, rows, &approval.by).await?;
+        adjust(&mut work);
+        info!(
+            run.id = %report.run_id,
+            changes = work.changes.len(),
+            not_made = work.settled.len(),
+            dry_run,
+            "making the operator's changes"
+        );
+        apply_work(ctx, opts, &snap, work, &mut report).await
+    }
+    .await;
+    Ok(finish::end(ctx, &runs, report, result, started).await)
 }
 
 struct Source {

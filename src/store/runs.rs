@@ -43,6 +43,8 @@ pub struct Approval {
     pub source_run_id: Option<String>,
     /// Database role, session user, OS user and host: a typed name alone is not an audit trail.
     pub approved_as: String,
+    /// For an `undo`: the run it reverses (`sync_runs.undo_of`; `source_run_id` is the run an `apply` makes).
+    pub undo_of: Option<String>,
 }
 
 #[derive(Clone)]
@@ -63,7 +65,18 @@ impl Runs {
     /// scoped runs since the last full run that applied, and that full run's active or invited enrollments.
     pub async fn scoped_base(&self) -> Result<ScopedBase, DbError> {
         let (district_live, removals_made, enrolls_made): (i64, i64, i64) = sqlx::query_as(
-            "WITH last_full AS (                  SELECT started_at, coalesce((counts->'details'->>'live_giving_access')::bigint, 0) AS live                  FROM rostersync.sync_runs                  WHERE scope = 'full' AND NOT dry_run AND status IN ('succeeded', 'partial', 'safety_tripped')                  ORDER BY started_at DESC LIMIT 1)              SELECT coalesce((SELECT live FROM last_full), 0),                     count(*) FILTER (WHERE a.action <> 'enroll' AND (a.action <> 'change_state'                                      OR a.state_after IN ('inactive', 'completed', 'deleted'))),                     count(*) FILTER (WHERE a.action = 'enroll')              FROM rostersync.audit_log a JOIN rostersync.sync_runs r ON r.id = a.run_id              WHERE r.scope = 'courses' AND a.outcome = 'applied' AND NOT a.dry_run                AND r.started_at > coalesce((SELECT started_at FROM last_full), '-infinity')",
+            "WITH last_full AS ( \
+                 SELECT started_at, coalesce((counts->'details'->>'live_giving_access')::bigint, 0) AS live \
+                 FROM rostersync.sync_runs \
+                 WHERE scope = 'full' AND NOT dry_run AND status IN ('succeeded', 'partial', 'safety_tripped') \
+                 ORDER BY started_at DESC LIMIT 1) \
+             SELECT coalesce((SELECT live FROM last_full), 0), \
+                    count(*) FILTER (WHERE a.action <> 'enroll' AND (a.action <> 'change_state' \
+                                     OR a.state_after IN ('inactive', 'completed', 'deleted'))), \
+                    count(*) FILTER (WHERE a.action = 'enroll') \
+             FROM rostersync.audit_log a JOIN rostersync.sync_runs r ON r.id = a.run_id \
+             WHERE r.scope = 'courses' AND a.outcome = 'applied' AND NOT a.dry_run \
+               AND r.started_at > coalesce((SELECT started_at FROM last_full), '-infinity')",
         )
         .fetch_one(&self.pool)
         .await
@@ -96,8 +109,9 @@ impl Runs {
         approval: Option<&Approval>,
     ) -> Result<(), DbError> {
         sqlx::query(
-            "INSERT INTO rostersync.sync_runs (id, status, dry_run, source_run_id, approved_by, reason, approved_as) \
-             VALUES ($1, 'running', $2, $3, $4, $5, $6)",
+            "INSERT INTO rostersync.sync_runs \
+                 (id, status, dry_run, source_run_id, approved_by, reason, approved_as, undo_of) \
+             VALUES ($1, 'running', $2, $3, $4, $5, $6, $7)",
         )
         .bind(run_id)
         .bind(dry_run)
@@ -105,6 +119,7 @@ impl Runs {
         .bind(approval.map(|a| a.by.as_str()))
         .bind(approval.and_then(|a| a.reason.as_deref()))
         .bind(approval.map(|a| a.approved_as.as_str()))
+        .bind(approval.and_then(|a| a.undo_of.as_deref()))
         .execute(&self.pool)
         .await
         .map_err(DbError::query("opening the run record"))?;

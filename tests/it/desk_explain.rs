@@ -89,9 +89,9 @@ async fn explain_shows_a_skipped_row_a_role_rule_and_a_held_removal() {
     // The enroll in C1 was made as a TA by the first cycle: history, newest first, and nothing left to do there.
     let history = e["history"].as_array().expect("history");
     assert!(
-        history
-            .iter()
-            .any(|h| h["course_id"] == "C1" && h["outcome"] == "applied" && h["role_after"] == "TaEnrollment"),
+        history.iter().any(|h| h["course_id"] == "C1"
+            && h["outcome"] == "applied"
+            && h["role_after"] == "TaEnrollment"),
         "{e:#}"
     );
     assert!(
@@ -113,7 +113,12 @@ async fn explain_shows_a_skipped_row_a_role_rule_and_a_held_removal() {
     let out = env.cli(&["explain", "--user", "adult1"], CONFIG).await;
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0));
-    for needle in ["SKIPPED", "staff: StudentEnrollment → TaEnrollment", "HELD", "History"] {
+    for needle in [
+        "SKIPPED",
+        "staff: StudentEnrollment → TaEnrollment",
+        "HELD",
+        "History",
+    ] {
         assert!(text.contains(needle), "{needle} in:\n{text}");
     }
 
@@ -121,5 +126,8 @@ async fn explain_shows_a_skipped_row_a_role_rule_and_a_held_removal() {
     let out = env.cli(&["explain", "--user", "nobody"], CONFIG).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("neither the SIS nor Canvas knows user `nobody`"), "{stderr}");
+    assert!(
+        stderr.contains("neither the SIS nor Canvas knows user `nobody`"),
+        "{stderr}"
+    );
 }
