@@ -138,3 +138,67 @@ async fn undo_reactivates_exactly_what_the_run_concluded_and_a_hand_moved_one_is
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is unknown"));
 }
+
+#[tokio::test]
+async fn undo_reverses_an_enroll_a_deletion_and_a_role_change() {
+    // Users 1..=10 enrolled as students in course 100; user 11 in Canvas, not enrolled.
+    let mut seed = Seed::default()
+        .course(course(100, "U1"))
+        .user(user(11, "u11"));
+    for u in 1..=10u64 {
+        seed = seed
+            .user(user(u, &format!("u{u}")))
+            .enrollment(enrolled(u, 100, STUDENT, "active"));
+    }
+    let env = TestEnv::new(seed).await;
+    // The SIS: u1 gone (deleted under removal = delete), u2 a TA now, u11 new, the rest as they are.
+    let rows: Vec<(String, &str)> = (2..=11u64)
+        .map(|u| (format!("u{u}"), if u == 2 { "ta" } else { "student" }))
+        .collect();
+    let rows: Vec<Row5<'_>> = rows
+        .iter()
+        .map(|(u, r)| (u.as_str(), "U1", None, *r, None))
+        .collect();
+    env.sis(&rows).await;
+    let config = format!("{OPEN}\nremoval = \"delete\"");
+    let out = env.cli(&["reconcile", "--json"], &config).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(run["applied"], 3, "{run}");
+    let u1_id = env.enrollments_of(1, 100)[0].0;
+    assert_eq!(env.enrollments_of(1, 100)[0].2, "deleted");
+
+    let out = env
+        .cli(
+            &[
+                "undo",
+                run["run_id"].as_str().expect("id"),
+                "--by",
+                "Ana",
+                "--json",
+            ],
+            &config,
+        )
+        .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let undo: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(undo["applied"], 3, "{undo}");
+    // u1: the same row revived, active.
+    let u1 = env.enrollments_of(1, 100);
+    assert_eq!(u1.len(), 1, "{u1:?}");
+    assert_eq!((u1[0].0, u1[0].2.as_str()), (u1_id, "active"));
+    // u11: removed as the policy says.
+    let u11 = env.enrollments_of(11, 100);
+    assert!(u11.iter().all(|(_, _, s)| s == "deleted"), "{u11:?}");
+    // u2: a student again (the old row revived), the TA row ended.
+    let u2 = env.enrollments_of(2, 100);
+    let active: Vec<_> = u2.iter().filter(|(_, _, s)| s == "active").collect();
+    assert_eq!(active.len(), 1, "{u2:?}");
+    assert_eq!(active[0].1, STUDENT, "{u2:?}");
+}
