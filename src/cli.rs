@@ -62,6 +62,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Enrollments rostersync never touches: `except add`, `except list`, `except remove`.
+    Except {
+        #[command(subcommand)]
+        command: crate::desk::except::ExceptCommand,
+    },
     /// Create or upgrade rostersync's own schema.
     Migrate,
     /// Validate the configuration, reach both databases and Canvas, and print what was checked.
@@ -103,6 +108,8 @@ pub enum CommandError {
     LockHeld(DatabaseUrl),
     #[error(transparent)]
     Pinned(#[from] PinnedError),
+    #[error(transparent)]
+    Except(#[from] crate::desk::except::ExceptError),
     #[error(transparent)]
     Daemon(#[from] crate::daemon::StartError),
     #[error(transparent)]
@@ -173,6 +180,7 @@ async fn execute(cli: Cli) -> Result<Outcome, CommandError> {
             print_report(&report, json);
             return Ok(Outcome::Cycle(report.status));
         }
+        Command::Except { command } => crate::desk::except::run(settings, command).await?,
         Command::Migrate => migrate(settings).await?,
         Command::Check => crate::check::run(settings).await?,
         Command::Run => crate::daemon::run(settings).await?,
