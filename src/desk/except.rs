@@ -152,7 +152,8 @@ pub async fn run(settings: Settings, command: ExceptCommand) -> Result<(), Excep
             );
             println!("{}", added.id);
             eprintln!(
-                "exception {} added: {} {} is left as it is {}; `rostersync except remove {} --by NAME` ends it",
+                "exception {} added: rostersync leaves {}'s enrollments {} as they are {}; \
+                 `rostersync except remove {} --by NAME` ends it",
                 added.id,
                 added.user_id,
                 scope(&added),
@@ -188,7 +189,7 @@ pub async fn run(settings: Settings, command: ExceptCommand) -> Result<(), Excep
                         "exception removed: the next cycle reconciles these enrollments again"
                     );
                     println!(
-                        "exception {} removed: from the next cycle, {} {} follows the SIS again",
+                        "exception {} removed: from the next cycle, {}'s enrollments {} follow the SIS again",
                         e.id,
                         e.user_id,
                         scope(&e)
@@ -311,9 +312,12 @@ fn render_list(list: &[Exception], all: bool) -> String {
     let n = list.len();
     let plural = if n == 1 { "" } else { "s" };
     let _ = if all {
+        let active = list.iter().filter(|e| e.active).count();
+        let removed = list.iter().filter(|e| e.removed_at.is_some()).count();
         writeln!(
             out,
-            "{n} exception{plural} in all, active, expired and removed"
+            "{n} exception{plural} in all: {active} active, {} expired, {removed} removed",
+            n - active - removed
         )
     } else if n == 0 {
         writeln!(
@@ -378,6 +382,9 @@ mod tests {
         assert!(all.contains("(every course)"));
         assert!(all.contains("removed by Lee at 2026-12-01T07:00:00Z"));
         assert!(all.contains("expired"));
-        assert!(all.contains("3 exceptions in all"));
+        assert!(
+            all.contains("3 exceptions in all: 1 active, 1 expired, 1 removed"),
+            "{all}"
+        );
     }
 }
