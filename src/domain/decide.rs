@@ -210,9 +210,13 @@ pub fn decide(snapshot: &Snapshot, settings: &DecideSettings) -> Decision {
 
     // Exceptions: their users' rows and enrollments in that scope leave the plan input, so nothing is planned for
     // them and the brake never counts them. The subset is planned on its own only to say what was left undone.
-    let (desired, excepted_desired): (Vec<_>, Vec<_>) = desired
-        .into_iter()
-        .partition(|d| !snapshot.is_excepted(d.user, d.course));
+    let (desired, excepted_desired): (Vec<_>, Vec<_>) = if snapshot.exceptions.is_empty() {
+        (desired, Vec::new())
+    } else {
+        desired
+            .into_iter()
+            .partition(|d| !snapshot.is_excepted(d.user, d.course))
+    };
     let (live, excepted_live): (Cow<'_, [LiveEnrollment]>, Vec<LiveEnrollment>) =
         if snapshot.exceptions.is_empty() {
             (Cow::Borrowed(&snapshot.live), Vec::new())
