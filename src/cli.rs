@@ -94,6 +94,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Enrollments rostersync never touches: `except add`, `except list`, `except remove`.
+    Except {
+        #[command(subcommand)]
+        command: crate::desk::except::ExceptCommand,
+    },
     /// Create or upgrade rostersync's own schema.
     Migrate,
     /// Validate the configuration, reach both databases and Canvas, and print what was checked.
@@ -137,6 +142,8 @@ pub enum CommandError {
     Pinned(#[from] PinnedError),
     #[error(transparent)]
     Explain(#[from] crate::desk::explain::ExplainError),
+    #[error(transparent)]
+    Except(#[from] crate::desk::except::ExceptError),
     #[error(transparent)]
     Daemon(#[from] crate::daemon::StartError),
     #[error(transparent)]
@@ -236,6 +243,7 @@ async fn execute(cli: Cli) -> Result<Outcome, CommandError> {
             print_report(&report, json);
             return Ok(Outcome::Cycle(report.status));
         }
+        Command::Except { command } => crate::desk::except::run(settings, command).await?,
         Command::Migrate => migrate(settings).await?,
         Command::Check => crate::check::run(settings).await?,
         Command::Run => crate::daemon::run(settings).await?,

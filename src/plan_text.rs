@@ -35,6 +35,15 @@ pub fn render(report: &CycleReport) -> String {
         report.held,
         report.api_calls
     );
+    let excepted = report.details.excepted;
+    if excepted > 0 {
+        let _ = writeln!(
+            out,
+            "excepted: {excepted} change{} not planned: exceptions hold those enrollments as they are \
+             (rostersync except list)",
+            if excepted == 1 { "" } else { "s" }
+        );
+    }
     if let Some(reason) = &report.safety.reason {
         let _ = writeln!(out, "safety guard tripped: {reason}");
     }

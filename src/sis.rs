@@ -215,6 +215,29 @@ pub async fn first_course(
     Ok(course.flatten())
 }
 
+/// Whether at least one row of `sis.enrollments_query` names this SIS course (a *managed course*, CONTRACT.md), read
+/// as a subquery in a READ ONLY transaction: PostgreSQL stops at the first matching row.
+pub async fn names_course(
+    pool: &PgPool,
+    query: &str,
+    timeout: Duration,
+    course_id: &str,
+) -> Result<bool, SisError> {
+    const WHAT: &str = "sis.enrollments_query (is the course managed?)";
+    let wrapped = format!(
+        "SELECT EXISTS (SELECT 1 FROM ({}\n) AS rostersync_check WHERE course_id::text = $1)",
+        query.trim().trim_end_matches(';')
+    );
+    let mut tx = begin_read_only(pool, WHAT, timeout).await?;
+    let named: bool = sqlx::query_scalar(AssertSqlSafe(wrapped))
+        .bind(course_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(query_error(WHAT))?;
+    tx.rollback().await.map_err(query_error(WHAT))?;
+    Ok(named)
+}
+
 /// Each SIS course's fingerprint: how many rows `sis.enrollments_query` returns for it and the sum of their
 /// hashes (`count:sum`), computed by PostgreSQL so that only one short row per course crosses the network. The
 /// sum does not depend on the order rows come in, and any change to a row (a new status, a new section), an added

@@ -4,10 +4,11 @@
 //! calls [`decide`], and applies what the [`Decision`] says. Tests, the benchmark and the demo call this same
 //! function, so what they check is what the daemon does.
 //!
-//! The order is fixed and each step feeds the next: role rules rewrite the desired side (and say which users to
-//! hold), duplicates are resolved (the most present status wins), the plan compares desired with live, and the
-//! brake judges the plan.
+//! The order is fixed and each step feeds the next: exceptions take their users' rows out of the plan input, role
+//! rules rewrite the desired side (and say which users to hold), duplicates are resolved (the most present status
+//! wins), the plan compares desired with live, and the brake judges the plan.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
@@ -50,6 +51,9 @@ pub struct Snapshot {
     pub sections_not_in_canvas: HashSet<Sym>,
     /// In a run limited to some courses: the usable SIS rows of the other courses (read, parsed, not kept).
     pub usable_rows_outside_scope: u64,
+    /// Active exceptions (CONTRACT v2): (user, course) whose enrollments the plan leaves exactly as they are;
+    /// course `None` = every course. Users are interned as the SIS rows' identities are (`user_identity`).
+    pub exceptions: HashSet<(Sym, Option<Sym>)>,
 }
 
 /// Live enrollments found by Canvas id and by user + section + role: how a recorded change finds its enrollment.
@@ -68,6 +72,13 @@ impl Snapshot {
                 .filter_map(|l| Some((l.key()?, l)))
                 .collect(),
         }
+    }
+
+    /// Whether an active exception leaves this user's enrollments in this course alone.
+    pub fn is_excepted(&self, user: Sym, course: Sym) -> bool {
+        !self.exceptions.is_empty()
+            && (self.exceptions.contains(&(user, None))
+                || self.exceptions.contains(&(user, Some(course))))
     }
 
     /// The Canvas name of the user with this SIS identity, if a listing showed it.
@@ -131,9 +142,13 @@ pub struct Decision {
     pub role_rule_rewrites: u64,
     /// Usable SIS rows (the brake's empty-SIS test).
     pub usable_rows: u64,
-    /// Active or invited live enrollments in managed courses: the brake's ratios' denominator.
+    /// Active or invited live enrollments in managed courses: the brake's ratios' denominator. Excepted
+    /// enrollments are not counted: the brake judges only what the plan may touch.
     #[serde(default)]
     pub live_giving_access: u64,
+    /// The changes the plan would have made but for active exceptions (not planned, not braked, not audited).
+    #[serde(default)]
+    pub excepted: u64,
 }
 
 impl Decision {
@@ -193,7 +208,37 @@ pub fn decide(snapshot: &Snapshot, settings: &DecideSettings) -> Decision {
         }
     }
 
-    let ruled = rules::apply_role_rules(desired, &snapshot.live, &snapshot.rules);
+    // Exceptions: their users' rows and enrollments in that scope leave the plan input, so nothing is planned for
+    // them and the brake never counts them. The subset is planned on its own only to say what was left undone.
+    let (desired, excepted_desired): (Vec<_>, Vec<_>) = if snapshot.exceptions.is_empty() {
+        (desired, Vec::new())
+    } else {
+        desired
+            .into_iter()
+            .partition(|d| !snapshot.is_excepted(d.user, d.course))
+    };
+    let (live, excepted_live): (Cow<'_, [LiveEnrollment]>, Vec<LiveEnrollment>) =
+        if snapshot.exceptions.is_empty() {
+            (Cow::Borrowed(&snapshot.live), Vec::new())
+        } else {
+            let (kept, excepted) = snapshot
+                .live
+                .iter()
+                .copied()
+                .partition(|l: &LiveEnrollment| {
+                    !l.user.is_some_and(|u| snapshot.is_excepted(u, l.course))
+                });
+            (Cow::Owned(kept), excepted)
+        };
+    let excepted = count_excepted(
+        excepted_desired,
+        &excepted_live,
+        &snapshot.rules,
+        settings,
+        &hold,
+    );
+
+    let ruled = rules::apply_role_rules(desired, &live, &snapshot.rules);
     unplanned.extend(
         ruled
             .skipped
@@ -205,7 +250,7 @@ pub fn decide(snapshot: &Snapshot, settings: &DecideSettings) -> Decision {
 
     let plan = plan::plan(&PlanInput {
         desired: &desired,
-        live: &snapshot.live,
+        live: &live,
         removal: settings.removal,
         manage_non_sis_users: settings.manage_non_sis_users,
         hold: &hold,
@@ -218,7 +263,7 @@ pub fn decide(snapshot: &Snapshot, settings: &DecideSettings) -> Decision {
         .map(|c| (*c, 0))
         .collect();
     // The ratios' denominator: enrollments that give access now.
-    for l in snapshot.live.iter().filter(|l| l.state.is_removable()) {
+    for l in live.iter().filter(|l| l.state.is_removable()) {
         *live_per_course.entry(l.course).or_default() += 1;
     }
     let usable_rows = snapshot.desired.len();
@@ -250,7 +295,34 @@ pub fn decide(snapshot: &Snapshot, settings: &DecideSettings) -> Decision {
         role_rule_rewrites: (ruled.rewritten_sis_rows + ruled.adopted_live) as u64,
         usable_rows: usable_rows as u64,
         live_giving_access,
+        excepted,
     }
+}
+
+/// How many changes the plan would make for the excepted rows and enrollments: the same steps (role rules,
+/// duplicates, plan) over that small subset alone, whose result is counted and dropped.
+fn count_excepted(
+    desired: Vec<DesiredEnrollment>,
+    live: &[LiveEnrollment],
+    rules: &[ResolvedRule],
+    settings: &DecideSettings,
+    hold: &HashSet<(Sym, Sym)>,
+) -> u64 {
+    if desired.is_empty() && live.is_empty() {
+        return 0;
+    }
+    let ruled = rules::apply_role_rules(desired, live, rules);
+    let mut hold = hold.clone();
+    hold.extend(ruled.hold.iter().copied());
+    let (desired, _) = plan::resolve_duplicates(ruled.desired);
+    plan::plan(&PlanInput {
+        desired: &desired,
+        live,
+        removal: settings.removal,
+        manage_non_sis_users: settings.manage_non_sis_users,
+        hold: &hold,
+    })
+    .len() as u64
 }
 
 #[cfg(test)]
@@ -330,8 +402,47 @@ mod tests {
             users_not_in_canvas: HashSet::new(),
             sections_not_in_canvas: HashSet::new(),
             usable_rows_outside_scope: 0,
+            exceptions: HashSet::new(),
             ids,
         }
+    }
+
+    #[test]
+    fn exceptions_take_their_users_out_of_the_plan_and_the_brake_and_are_counted() {
+        let mut snap = snapshot();
+        let sym = |s: &str| snap.ids.get(s).expect("interned");
+        let (u1, u2, c1, c404) = (sym("u1"), sym("u2"), sym("C1"), sym("C404"));
+        // An exception for another course leaves the plan as it is.
+        snap.exceptions = [(u2, Some(c404))].into();
+        let d = decide(&snap, &settings());
+        assert_eq!(d.plan.len(), 2);
+        assert_eq!(d.excepted, 0);
+        assert_eq!(d.live_giving_access, 2);
+
+        // u2 excepted in C1: its removal is neither planned nor braked; u1 excepted everywhere: no enroll.
+        snap.exceptions = [(u2, Some(c1)), (u1, None)].into();
+        let mut tight = settings();
+        tight.limits.max_removals = 0;
+        let d = decide(&snap, &tight);
+        assert!(d.plan.is_empty(), "{:?}", d.plan);
+        assert_eq!(d.excepted, 2, "the enroll of u1 and the removal of u2");
+        assert!(!d.brake.tripped(), "an excepted removal is not counted");
+        assert_eq!(
+            d.live_giving_access, 1,
+            "u3's enrollment only: the excepted one is not the brake's"
+        );
+        // The row of a course Canvas lacks is still settled without a call (an audit row, nothing in Canvas).
+        assert!(
+            d.unplanned
+                .iter()
+                .any(|u| matches!(u, Unplanned::CourseNotFound(r) if r.user == u1))
+        );
+
+        // Without the exceptions the same snapshot trips the brake on u2's removal.
+        snap.exceptions.clear();
+        let d = decide(&snap, &tight);
+        assert!(d.brake.tripped());
+        assert_eq!(d.excepted, 0);
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub fn note_decision(
     let settings = &ctx.settings;
     report.details.role_rule_rewrites = decision.role_rule_rewrites;
     report.details.live_giving_access = decision.live_giving_access;
+    report.details.excepted = decision.excepted;
     for u in &decision.unplanned {
         let reason = match u {
             Unplanned::CourseNotFound(_) => "course_not_found",
@@ -96,6 +97,7 @@ pub fn note_decision(
         remove = removals,
         change_role,
         change_state,
+        excepted = decision.excepted,
         live = snap.live.len(),
         courses = snap.managed.len(),
         plan_ms = report.details.plan_ms,

@@ -23,6 +23,7 @@ use crate::domain::sis_row::{parse_row, user_identity};
 use crate::domain::{EnrollmentState, Ids, LiveEnrollment, RoleId, SectionKey, Sym, UserIdKind};
 use crate::metrics::ReasonLabels;
 use crate::sis;
+use crate::store::exceptions::Exceptions;
 use crate::store::missing::{MissingKind, MissingRefs};
 
 /// Reads roles, role-rule users, SIS rows and the live enrollments of the managed courses; with a `scope`, only the
@@ -125,12 +126,44 @@ pub async fn read_snapshot(
         .await?;
     }
     check_identities_visible(&snap, kind)?;
+    snap.exceptions = read_exceptions(ctx, &snap.ids, kind).await?;
     snap.users_not_in_canvas = look_up_missing(ctx, &snap, MissingKind::User).await?;
     snap.sections_not_in_canvas = look_up_missing(ctx, &snap, MissingKind::Section).await?;
     report.details.read_ms = started.elapsed().as_millis() as u64;
     report.details.live_enrollments = snap.live.len() as u64;
     report.details.courses_not_found = snap.courses_not_found.len() as u64;
     Ok(snap)
+}
+
+/// The exceptions active now (the database clock decides expiry, so one that expired since the last cycle no longer
+/// applies), as the snapshot's symbols: the user id as SIS rows and listings intern it (lower-cased under
+/// `sis_login_id`), the course as given. An exception naming a user or course this cycle did not see has nothing
+/// to hold and is left out.
+async fn read_exceptions(
+    ctx: &CycleContext,
+    ids: &Ids,
+    kind: UserIdKind,
+) -> Result<HashSet<(Sym, Option<Sym>)>, CycleError> {
+    let scopes = Exceptions::new(ctx.db.clone()).active_scopes().await?;
+    let active = scopes.len();
+    let exceptions: HashSet<(Sym, Option<Sym>)> = scopes
+        .iter()
+        .filter_map(|(user, course)| {
+            let user = ids.get(&user_identity(user, kind))?;
+            match course {
+                None => Some((user, None)),
+                Some(c) => Some((user, Some(ids.get(c)?))),
+            }
+        })
+        .collect();
+    if active > 0 {
+        info!(
+            exceptions.active = active,
+            exceptions.seen = exceptions.len(),
+            "active exceptions: their users' enrollments in that scope are left as they are"
+        );
+    }
+    Ok(exceptions)
 }
 
 /// Canvas hides `sis_user_id` and `login_id` from a token whose role lacks the permission to see them (facts §2). Then

@@ -37,6 +37,8 @@ pub struct CycleDetails {
     pub duplicate_rows_resolved: u64,
     pub role_rule_conflicts: u64,
     pub role_rule_rewrites: u64,
+    /// Changes not planned because active exceptions leave those enrollments as they are (`except list`).
+    pub excepted: u64,
     pub not_attempted: u64,
     /// Canvas rejected the token, was unreachable or kept failing: the daemon reports not ready.
     pub canvas_unavailable: bool,

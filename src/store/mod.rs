@@ -1,6 +1,8 @@
-//! rostersync's own PostgreSQL schema: the run records, the audit log and the leader lock.
+//! rostersync's own PostgreSQL schema: the run records, the audit log, the leader lock and the operator's state
+//! (exceptions).
 
 pub mod audit;
+pub mod exceptions;
 pub mod fingerprints;
 pub mod grace;
 pub mod lock;

@@ -108,6 +108,12 @@ async fn a_changed_course_is_reconciled_alone_and_a_restart_does_not_reconcile_e
         || d.log(),
     )
     .await;
+    until(
+        Duration::from_secs(30),
+        || async { scoped_runs(&env).await.iter().all(|r| r.0 != "running") },
+        || d.log(),
+    )
+    .await;
     let runs = scoped_runs(&env).await;
     assert_eq!(runs.len(), 1, "one scoped run: {runs:?}");
     assert_eq!(runs[0].0, "succeeded");
@@ -145,7 +151,10 @@ async fn a_changed_course_is_reconciled_alone_and_a_restart_does_not_reconcile_e
         .expect("delete");
     until(
         Duration::from_secs(30),
-        || async { scoped_runs(&env).await.len() == 2 },
+        || async {
+            let runs = scoped_runs(&env).await;
+            runs.len() == 2 && runs.iter().all(|r| r.0 != "running")
+        },
         || d.log(),
     )
     .await;
@@ -188,6 +197,12 @@ async fn a_notify_on_the_channel_triggers_a_check_at_once() {
     eventually(
         Duration::from_secs(20),
         || env.enrollments_of(1004, 100).len() == 1,
+        || d.log(),
+    )
+    .await;
+    until(
+        Duration::from_secs(30),
+        || async { scoped_runs(&env).await.iter().all(|r| r.0 != "running") },
         || d.log(),
     )
     .await;

@@ -8,6 +8,7 @@ mod daemon;
 mod damping;
 mod demo;
 mod deploy;
+mod desk_except;
 mod desk_explain;
 mod desk_undo;
 mod district;
