@@ -19,6 +19,7 @@ use super::{CycleContext, CycleOptions, finish, read};
 use crate::domain::decide::Snapshot;
 use crate::domain::plan::Change;
 use crate::domain::roles::{RoleBook, RoleInfo};
+use crate::domain::sis_row::user_identity;
 use crate::domain::{Action, EnrollmentKey, EnrollmentState, LiveEnrollment, SectionKey, Sym};
 use crate::store::audit::RecordedChange;
 use crate::store::{Approval, AuditOutcome, AuditRow, DbError, RunStatus, Runs};
@@ -264,6 +265,8 @@ async fn pin(
             snap.ids.intern(id);
         }
     }
+    // An exception added since the review holds its user's enrollments here too.
+    let excepted = read::read_exceptions(ctx, &snap.ids, settings.sis.user_id_kind).await?;
     let index = snap.live_index();
     let (by_id, by_key) = (&index.by_id, &index.by_key);
     let mut work = Work::default();
@@ -273,6 +276,23 @@ async fn pin(
             source_audit_id: Some(row.id),
             ..r
         };
+        let user = row
+            .user_id
+            .as_deref()
+            .and_then(|u| snap.ids.get(&user_identity(u, settings.sis.user_id_kind)));
+        let course = row.course_id.as_deref().and_then(|c| snap.ids.get(c));
+        if let Some(user) = user
+            && (excepted.contains(&(user, None)) || excepted.contains(&(user, course)))
+        {
+            work.settled.push(stamp(AuditRow {
+                outcome: Some(AuditOutcome::Skipped),
+                error: Some(
+                    "excepted: an exception holds this user's enrollments here (`rostersync except list`)".into(),
+                ),
+                ..row.restated()
+            }));
+            continue;
+        }
         match pin_one(row, &snap, by_id, by_key) {
             Ok(change) => {
                 let audit = stamp(super::record::change_row(&change, &snap.ids, &snap.roles));

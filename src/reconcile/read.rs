@@ -139,7 +139,7 @@ pub async fn read_snapshot(
 /// applies), as the snapshot's symbols: the user id as SIS rows and listings intern it (lower-cased under
 /// `sis_login_id`), the course as given. An exception naming a user or course this cycle did not see has nothing
 /// to hold and is left out.
-async fn read_exceptions(
+pub(super) async fn read_exceptions(
     ctx: &CycleContext,
     ids: &Ids,
     kind: UserIdKind,

@@ -361,3 +361,68 @@ async fn bad_except_input_exits_1_and_says_what_to_do() {
     .expect("count");
     assert_eq!(removed, 0, "a `remove` without --by removed nothing");
 }
+
+/// An exception added after a dry run was reviewed holds its user there too: `apply` skips that change as
+/// `excepted:` and makes the rest.
+#[tokio::test]
+async fn apply_of_a_reviewed_run_skips_a_user_excepted_since() {
+    let env = district().await;
+    env.sis(&[
+        ("s1", "C1", None, "student", None),
+        ("s2", "C1", None, "student", None),
+    ])
+    .await;
+    let out = env.cli(&["reconcile", "--dry-run", "--json"], LOOSE).await;
+    let dry = json_report(&out);
+    assert_eq!(dry["planned"]["remove"], 2, "h1 and h2 in C1: {dry}");
+    except_ok(
+        &env,
+        &[
+            "add",
+            "--user",
+            "h1",
+            "--course",
+            "C1",
+            "--by",
+            "Dee",
+            "--reason",
+            "student teacher",
+        ],
+        LOOSE,
+    )
+    .await;
+    let out = env
+        .cli(
+            &[
+                "apply",
+                dry["run_id"].as_str().expect("id"),
+                "--by",
+                "Sam",
+                "--json",
+            ],
+            LOOSE,
+        )
+        .await;
+    let applied = json_report(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{applied}\n{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        state(&env, KEPT, 100),
+        "active",
+        "excepted since the review"
+    );
+    assert_eq!(state(&env, OTHER, 100), "completed");
+    let rows = env.audit(applied["run_id"].as_str().expect("id")).await;
+    assert!(
+        rows.iter().any(|r| r.user_id.as_deref() == Some("h1")
+            && r.outcome == "skipped"
+            && r.error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("excepted:"))),
+        "{rows:?}"
+    );
+}
