@@ -1,9 +1,10 @@
-//! rostersync's own PostgreSQL schema: the run records, the audit log and the leader lock.
+//! rostersync's own PostgreSQL schema: the run records, the audit log, the leader lock and the operator's pauses.
 
 pub mod audit;
 pub mod fingerprints;
 pub mod lock;
 pub mod missing;
+pub mod pauses;
 pub mod runs;
 
 use std::str::FromStr;
