@@ -35,6 +35,9 @@ pub fn render(report: &CycleReport) -> String {
         report.held,
         report.api_calls
     );
+    if let Some(paused) = &report.details.paused {
+        let _ = writeln!(out, "{paused}: nothing was changed in Canvas");
+    }
     if let Some(reason) = &report.safety.reason {
         let _ = writeln!(out, "safety guard tripped: {reason}");
     }
@@ -77,11 +80,16 @@ pub fn render(report: &CycleReport) -> String {
     }
     let _ = writeln!(
         out,
-        "\nTo make {} as reviewed: rostersync apply {} --by \"YOUR NAME\" [--reason TEXT]",
+        "\nTo make {} as reviewed: {}rostersync apply {} --by \"YOUR NAME\" [--reason TEXT]",
         if report.dry_run {
             "these changes"
         } else {
             "the held changes"
+        },
+        if report.details.paused.is_some() {
+            "once the pause is over, "
+        } else {
+            ""
         },
         report.run_id
     );
