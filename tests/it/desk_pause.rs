@@ -396,3 +396,48 @@ async fn a_paused_daemon_reports_rostersync_paused_1_changes_nothing_and_applies
     d.signal(libc::SIGTERM);
     assert_eq!(d.wait_exit(Duration::from_secs(15)).await, Some(0));
 }
+
+/// CONTRACT v2 "The brake": `resume --by NAME` is one of the two ways an operator acts on a sticky trip, paused or
+/// not; the next cycle decides afresh.
+#[tokio::test]
+async fn resume_clears_a_sticky_trip_and_the_next_cycle_decides_afresh() {
+    let mut seed = canvas_sim::Seed::default().course(course(100, "C1"));
+    let mut rows = Vec::new();
+    for i in 1..=30u64 {
+        let sis = format!("s{i}");
+        seed = seed
+            .user(user(i, &sis))
+            .enrollment(enrolled(i, 100, STUDENT, "active"));
+        rows.push(sis);
+    }
+    let env = TestEnv::new(seed).await;
+    let sis = |n: usize| -> Vec<Row5<'_>> {
+        rows[..n]
+            .iter()
+            .map(|u| (u.as_str(), "C1", None, "student", None))
+            .collect()
+    };
+    env.sis(&sis(20)).await;
+    let (code, report, _) = reconcile_json(&env, "").await;
+    assert_eq!(code, Some(3), "10 of 30 removed trips the brake: {report}");
+    // One removal is within every limit, yet the trip stands until an operator acts.
+    env.clear_sis().await;
+    env.sis(&sis(29)).await;
+    let (code, report, _) = reconcile_json(&env, "").await;
+    assert_eq!(code, Some(3), "{report}");
+    assert_eq!(env.writes(), 0);
+
+    let out = env.cli(&["resume", "--by", "Sam"], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("resumed by Sam: cleared the brake's trip"),
+        "{}",
+        stdout(&out)
+    );
+    let (code, report, _) = reconcile_json(&env, "").await;
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["applied"].as_u64(), Some(1), "{report}");
+    // Nothing left to resume now.
+    let out = env.cli(&["resume", "--by", "Sam"], "").await;
+    assert_eq!(refused(&out).0, Some(1), "{}", stderr(&out));
+}
