@@ -36,7 +36,7 @@ pub fn render(report: &CycleReport) -> String {
         report.api_calls
     );
     if let Some(paused) = &report.details.paused {
-        let _ = writeln!(out, "{paused}: nothing was changed in Canvas");
+        let _ = writeln!(out, "a dry run because rostersync is {paused}");
     }
     if let Some(reason) = &report.safety.reason {
         let _ = writeln!(out, "safety guard tripped: {reason}");
