@@ -136,7 +136,7 @@ impl Pauses {
         let err = DbError::query("ending the pause");
         let mut tx = self.pool.begin().await.map_err(err)?;
         lock(&mut tx).await?;
-        let ended: Vec<Pause> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let mut ended: Vec<Pause> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "UPDATE rostersync.pauses SET resumed_by = $1, resumed_at = now(), resumed_as = $2 \
              WHERE {IN_FORCE} RETURNING {COLUMNS}"
         )))
@@ -148,7 +148,6 @@ impl Pauses {
         tx.commit()
             .await
             .map_err(DbError::query("ending the pause"))?;
-        let mut ended = ended;
         ended.sort_by_key(|p| (p.paused_at, p.id));
         Ok(ended)
     }
