@@ -441,3 +441,49 @@ async fn resume_clears_a_sticky_trip_and_the_next_cycle_decides_afresh() {
     let out = env.cli(&["resume", "--by", "Sam"], "").await;
     assert_eq!(refused(&out).0, Some(1), "{}", stderr(&out));
 }
+
+/// While paused, the freshness check (SIS poll, NOTIFY) runs no scoped run: a scoped dry run records no fingerprints,
+/// so it would plan the same courses at every poll. After `resume` the next check catches up.
+#[tokio::test]
+async fn freshness_checks_wait_while_paused_and_catch_up_after_resume() {
+    let (seed, rows) = roster(4);
+    let env = TestEnv::new(seed).await;
+    load(&env, &rows[..3]).await;
+    let mut d = Daemon::start(&env, "0 0 0 1 1 *", "[schedule]\nsis_poll_secs = 1\n").await;
+    let enrolled = |n: f64| {
+        move |b: &str, _: u16| {
+            metric(
+                b,
+                "rostersync_changes_total{action=\"enroll\",outcome=\"applied\"}",
+            ) == Some(n)
+        }
+    };
+    d.wait_for(Duration::from_secs(30), enrolled(3.0), "/metrics")
+        .await;
+    let out = env.cli(&["pause", "--by", "Dana"], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    load(&env, &rows[3..]).await;
+    // The check notices the pause (and says so on /metrics) without a full cycle.
+    d.wait_for(
+        Duration::from_secs(30),
+        |b, _| metric(b, "rostersync_paused ") == Some(1.0),
+        "/metrics",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let scoped: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM rostersync.sync_runs WHERE scope = 'courses'")
+            .fetch_one(&env.pool)
+            .await
+            .expect("runs");
+    assert_eq!(scoped, 0, "a scoped run while paused; log:\n{}", d.log());
+    assert_eq!(env.sim.count("POST", POST_ENROLLMENTS), 3);
+
+    let out = env.cli(&["resume", "--by", "Sam"], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    d.wait_for(Duration::from_secs(30), enrolled(4.0), "/metrics")
+        .await;
+    assert_eq!(env.sim.count("POST", POST_ENROLLMENTS), 4);
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait_exit(Duration::from_secs(15)).await, Some(0));
+}
