@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use crate::config::{ConfigError, DatabaseUrl, Settings};
+use crate::desk::pause::PauseError;
 use crate::metrics::Metrics;
 use crate::reconcile::pinned::{PinnedError, Review, apply_reviewed};
 use crate::reconcile::undo::{UndoRequest, undo_run};
@@ -99,6 +100,24 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::desk::except::ExceptCommand,
     },
+    /// Pause: until `resume` (or --until), every cycle plans and audits but changes nothing, and `apply` is refused.
+    Pause {
+        /// Who pauses; recorded with the pause and shown by every paused cycle.
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+        /// Why, shown by every paused cycle.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+        /// End the pause by itself at this time: RFC 3339 (2026-12-01T07:00:00Z) or a date (midnight UTC).
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+    },
+    /// End the pause (and clear the brake's sticky trip): the next cycle changes Canvas again.
+    Resume {
+        /// Who resumes; recorded with the pause it ends.
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+    },
     /// Create or upgrade rostersync's own schema.
     Migrate,
     /// Validate the configuration, reach both databases and Canvas, and print what was checked.
@@ -144,6 +163,8 @@ pub enum CommandError {
     Explain(#[from] crate::desk::explain::ExplainError),
     #[error(transparent)]
     Except(#[from] crate::desk::except::ExceptError),
+    #[error(transparent)]
+    Pause(#[from] PauseError),
     #[error(transparent)]
     Daemon(#[from] crate::daemon::StartError),
     #[error(transparent)]
@@ -244,6 +265,20 @@ async fn execute(cli: Cli) -> Result<Outcome, CommandError> {
             return Ok(Outcome::Cycle(report.status));
         }
         Command::Except { command } => crate::desk::except::run(settings, command).await?,
+        Command::Pause { by, reason, until } => println!(
+            "{}",
+            crate::desk::pause::pause(
+                &settings,
+                by.as_deref(),
+                reason.as_deref(),
+                until.as_deref()
+            )
+            .await?
+        ),
+        Command::Resume { by } => println!(
+            "{}",
+            crate::desk::pause::resume(&settings, by.as_deref()).await?
+        ),
         Command::Migrate => migrate(settings).await?,
         Command::Check => crate::check::run(settings).await?,
         Command::Run => crate::daemon::run(settings).await?,

@@ -62,6 +62,7 @@ pub struct Metrics {
     pub unresolved_planned: Gauge,
     pub in_flight_limit: Gauge,
     pub path_fallbacks: Family<PathLabels, Counter>,
+    pub paused: Gauge,
 }
 
 impl Default for Metrics {
@@ -178,6 +179,13 @@ impl Metrics {
              path (sis_import, report)",
             path_fallbacks.clone(),
         );
+        let paused = Gauge::default();
+        registry.register(
+            "rostersync_paused",
+            "1 while rostersync is paused (`rostersync pause`, or a [[schedule.pause]] window): cycles plan and audit \
+             but change nothing. Set at the start of each cycle",
+            paused.clone(),
+        );
         Self {
             registry,
             cycles,
@@ -197,6 +205,7 @@ impl Metrics {
             unresolved_planned,
             in_flight_limit,
             path_fallbacks,
+            paused,
         }
     }
 

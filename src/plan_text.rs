@@ -44,6 +44,9 @@ pub fn render(report: &CycleReport) -> String {
             if excepted == 1 { "" } else { "s" }
         );
     }
+    if let Some(paused) = &report.details.paused {
+        let _ = writeln!(out, "a dry run because rostersync is {paused}");
+    }
     if let Some(reason) = &report.safety.reason {
         let _ = writeln!(out, "safety guard tripped: {reason}");
     }
@@ -86,11 +89,16 @@ pub fn render(report: &CycleReport) -> String {
     }
     let _ = writeln!(
         out,
-        "\nTo make {} as reviewed: rostersync apply {} --by \"YOUR NAME\" [--reason TEXT]",
+        "\nTo make {} as reviewed: {}rostersync apply {} --by \"YOUR NAME\" [--reason TEXT]",
         if report.dry_run {
             "these changes"
         } else {
             "the held changes"
+        },
+        if report.details.paused.is_some() {
+            "once the pause is over, "
+        } else {
+            ""
         },
         report.run_id
     );

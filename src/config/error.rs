@@ -1,6 +1,7 @@
 //! The configuration error and its text: every message names the key and what is allowed, never a secret value
 //! (the TOML parser's quoted source lines are dropped, since they may hold the token or a database password).
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 
 /// A configuration problem. Messages name the key and what is allowed, never a secret value.
@@ -8,8 +9,12 @@ use std::path::PathBuf;
 pub enum ConfigError {
     #[error("configuration: {0}")]
     Load(String),
+    /// `key` is the dotted path, with an index for an entry of an array of tables (`schedule.pause[0].to`).
     #[error("configuration key `{key}`: {message}")]
-    Invalid { key: &'static str, message: String },
+    Invalid {
+        key: Cow<'static, str>,
+        message: String,
+    },
     #[error("configuration: cannot read {key} `{path}`: {source}")]
     File {
         key: &'static str,
@@ -116,9 +121,12 @@ pub(super) fn load_error(e: &config::ConfigError, source: Option<&str>) -> Confi
     ConfigError::Load(message)
 }
 
-pub(super) fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+pub(super) fn invalid(
+    key: impl Into<Cow<'static, str>>,
+    message: impl Into<String>,
+) -> ConfigError {
     ConfigError::Invalid {
-        key,
+        key: key.into(),
         message: message.into(),
     }
 }

@@ -14,14 +14,15 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use url::Url;
 
 use crate::domain::{RemovalPolicy, UserIdKind};
 pub use error::ConfigError;
 use error::load_error;
 pub use raw::{
-    DEFAULT_ENROLLMENTS_QUERY, RawCanvas, RawDatabase, RawLimits, RawLog, RawReconcile,
-    RawRoleRule, RawSchedule, RawServer, RawSettings, RawSis,
+    DEFAULT_ENROLLMENTS_QUERY, RawCanvas, RawDatabase, RawLimits, RawLog, RawPauseWindow,
+    RawReconcile, RawRoleRule, RawSchedule, RawServer, RawSettings, RawSis,
 };
 pub use secret::{DatabaseUrl, TokenSource};
 pub use validate::{normalise_base_url, validate_cron};
@@ -130,6 +131,22 @@ pub struct ScheduleSettings {
     pub run_on_start: bool,
     /// Between full cycles, re-read the SIS this often and reconcile the courses whose rows changed; `None` = off.
     pub sis_poll: Option<Duration>,
+    /// `[[schedule.pause]]`, in the order written.
+    pub pauses: Vec<PauseWindow>,
+}
+
+/// A `[[schedule.pause]]` window: from `from` (included) to `to` (excluded), cycles run as dry runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PauseWindow {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub reason: String,
+}
+
+impl PauseWindow {
+    pub fn contains(&self, now: DateTime<Utc>) -> bool {
+        self.from <= now && now < self.to
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -342,6 +359,66 @@ mod tests {
         for good in ["0.01", "10", "10000"] {
             with(&format!("[limits]\nrequests_per_second = {good}"))
                 .unwrap_or_else(|e| panic!("{good}: {e}"));
+        }
+    }
+
+    #[test]
+    fn pause_windows_load_as_times_and_errors_name_the_entry() {
+        let s = with(
+            "[[schedule.pause]]\nfrom = \"2026-07-01\"\nto = \"2026-07-15T06:00:00+02:00\"\nreason = \"summer rollover\"\n\
+             [[schedule.pause]]\nfrom = 2026-12-24\nto = 2026-12-27\nreason = \"winter\"",
+        )
+        .expect("valid windows");
+        let w = &s.schedule.pauses;
+        assert_eq!(w.len(), 2);
+        assert_eq!(w[0].from.to_rfc3339(), "2026-07-01T00:00:00+00:00");
+        assert_eq!(w[0].to.to_rfc3339(), "2026-07-15T04:00:00+00:00");
+        assert_eq!(w[0].reason, "summer rollover");
+        assert_eq!(w[1].to.to_rfc3339(), "2026-12-27T00:00:00+00:00");
+        assert!(with("").expect("none").schedule.pauses.is_empty());
+
+        let second = |body: &str| {
+            with(&format!(
+                "[[schedule.pause]]\nfrom = \"2026-01-01\"\nto = \"2026-01-02\"\nreason = \"a\"\n\
+                 [[schedule.pause]]\n{body}"
+            ))
+            .expect_err(body)
+            .to_string()
+        };
+        for (body, key) in [
+            (
+                "from = \"2026-07-15\"\nto = \"2026-07-01\"\nreason = \"x\"",
+                "schedule.pause[1].to",
+            ),
+            (
+                "from = \"2026-07-01\"\nto = \"2026-07-01\"\nreason = \"x\"",
+                "schedule.pause[1].to",
+            ),
+            (
+                "from = \"July 1st\"\nto = \"2026-07-15\"\nreason = \"x\"",
+                "schedule.pause[1].from",
+            ),
+            (
+                "from = \"2026-07-01\"\nto = \"2026-13-01\"\nreason = \"x\"",
+                "schedule.pause[1].to",
+            ),
+            (
+                "from = \"2026-07-01\"\nto = \"2026-07-15\"\nreason = \"  \"",
+                "schedule.pause[1].reason",
+            ),
+        ] {
+            let err = second(body);
+            assert!(err.contains(&format!("`{key}`")), "{body}: {err}");
+        }
+        for (body, word) in [
+            ("from = \"2026-07-01\"\nto = \"2026-07-15\"", "reason"),
+            (
+                "from = \"2026-07-01\"\nto = \"2026-07-15\"\nreason = \"x\"\nuntil = \"2026-08-01\"",
+                "until",
+            ),
+        ] {
+            let err = second(body);
+            assert!(err.contains(word), "{body}: {err}");
         }
     }
 

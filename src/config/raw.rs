@@ -156,6 +156,8 @@ pub struct RawSchedule {
     pub run_on_start: bool,
     #[serde(deserialize_with = "strict_f64")]
     pub sis_poll_secs: f64,
+    /// `[[schedule.pause]]`: windows in which cycles plan and audit but change nothing.
+    pub pause: Vec<RawPauseWindow>,
 }
 
 impl Default for RawSchedule {
@@ -164,8 +166,18 @@ impl Default for RawSchedule {
             cron: "0 */15 * * * *".into(),
             run_on_start: true,
             sis_poll_secs: 60.0,
+            pause: Vec::new(),
         }
     }
+}
+
+/// One `[[schedule.pause]]` window: TIME strings (RFC 3339 or a date), checked in [`super::validate`].
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawPauseWindow {
+    pub from: String,
+    pub to: String,
+    pub reason: String,
 }
 
 #[derive(Deserialize)]

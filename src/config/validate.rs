@@ -11,11 +11,13 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use super::error::{ConfigError, invalid};
-use super::raw::{RawCanvas, RawLimits, RawReconcile, RawRoleRule, RawSchedule, RawSettings};
+use super::raw::{
+    RawCanvas, RawLimits, RawPauseWindow, RawReconcile, RawRoleRule, RawSchedule, RawSettings,
+};
 use super::secret::{DatabaseUrl, TokenSource};
 use super::{
-    CanvasSettings, DatabaseSettings, LimitsSettings, LogFormat, LogSettings, ReadPath,
-    ReconcileSettings, RoleRule, ScheduleSettings, ServerSettings, Settings, SisSettings,
+    CanvasSettings, DatabaseSettings, LimitsSettings, LogFormat, LogSettings, PauseWindow,
+    ReadPath, ReconcileSettings, RoleRule, ScheduleSettings, ServerSettings, Settings, SisSettings,
     WritePath,
 };
 use crate::domain::{RemovalPolicy, UserIdKind};
@@ -458,7 +460,43 @@ fn validate_schedule(raw: RawSchedule) -> Result<ScheduleSettings, ConfigError> 
                 SIS_POLL_SECS,
             )?),
         },
+        pauses: raw
+            .pause
+            .into_iter()
+            .enumerate()
+            .map(|(i, w)| validate_pause_window(i, w))
+            .collect::<Result<_, _>>()?,
     })
+}
+
+/// `[[schedule.pause]]` entry `index`: `from` and `to` are TIME strings (the same parser as `--until`), `to` after
+/// `from`, and a reason (it is what a paused cycle reports). Errors name the entry: `schedule.pause[0].to`.
+fn validate_pause_window(index: usize, raw: RawPauseWindow) -> Result<PauseWindow, ConfigError> {
+    let key = |field: &str| format!("schedule.pause[{index}].{field}");
+    let time = |field: &str, value: &str| {
+        crate::desk::time::parse_time("the value", value)
+            .map_err(|e| invalid(key(field), e.to_string()))
+    };
+    let from = time("from", &raw.from)?;
+    let to = time("to", &raw.to)?;
+    if to <= from {
+        return Err(invalid(
+            key("to"),
+            format!(
+                "{} is not after `from` ({}): a window runs from `from` to a later `to`",
+                raw.to.trim(),
+                raw.from.trim()
+            ),
+        ));
+    }
+    let reason = raw.reason.trim().to_owned();
+    if reason.is_empty() {
+        return Err(invalid(
+            key("reason"),
+            "is empty; say why cycles change nothing in this window (paused cycles report it)",
+        ));
+    }
+    Ok(PauseWindow { from, to, reason })
 }
 
 /// `sis.notify_channel` goes into `LISTEN` as an identifier: a plain lowercase one, so that no quoting is needed.

@@ -25,6 +25,20 @@ pub async fn check(
     cancel: CancellationToken,
     abort: CancellationToken,
 ) -> Option<CycleReport> {
+    // Paused: a scoped dry run records no fingerprints, so it would plan the same courses at every check. The full
+    // cycles (on schedule.cron) plan and audit meanwhile; after the pause the next check catches up.
+    match crate::desk::pause::why_paused(&ctx.db, &ctx.settings).await {
+        Ok(Some(paused)) => {
+            ctx.metrics.paused.set(1);
+            debug!(paused = %paused.reason(), "freshness check: paused; the next full cycle plans as a dry run");
+            return None;
+        }
+        Ok(None) => {}
+        Err(e) => {
+            warn!(error = %e, "freshness check: cannot read whether rostersync is paused; trying again at the next check");
+            return None;
+        }
+    }
     let recorded = match CourseFingerprints::new(ctx.db.clone()).load().await {
         Ok(r) => r,
         Err(e) => {

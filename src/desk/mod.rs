@@ -3,4 +3,5 @@
 
 pub mod except;
 pub mod explain;
+pub mod pause;
 pub mod time;

@@ -30,6 +30,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::canvas::CanvasClient;
 use crate::config::Settings;
+use crate::desk::pause::{self, Paused};
 use crate::domain::decide::{DecideSettings, Decision, Snapshot, decide};
 use crate::domain::guard::{GuardLimits, ScopedBase};
 use crate::metrics::Metrics;
@@ -160,8 +161,17 @@ pub async fn prepare(
     opts: &CycleOptions,
 ) -> Result<PreparedCycle, CycleReport> {
     let started = Instant::now();
-    let dry_run = opts.dry_run || ctx.settings.reconcile.dry_run;
     let run_id = uuid::Uuid::now_v7().to_string();
+    // Paused (an operator's pause or a configuration window): the cycle plans and audits, and changes nothing.
+    // When the pause cannot be read, the cycle must not write either: it fails before opening its run.
+    let paused = pause::why_paused(&ctx.db, &ctx.settings).await;
+    let paused_reason = paused
+        .as_ref()
+        .ok()
+        .and_then(Option::as_ref)
+        .map(Paused::reason);
+    ctx.metrics.paused.set(i64::from(paused_reason.is_some()));
+    let dry_run = opts.dry_run || ctx.settings.reconcile.dry_run || paused_reason.is_some();
     let span = info_span!("cycle", run.id = %run_id, dry_run);
     let mut report = CycleReport::new(run_id.clone(), dry_run);
     let runs = Runs::new(ctx.db.clone());
@@ -170,15 +180,26 @@ pub async fn prepare(
     if let Some(scope) = scope {
         report.details.scope = scope.iter().cloned().collect();
     }
-    let opened = match scope {
-        Some(_) => runs.start_scoped(&run_id, dry_run).await,
-        None => runs.start(&run_id, dry_run).await,
+    if let Some(reason) = &paused_reason {
+        info!(parent: &span, paused = %reason, "paused: this cycle plans and audits but changes nothing in Canvas");
+        report.details.paused = paused_reason.clone();
+    }
+    let opened = match (paused, scope) {
+        (Err(e), _) => Err((e, "cannot read whether rostersync is paused")),
+        (Ok(_), Some(_)) => runs
+            .start_scoped(&run_id, dry_run)
+            .await
+            .map_err(|e| (e, "cannot open the run record")),
+        (Ok(_), None) => runs
+            .start(&run_id, dry_run)
+            .await
+            .map_err(|e| (e, "cannot open the run record")),
     };
-    if let Err(e) = opened {
+    if let Err((e, what)) = opened {
         report.status = RunStatus::Failed;
         report.error = Some(e.to_string());
         finish::finish_metrics(ctx, &report, started);
-        error!(parent: &span, error = %e, "cycle failed: cannot open the run record");
+        error!(parent: &span, error = %e, "cycle failed: {what}");
         return Err(report);
     }
     let read_and_decide = async {

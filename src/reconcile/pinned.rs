@@ -77,6 +77,15 @@ pub enum PinnedError {
     },
     #[error("--by needs a name: who approved these changes")]
     NoApprover,
+    #[error(
+        "rostersync is {reason}: `apply` changes nothing while paused. To make run {run}'s changes, {how}, then \
+         apply it"
+    )]
+    Paused {
+        reason: String,
+        how: String,
+        run: String,
+    },
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -89,6 +98,13 @@ pub async fn apply_reviewed(
 ) -> Result<CycleReport, PinnedError> {
     if review.by.trim().is_empty() {
         return Err(PinnedError::NoApprover);
+    }
+    if let Some(paused) = crate::desk::pause::why_paused(&ctx.db, &ctx.settings).await? {
+        return Err(PinnedError::Paused {
+            reason: paused.reason(),
+            how: paused.how_to_end(),
+            run: review.run_id.clone(),
+        });
     }
     let source = check_reviewable(&ctx.db, &review.run_id).await?;
     let rows = pinned_rows(&ctx.db, &review.run_id, source.dry_run).await?;

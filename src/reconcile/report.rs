@@ -58,6 +58,9 @@ pub struct CycleDetails {
     /// Time spent reading Canvas and the SIS, and applying, in milliseconds.
     pub read_ms: u64,
     pub apply_ms: u64,
+    /// Why this cycle was a dry run though not asked to be (who paused, why and until when, or the configuration
+    /// window); null when not paused.
+    pub paused: Option<String>,
 }
 
 /// One decided change as `reconcile --json` (`changes`) and the plan text show it.

@@ -1,5 +1,5 @@
 //! rostersync's own PostgreSQL schema: the run records, the audit log, the leader lock and the operator's state
-//! (exceptions).
+//! (pauses, exceptions).
 
 pub mod audit;
 pub mod exceptions;
@@ -7,6 +7,7 @@ pub mod fingerprints;
 pub mod grace;
 pub mod lock;
 pub mod missing;
+pub mod pauses;
 pub mod runs;
 
 use std::str::FromStr;

@@ -952,6 +952,38 @@ fn no_success_alert_threshold_is_three_schedule_intervals() {
     );
 }
 
+/// Paused is not broken: while `rostersync_paused` is 1, cycles change nothing on purpose, so the alerts that would
+/// read that as a failure (no successful cycle, a trip no one can `apply` while paused) are silenced by it, matched
+/// on the same labels the alert groups by.
+#[test]
+fn stale_sync_and_trip_alerts_stay_quiet_while_paused() {
+    let rules = alert_rules();
+    for alert in [
+        "RostersyncNoSuccessfulCycle",
+        "RostersyncSafetyGuardTripped",
+    ] {
+        let rule = rules
+            .iter()
+            .find(|r| r["alert"].as_str() == Some(alert))
+            .unwrap_or_else(|| panic!("{alert}"));
+        let expr: String = text(&rule["expr"], "expr")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let (firing, silenced_by) = expr
+            .split_once(" unless on (namespace, job) ")
+            .unwrap_or_else(|| panic!("{alert} is not silenced while paused: {expr}"));
+        assert!(
+            firing.contains("by (namespace, job)") && !firing.contains("rostersync_paused"),
+            "{alert}: {expr}"
+        );
+        assert_eq!(
+            silenced_by, "max by (namespace, job) (rostersync_paused{job=\"rostersync\"}) == 1",
+            "{alert}"
+        );
+    }
+}
+
 #[test]
 fn dashboard_uses_the_prometheus_input_datasource_everywhere() {
     let dashboard = dashboard();

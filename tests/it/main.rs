@@ -11,6 +11,7 @@ mod deploy;
 mod desk_except;
 mod desk_explain;
 mod desk_undo;
+mod desk_pause;
 mod district;
 mod edges;
 mod fresh;

@@ -1018,6 +1018,9 @@ const KEYS: &[&str] = &[
     "\"quoted key\"",
     "statement_timeout_secs",
     "cycle_deadline_secs",
+    "from",
+    "to",
+    "reason",
 ];
 
 /// A TOML value of any type, as text.
@@ -1087,6 +1090,7 @@ fn toml_document() -> impl Strategy<Value = String> {
     let header = prop_oneof![
         8 => prop::sample::select(SECTIONS).prop_map(|s| format!("[{s}]")),
         1 => Just("[[role_rules]]".to_owned()),
+        1 => Just("[[schedule.pause]]".to_owned()),
         1 => Just(String::new()),
     ];
     let entry = (prop::sample::select(KEYS), toml_value()).prop_map(|(k, v)| format!("{k} = {v}"));
@@ -1117,7 +1121,7 @@ fn valid_config_with_one_random_value() -> impl Strategy<Value = String> {
 fn valid_config_with(section: &str, key: &str, value: &str) -> String {
     let mut doc = String::new();
     for (sec, entries) in VALID_CONFIG {
-        // `[role_rules]` is an array of tables: `[[role_rules]]`.
+        // `[role_rules]` and `[schedule.pause]` are arrays of tables: `[[role_rules]]`.
         doc.push_str(&format!("[{sec}]\n"));
         for (k, v) in *entries {
             let swapped = SWAPPED_KEYS
@@ -1204,6 +1208,14 @@ const VALID_CONFIG: &[Table] = &[
         ],
     ),
     (
+        "[schedule.pause]",
+        &[
+            ("from", "\"2027-06-25\""),
+            ("to", "\"2027-07-06T06:00:00Z\""),
+            ("reason", "\"summer rollover\""),
+        ],
+    ),
+    (
         "limits",
         &[
             ("requests_per_second", "10"),
@@ -1265,6 +1277,9 @@ const VALID_CONFIG_KEYS: &[(&str, &str)] = &[
     ("schedule", "cron"),
     ("schedule", "run_on_start"),
     ("schedule", "sis_poll_secs"),
+    ("[schedule.pause]", "from"),
+    ("[schedule.pause]", "to"),
+    ("[schedule.pause]", "reason"),
     ("sis", "notify_channel"),
     ("limits", "requests_per_second"),
     ("limits", "max_in_flight"),
@@ -1320,6 +1335,7 @@ fn every_example_key_is_in_the_config_property_tests() {
     let base = valid_config_with("", "", "");
     let settings = Settings::from_toml_str(&base).unwrap_or_else(|e| panic!("{e}\n{base}"));
     assert_eq!(settings.role_rules.len(), 1);
+    assert_eq!(settings.schedule.pauses.len(), 1);
     assert!(
         missing.is_empty(),
         "keys the config property tests do not know: {missing:?}"
