@@ -262,6 +262,12 @@ async fn execute(cli: Cli) -> Result<Outcome, CommandError> {
             };
             let report = undo(settings, &request).await?;
             print_report(&report, json);
+            if !request.dry_run && report.status != RunStatus::Failed {
+                eprintln!(
+                    "rostersync is paused so that the next cycle does not redo the undo: cycles plan and change \
+                     nothing until `rostersync resume --by NAME`"
+                );
+            }
             return Ok(Outcome::Cycle(report.status));
         }
         Command::Except { command } => crate::desk::except::run(settings, command).await?,

@@ -14,7 +14,7 @@
 //! with an error starting `conflict:`.
 
 use sqlx::PgPool;
-use tracing::{Instrument, info_span, warn};
+use tracing::{Instrument, info, info_span, warn};
 
 use super::apply::Work;
 use super::pinned::{PinnedError, run_pinned};
@@ -22,6 +22,7 @@ use super::report::CycleReport;
 use super::{CycleContext, CycleOptions};
 use crate::domain::RemovalPolicy;
 use crate::store::audit::RecordedChange;
+use crate::store::pauses::{NewPause, Opened, Pauses};
 use crate::store::{Approval, AuditOutcome, DbError, RunStatus};
 
 /// An operator's request to reverse one run.
@@ -73,11 +74,50 @@ pub async fn undo_run(
     };
     let span = info_span!("undo", undo_of = %request.run_id, approved_by = %request.by);
     let by = request.by.clone();
-    run_pinned(ctx, opts, &approval, &inverse, request.dry_run, |work| {
+    let report = run_pinned(ctx, opts, &approval, &inverse, request.dry_run, |work| {
         conflicts(work, &not_undone, &by)
     })
-    .instrument(span)
-    .await
+    .instrument(span.clone())
+    .await?;
+    if !request.dry_run && report.status != RunStatus::Failed {
+        pause_after(ctx, request, &report, &approval.approved_as)
+            .instrument(span)
+            .await?;
+    }
+    Ok(report)
+}
+
+/// Pauses the daemon after an undo, so that the next cycle does not redo what was undone from the same SIS rows. A
+/// pause already in force is left as it is (it already holds the next cycle back).
+async fn pause_after(
+    ctx: &CycleContext,
+    request: &UndoRequest,
+    report: &CycleReport,
+    paused_as: &str,
+) -> Result<(), PinnedError> {
+    let reason = format!(
+        "undo of run {} (run {}): the next cycle would redo it from the same SIS rows; fix the SIS, review with \
+         `rostersync reconcile --dry-run`, then `rostersync resume`",
+        request.run_id, report.run_id
+    );
+    let opened = Pauses::new(ctx.db.clone())
+        .open(&NewPause {
+            by: &request.by,
+            reason: Some(&reason),
+            until: None,
+            source_run_id: Some(&report.run_id),
+            paused_as,
+        })
+        .await?;
+    match opened {
+        Opened::Paused(_) => info!(%reason, "paused after the undo"),
+        Opened::AlreadyPaused(p) => info!(
+            paused_by = %p.paused_by,
+            "already paused; the pause in force holds the next cycle back"
+        ),
+        Opened::UntilPassed { .. } => {}
+    }
+    Ok(())
 }
 
 /// In an undo, a change whose enrollment moved is a conflict; and the changes with no inverse say why.

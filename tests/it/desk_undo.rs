@@ -122,6 +122,26 @@ async fn undo_reactivates_exactly_what_the_run_concluded_and_a_hand_moved_one_is
     .expect("query");
     assert_eq!(unnamed, 0, "every row names who undid it");
 
+    // Paused: the next cycle would conclude the 19 again from the same SIS rows; it plans and changes nothing.
+    let writes = env.writes();
+    let out = env.cli(&["reconcile", "--json"], OPEN).await;
+    let next: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(next["dry_run"], true, "{next}");
+    assert!(
+        next["details"]["paused"]
+            .as_str()
+            .is_some_and(|p| p.contains("undo of run")),
+        "{next}"
+    );
+    assert_eq!(env.writes(), writes, "paused after the undo");
+    let out = env.cli(&["resume", "--by", "Ana"], OPEN).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // Undo it again, or undo the dry run: exit 1 saying what to do.
     let again = env.cli(&["undo", &run_id, "--by", "Ana"], OPEN).await;
     let stderr = String::from_utf8_lossy(&again.stderr);
