@@ -56,8 +56,26 @@ pub fn render(report: &CycleReport) -> String {
     let shown: Vec<&ChangeRecord> = report
         .changes
         .iter()
+        .filter(|c| !matches!(c.outcome, "skipped" | "deferred"))
         .filter(|c| report.dry_run || c.outcome == "held")
         .collect();
+    let not_made: Vec<&ChangeRecord> = report
+        .changes
+        .iter()
+        .filter(|c| matches!(c.outcome, "skipped" | "deferred"))
+        .collect();
+    if !not_made.is_empty() {
+        let _ = writeln!(out, "\n{} changes not made:", not_made.len());
+        let lines = align(&not_made.iter().map(|c| columns(c)).collect::<Vec<_>>());
+        for (c, line) in not_made.iter().zip(lines) {
+            let _ = writeln!(
+                out,
+                "  {} {line}\n      {}",
+                symbol_of(c.action),
+                c.error.as_deref().unwrap_or(c.outcome)
+            );
+        }
+    }
     if shown.is_empty() {
         return out;
     }
@@ -86,6 +104,15 @@ pub fn render(report: &CycleReport) -> String {
         for line in of_action {
             let _ = writeln!(out, "  {} {line}", symbol(action));
         }
+    }
+    if let Some(undone) = &report.details.undo_of {
+        if report.dry_run {
+            let _ = writeln!(
+                out,
+                "\nTo make this undo: rostersync undo {undone} --by \"YOUR NAME\" [--reason TEXT]"
+            );
+        }
+        return out;
     }
     let _ = writeln!(
         out,
@@ -129,6 +156,13 @@ fn page(text: &str) -> std::io::Result<()> {
     }
     child.wait()?;
     Ok(())
+}
+
+fn symbol_of(action: &str) -> &'static str {
+    Action::ALL
+        .into_iter()
+        .find(|a| a.as_str() == action)
+        .map_or("  ", symbol)
 }
 
 fn symbol(action: Action) -> &'static str {

@@ -165,7 +165,16 @@ pub async fn apply_work(
         let outcome = row.outcome.unwrap_or(AuditOutcome::Planned);
         match outcome {
             AuditOutcome::Failed => report.failed += 1,
-            AuditOutcome::Skipped => report.skipped += 1,
+            AuditOutcome::Skipped => {
+                report.skipped += 1;
+                // An operator's change (`apply`, `undo`) that is not made says why in the printed report.
+                if row.source_audit_id.is_some() {
+                    report.changes.push(ChangeRecord {
+                        error: row.error.clone(),
+                        ..ChangeRecord::of(row, outcome, snap)
+                    });
+                }
+            }
             AuditOutcome::Deferred => {
                 report.changes.push(ChangeRecord::of(row, outcome, snap));
                 ctx.metrics.count_change(row.action, outcome.as_str());

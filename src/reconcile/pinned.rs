@@ -54,6 +54,10 @@ pub enum PinnedError {
          the planned changes of a dry run can be applied. Run `rostersync reconcile --dry-run` and apply that run"
     )]
     NotReviewable { run: String, status: String },
+    #[error(
+        "run {run} is the plan of `undo {undone}`, not a cycle: make it with `rostersync undo {undone} --by NAME`"
+    )]
+    UndoPlan { run: String, undone: String },
     #[error("run {0} has not finished yet; try again once it has")]
     StillRunning(String),
     #[error(
@@ -146,6 +150,7 @@ pub(super) async fn run_pinned(
     runs.start_approved(&run_id, dry_run, Some(approval))
         .await?;
     let mut report = CycleReport::new(run_id, dry_run);
+    report.details.undo_of = approval.undo_of.clone();
     ctx.canvas.begin_cycle();
     for row in rows {
         if let Some(n) = report.planned.get_mut(row.action.as_str()) {
@@ -175,15 +180,21 @@ struct Source {
 }
 
 async fn check_reviewable(db: &PgPool, run_id: &str) -> Result<Source, PinnedError> {
-    let run: Option<(String, bool)> =
-        sqlx::query_as("SELECT status, dry_run FROM rostersync.sync_runs WHERE id = $1")
+    let run: Option<(String, bool, Option<String>)> =
+        sqlx::query_as("SELECT status, dry_run, undo_of FROM rostersync.sync_runs WHERE id = $1")
             .bind(run_id)
             .fetch_optional(db)
             .await
             .map_err(DbError::query("reading the reviewed run"))?;
-    let Some((status, dry_run)) = run else {
+    let Some((status, dry_run, undo_of)) = run else {
         return Err(PinnedError::UnknownRun(run_id.to_owned()));
     };
+    if dry_run && let Some(undone) = undo_of {
+        return Err(PinnedError::UndoPlan {
+            run: run_id.to_owned(),
+            undone,
+        });
+    }
     if status == RunStatus::Running.as_str() {
         return Err(PinnedError::StillRunning(run_id.to_owned()));
     }

@@ -28,6 +28,9 @@ pub struct CycleDetails {
     /// Active or invited live enrollments in managed courses (the brake's denominator; scoped runs reuse a full
     /// run's).
     pub live_giving_access: u64,
+    /// For a run made by `undo`: the run it reverses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub undo_of: Option<String>,
     /// Access-removing changes deferred by flap damping (`reconcile.removal_grace_cycles`).
     pub deferred: u64,
     pub managed_courses: u64,

@@ -75,6 +75,28 @@ async fn undo_reactivates_exactly_what_the_run_concluded_and_a_hand_moved_one_is
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(env.writes(), writes, "a dry-run undo changes nothing");
+    // As a person reads it: the conflict says why, and the way to make it is `undo`, not `apply`.
+    let shown = env
+        .cli(&["undo", &run_id, "--by", "Ana", "--dry-run"], OPEN)
+        .await;
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        text.contains("1 changes not made") && text.contains("conflict:"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("rostersync undo {run_id}")),
+        "{text}"
+    );
+    let plan_id = text
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    let out = env.cli(&["apply", &plan_id, "--by", "Ana"], OPEN).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("is the plan of `undo"), "{stderr}");
 
     let out = env
         .cli(
