@@ -22,7 +22,8 @@
 //! `params.rs` the request conventions, `report.rs`, `sis_import.rs`, `files.rs` the async jobs (their state is
 //! `jobs.rs`);
 //! `district/` generates a sample district (seed + SIS rows), `cli.rs` is the `canvas-sim` binary; `recorder.rs`
-//! records requests.
+//! records requests for both simulators. [`openedx`] is the second simulator, openedx-sim (Open edX program
+//! enrollments), built on the same recording, fault rules and latency.
 //!
 //! Where it knowingly differs from Canvas (each also noted where it is implemented):
 //! - the token is an account admin with every permission; no masquerading (§6), no scoped,
@@ -47,6 +48,7 @@ mod jobs;
 mod json;
 mod model;
 mod multipart;
+pub mod openedx;
 mod pagination;
 mod params;
 mod recorder;
