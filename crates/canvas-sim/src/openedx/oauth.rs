@@ -183,67 +183,70 @@ fn bearer_error(code: &str, message: &str) -> Reply {
 }
 
 /// The views' authentication classes in order (facts §1.5, §1.7): JWT, then Bearer, then (no) session.
-pub(crate) fn authenticate(store: &OpenEdxStore, headers: &HeaderMap) -> Result<Principal, Reply> {
+pub(crate) fn authenticate(
+    store: &OpenEdxStore,
+    headers: &HeaderMap,
+) -> Result<Principal, Box<Reply>> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(unauthorized(json!(NOT_PROVIDED)));
+        return Err(Box::new(unauthorized(json!(NOT_PROVIDED))));
     };
     let text = String::from_utf8_lossy(value.as_bytes()).to_string();
     let parts: Vec<&str> = text.split_whitespace().collect();
     if parts.is_empty() {
-        return Err(unauthorized(json!(NOT_PROVIDED)));
+        return Err(Box::new(unauthorized(json!(NOT_PROVIDED))));
     }
     let now = store.now();
     // drf-jwt: the prefix is compared first, then the number of parts.
     if parts[0].eq_ignore_ascii_case("jwt") {
         match parts.len() {
             1 => {
-                return Err(unauthorized(json!(
+                return Err(Box::new(unauthorized(json!(
                     "Invalid Authorization header. No credentials provided."
-                )));
+                ))));
             }
             2 => {}
             _ => {
-                return Err(unauthorized(json!(
+                return Err(Box::new(unauthorized(json!(
                     "Invalid Authorization header. Credentials string should not contain spaces."
-                )));
+                ))));
             }
         }
         let Some(token) = store.tokens.get(parts[1]).filter(|t| t.jwt) else {
-            return Err(unauthorized(json!("Error decoding token.")));
+            return Err(Box::new(unauthorized(json!("Error decoding token."))));
         };
         if now > token.expires_at + chrono::Duration::seconds(JWT_LEEWAY_SECS) {
-            return Err(unauthorized(json!("Token has expired.")));
+            return Err(Box::new(unauthorized(json!("Token has expired."))));
         }
         return Ok(principal(store, token));
     }
     // BearerAuthentication: the number of parts is checked before the scheme.
     if parts.len() == 1 {
-        return Err(bearer_error(
+        return Err(Box::new(bearer_error(
             "token_not_provided",
             "Invalid token header. No credentials provided.",
-        ));
+        )));
     }
     if parts.len() > 2 {
-        return Err(bearer_error(
+        return Err(Box::new(bearer_error(
             "token_malformed",
             "Invalid token header. Token string should not contain spaces.",
-        ));
+        )));
     }
     if !parts[0].eq_ignore_ascii_case("bearer") {
-        return Err(unauthorized(json!(NOT_PROVIDED)));
+        return Err(Box::new(unauthorized(json!(NOT_PROVIDED))));
     }
     // A JWT sent as Bearer is not a DOT token.
     let Some(token) = store.tokens.get(parts[1]).filter(|t| !t.jwt) else {
-        return Err(bearer_error(
+        return Err(Box::new(bearer_error(
             "token_nonexistent",
             "The provided access token does not match any valid tokens.",
-        ));
+        )));
     };
     if token.expires_at < now {
-        return Err(bearer_error(
+        return Err(Box::new(bearer_error(
             "token_expired",
             "The provided access token has expired and is no longer valid.",
-        ));
+        )));
     }
     Ok(principal(store, token))
 }
@@ -266,9 +269,12 @@ fn principal(store: &OpenEdxStore, token: &IssuedToken) -> Principal {
 
 /// `JWT_RESTRICTED_APPLICATION_OR_USER_ACCESS` as it works on these views (facts §1.6): a restricted application's
 /// JWT never has the (undeclared) scope, so only a staff owner of a non-restricted application passes.
-pub(crate) fn authorize(principal: &Principal) -> Result<(), Reply> {
+pub(crate) fn authorize(principal: &Principal) -> Result<(), Box<Reply>> {
     if principal.restricted_jwt || !principal.is_staff {
-        return Err(developer_error(StatusCode::FORBIDDEN, json!(NO_PERMISSION)));
+        return Err(Box::new(developer_error(
+            StatusCode::FORBIDDEN,
+            json!(NO_PERMISSION),
+        )));
     }
     Ok(())
 }

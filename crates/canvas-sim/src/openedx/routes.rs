@@ -158,27 +158,28 @@ pub(crate) fn unmatched() -> Reply {
 /// The program-enrollment views (the token endpoint is answered by `server.rs`, which knows the client address).
 pub(crate) fn handle(store: &mut OpenEdxStore, call: &Call<'_>) -> Reply {
     match view(store, call) {
-        Ok(reply) | Err(reply) => reply,
+        Ok(reply) => reply,
+        Err(reply) => *reply,
     }
 }
 
-fn view(store: &mut OpenEdxStore, call: &Call<'_>) -> Result<Reply, Reply> {
+fn view(store: &mut OpenEdxStore, call: &Call<'_>) -> Result<Reply, Box<Reply>> {
     let principal = oauth::authenticate(store, call.headers)?;
     oauth::authorize(&principal)?;
     let write = WriteMethod::parse(call.method);
     if call.method != "GET" && write.is_none() {
-        return Err(developer_error(
+        return Err(Box::new(developer_error(
             StatusCode::METHOD_NOT_ALLOWED,
             json!(format!("Method \"{}\" not allowed.", call.method)),
-        ));
+        )));
     }
     let program_uuid = call.route.program_uuid.as_str();
     // The catalog cache is keyed by the raw URL string: an uppercase UUID is a 404 (facts §2.2).
     if !store.programs.contains_key(program_uuid) {
-        return Err(not_found_with_code(
+        return Err(Box::new(not_found_with_code(
             "no program exists with given key",
             "program_does_not_exist",
-        ));
+        )));
     }
     let course = (call.route.endpoint == Endpoint::CourseEnrollments)
         .then_some(call.route.course_id.as_str());
@@ -192,28 +193,32 @@ fn view(store: &mut OpenEdxStore, call: &Call<'_>) -> Result<Reply, Reply> {
 }
 
 /// `verify_course_exists_and_in_program` (facts §3.1), in its order.
-fn check_course(store: &OpenEdxStore, program_uuid: &str, course_id: &str) -> Result<(), Reply> {
+fn check_course(
+    store: &OpenEdxStore,
+    program_uuid: &str,
+    course_id: &str,
+) -> Result<(), Box<Reply>> {
     if !is_course_key(course_id) {
-        return Err(not_found_with_code(
+        return Err(Box::new(not_found_with_code(
             "The provided course key cannot be parsed.",
             "invalid_course_key",
-        ));
+        )));
     }
     if !store.course_exists(course_id) {
-        return Err(not_found_with_code(
+        return Err(Box::new(not_found_with_code(
             &format!("Unknown course {course_id}"),
             "course_does_not_exist",
-        ));
+        )));
     }
     let in_program = store
         .programs
         .get(program_uuid)
         .is_some_and(|p| p.course_runs().iter().any(|r| r == course_id));
     if !in_program {
-        return Err(not_found_with_code(
+        return Err(Box::new(not_found_with_code(
             "the program's curriculum does not contain the given course",
             "course_not_in_program",
-        ));
+        )));
     }
     Ok(())
 }
@@ -240,7 +245,7 @@ fn write_enrollments(
     method: WriteMethod,
     program_uuid: &str,
     course: Option<&str>,
-) -> Result<Reply, Reply> {
+) -> Result<Reply, Box<Reply>> {
     let content_type = call
         .headers
         .get(header::CONTENT_TYPE)
@@ -279,15 +284,15 @@ fn write_enrollments(
 }
 
 /// 413 with the view's message, its numbers swapped (facts §7.1).
-fn check_size(data: &Value) -> Result<(), Reply> {
+fn check_size(data: &Value) -> Result<(), Box<Reply>> {
     let count = body::len(data);
     if count > MAX_ENROLLMENT_RECORDS {
         let message =
             format!("{MAX_ENROLLMENT_RECORDS} enrollments requested, but limit is {count}.");
-        return Err(json_text(
+        return Err(Box::new(json_text(
             StatusCode::PAYLOAD_TOO_LARGE,
             Value::String(message).to_string(),
-        ));
+        )));
     }
     Ok(())
 }
@@ -404,7 +409,7 @@ fn list(
     call: &Call<'_>,
     program_uuid: &str,
     course: Option<&str>,
-) -> Result<Reply, Reply> {
+) -> Result<Reply, Box<Reply>> {
     let query: Vec<(String, String)> = url::form_urlencoded::parse(call.query.as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();

@@ -64,6 +64,7 @@ impl KeyResults {
         }
     }
 
+    #[cfg(test)]
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
