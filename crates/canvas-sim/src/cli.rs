@@ -117,7 +117,7 @@ fn options(args: &Args) -> Result<SimOptions, String> {
     })
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -281,7 +281,7 @@ impl FaultState {
 }
 
 /// Serde for a `Duration` as whole milliseconds.
-mod millis {
+pub(crate) mod millis {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};

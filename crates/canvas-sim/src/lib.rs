@@ -21,7 +21,9 @@
 //! handler's answer, `errors.rs` the error answers, `pagination.rs`, `ids.rs`,
 //! `params.rs` the request conventions, `report.rs`, `sis_import.rs`, `files.rs` the async jobs (their state is
 //! `jobs.rs`);
-//! `district/` generates a sample district (seed + SIS rows), `cli.rs` is the `canvas-sim` binary.
+//! `district/` generates a sample district (seed + SIS rows), `cli.rs` is the `canvas-sim` binary; `recorder.rs`
+//! records requests for both simulators. [`openedx`] is the second simulator, openedx-sim (Open edX program
+//! enrollments), built on the same recording, fault rules and latency.
 //!
 //! Where it knowingly differs from Canvas (each also noted where it is implemented):
 //! - the token is an account admin with every permission; no masquerading (§6), no scoped,
@@ -46,8 +48,10 @@ mod jobs;
 mod json;
 mod model;
 mod multipart;
+pub mod openedx;
 mod pagination;
 mod params;
+mod recorder;
 mod render;
 mod reply;
 mod report;
@@ -62,7 +66,6 @@ mod throttle;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use axum::Router;
@@ -76,10 +79,10 @@ pub use model::{
     Account, Course, CourseState, Enrollment, EnrollmentState, EnrollmentType, ObserverLink, Role,
     RoleState, Section, User,
 };
+pub use recorder::RequestRecord;
 pub use seed::{
     Seed, SeedAccount, SeedCourse, SeedEnrollment, SeedError, SeedRole, SeedSection, SeedUser,
 };
-pub use server::RequestRecord;
 pub use store::{ROOT_ACCOUNT_ID, Store};
 pub use throttle::{ThrottleOptions, ThrottleStatus};
 
@@ -162,8 +165,7 @@ pub async fn spawn_at(listen: SocketAddr, opts: SimOptions) -> Result<SimHandle,
         throttle_options: opts.throttle,
         throttle: Mutex::new(Default::default()),
         faults: Mutex::new(faults::FaultState::new(opts.faults)),
-        records: Mutex::new(Vec::new()),
-        next_seq: AtomicU64::new(0),
+        recorder: Arc::default(),
     });
     let router = Router::new()
         .fallback(server::serve_request)
@@ -200,21 +202,16 @@ impl SimHandle {
 
     /// Every finished request, in arrival order.
     pub fn requests(&self) -> Vec<RequestRecord> {
-        let mut records = lock(&self.app.records).clone();
-        records.sort_by_key(|(seq, _)| *seq);
-        records.into_iter().map(|(_, record)| record).collect()
+        self.app.recorder.requests()
     }
 
     /// How many finished requests had this method and route template.
     pub fn count(&self, method: &str, route: &str) -> usize {
-        lock(&self.app.records)
-            .iter()
-            .filter(|(_, r)| r.method.eq_ignore_ascii_case(method) && r.route == route)
-            .count()
+        self.app.recorder.count(method, route)
     }
 
     pub fn reset_requests(&self) {
-        lock(&self.app.records).clear();
+        self.app.recorder.reset();
     }
 
     /// Direct access to the simulated Canvas (arrange or inspect state in tests).

@@ -4,9 +4,8 @@
 //! hangs up mid-request (a dropped future), as Canvas's `ensure` block does.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
@@ -17,25 +16,11 @@ use serde_json::{Value, json};
 use super::errors::ApiError;
 use super::faults::{FaultAction, FaultPlan, FaultState};
 use super::params::Params;
+use super::recorder::{Recorder, RequestRecord};
 use super::reply::Reply;
 use super::routes::{self, Call, UNMATCHED_ROUTE};
 use super::store::Store;
 use super::throttle::{Admission, Throttle, ThrottleOptions, ruby_float, throttled_response};
-
-/// One request the simulator served (throttled, faulted and abandoned ones included).
-#[derive(Debug, Clone, PartialEq)]
-pub struct RequestRecord {
-    pub method: String,
-    /// The route template, e.g. `/api/v1/courses/:id/enrollments`, or `(unmatched)`.
-    pub route: String,
-    pub path_and_query: String,
-    /// 499 when the client hung up before the answer was ready.
-    pub status: u16,
-    pub started: Instant,
-    pub finished: Instant,
-    pub user_agent: Option<String>,
-    pub throttled: bool,
-}
 
 /// Bodies above this are refused rather than buffered.
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
@@ -47,38 +32,12 @@ pub(crate) struct App {
     pub throttle_options: ThrottleOptions,
     pub throttle: Mutex<Throttle>,
     pub faults: Mutex<FaultState>,
-    pub records: Mutex<Vec<(u64, RequestRecord)>>,
-    pub next_seq: AtomicU64,
+    pub recorder: Arc<Recorder>,
 }
 
 /// Locks a mutex, ignoring poisoning: a panicked test closure must not wedge the simulator.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Records the request when dropped, finished or not (status 499 when the client went away).
-struct RecordGuard {
-    app: Arc<App>,
-    seq: u64,
-    record: Option<RequestRecord>,
-}
-
-impl RecordGuard {
-    fn finish(mut self, status: StatusCode, throttled: bool) {
-        if let Some(record) = self.record.as_mut() {
-            record.status = status.as_u16();
-            record.throttled = throttled;
-        }
-    }
-}
-
-impl Drop for RecordGuard {
-    fn drop(&mut self) {
-        if let Some(mut record) = self.record.take() {
-            record.finished = std::time::Instant::now();
-            lock(&self.app.records).push((self.seq, record));
-        }
-    }
 }
 
 /// Settles the throttle bucket when dropped, so a hung-up request still pays (§5).
@@ -124,22 +83,17 @@ pub(crate) async fn serve_request(
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let seq = app.next_seq.fetch_add(1, Ordering::SeqCst);
-    let record = RecordGuard {
-        app: app.clone(),
-        seq,
-        record: Some(RequestRecord {
-            method: method.clone(),
-            route: template.to_string(),
-            path_and_query: path_and_query.clone(),
-            // 499 (client closed request) unless the request finishes.
-            status: 499,
-            started,
-            finished: started,
-            user_agent,
-            throttled: false,
-        }),
-    };
+    let record = app.recorder.start(RequestRecord {
+        method: method.clone(),
+        route: template.to_string(),
+        path_and_query: path_and_query.clone(),
+        // 499 (client closed request) unless the request finishes.
+        status: 499,
+        started,
+        finished: started,
+        user_agent,
+        throttled: false,
+    });
 
     let query = Params::from_urlencoded(uri.query().unwrap_or_default());
     let header_token = bearer_token(&headers);
