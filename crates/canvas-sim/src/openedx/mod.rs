@@ -25,6 +25,8 @@
 
 mod body;
 pub mod cli;
+#[cfg(test)]
+mod http_tests;
 mod oauth;
 mod replica;
 mod routes;

@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
-use canvas_sim::openedx::{
+use crate::openedx::{
     COURSE_ENROLLMENTS_ROUTE, OpenEdxHandle, OpenEdxOptions, OpenEdxSeed,
     PROGRAM_ENROLLMENTS_ROUTE, ReplicaLag, SeedClient, SeedLmsUser, SeedProgram,
     SeedProgramEnrollment, TOKEN_ROUTE, spawn,
 };
-use canvas_sim::{FaultAction, FaultOptions, FaultRule};
+use crate::{FaultAction, FaultOptions, FaultRule};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
