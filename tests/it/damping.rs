@@ -71,6 +71,9 @@ async fn a_removal_is_made_on_the_second_cycle_that_decides_it_and_a_flap_never(
         .map(|(u, c)| (u.as_str(), *c, None, "student", None))
         .collect();
     env.sis(&rows).await;
+    let shown = env.cli(&["reconcile", "--dry-run"], GRACE_2).await;
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(text.contains("deferred: 1 of 2 cycles"), "{text}");
     let first = cycle(&env).await;
     assert_eq!(first["details"]["deferred"], 1, "{first}");
     assert_eq!(state(&env, 1, 100), ["active"], "not yet");
