@@ -105,6 +105,10 @@ pub enum Command {
 /// Exit code for fatal errors (configuration, database, Canvas auth). Only [`exit_code`] uses it.
 const EXIT_FATAL: u8 = 1;
 
+/// Exit code for a command line that cannot be parsed (sysexits.h `EX_USAGE`): distinct from 2 ("some changes
+/// failed"), so that a cron wrapper never mistakes a typo for a partial sync. Only [`exit_code`] uses it.
+const EXIT_USAGE: u8 = 64;
+
 /// How long `reconcile` waits for the leader lock before concluding another process is applying changes.
 const LOCK_WAIT: Duration = Duration::from_secs(5);
 
@@ -120,6 +124,9 @@ pub enum Outcome {
 /// Why a command could not do its job. [`exit_code`] prints each message once, as `error: …` on stderr.
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
+    /// The command line could not be parsed (or `--help`/`--version` was asked for): clap's own message.
+    #[error("{0}")]
+    Usage(clap::Error),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
     #[error(transparent)]
@@ -147,10 +154,16 @@ pub enum CommandError {
 }
 
 /// The one place that turns a command's result into the process exit code (CONTRACT.md "Commands"):
-/// 0 done (a cycle with everything applied), 2 some changes failed, 3 the safety guard tripped, 1 fatal.
+/// 0 done (a cycle with everything applied), 2 some changes failed, 3 the safety guard tripped, 1 fatal,
+/// 64 a command line that cannot be parsed (`--help` and `--version` print and exit 0).
 /// A trip outranks failed changes: holding removals back is the thing an operator must act on.
 pub fn exit_code(result: Result<Outcome, CommandError>) -> ExitCode {
     let code = match result {
+        Err(CommandError::Usage(e)) => {
+            // clap prints help and version on stdout, errors (with usage and a hint) on stderr.
+            let _ = e.print();
+            if e.use_stderr() { EXIT_USAGE } else { 0 }
+        }
         Ok(Outcome::Done | Outcome::Cycle(RunStatus::Succeeded)) => 0,
         Ok(Outcome::Cycle(RunStatus::Partial)) => 2,
         Ok(Outcome::Cycle(RunStatus::SafetyTripped)) => 3,
@@ -162,6 +175,14 @@ pub fn exit_code(result: Result<Outcome, CommandError>) -> ExitCode {
         }
     };
     ExitCode::from(code)
+}
+
+impl Cli {
+    /// Parses the process's arguments; a usage error (or `--help`/`--version`) is a [`CommandError::Usage`] for
+    /// [`exit_code`], never clap's own `exit(2)`.
+    pub fn parse_args() -> Result<Cli, CommandError> {
+        Cli::try_parse().map_err(CommandError::Usage)
+    }
 }
 
 pub async fn run(cli: Cli) -> ExitCode {
