@@ -61,3 +61,153 @@ async fn help_and_version_exit_0_on_stdout() {
         assert!(!stdout.is_empty(), "{args:?}: nothing on stdout");
     }
 }
+
+// ---- 2. a database that is down says so, fast -------------------------------------------------------------------
+
+/// A configuration whose database URL is `url`: Canvas is never reached, since the database comes first.
+fn config_with_database(dir: &std::path::Path, url: &str) -> std::path::PathBuf {
+    let path = dir.join(format!("down-{}.toml", uuid::Uuid::new_v4().simple()));
+    let toml = format!(
+        "[canvas]\nbase_url = \"http://127.0.0.1:9\"\ntoken = \"canary-token-ops\"\n\n[database]\nurl = \"{url}\"\n"
+    );
+    std::fs::write(&path, toml).expect("write config");
+    path
+}
+
+/// Runs `rostersync --config … ARGS` against `url`; returns (exit code, stderr, wall time).
+async fn against_database(url: &str, args: &[&str]) -> (Option<i32>, String, std::time::Duration) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config_with_database(dir.path(), url);
+    let started = std::time::Instant::now();
+    let out = rostersync_cmd()
+        .arg("--config")
+        .arg(&config)
+        .args(args)
+        .output()
+        .await
+        .expect("run rostersync");
+    let took = started.elapsed();
+    let (_, stderr) = text(&out);
+    eprintln!(
+        "{args:?} against a database that is down: {took:?}, exit {:?}\n{stderr}",
+        out.status.code()
+    );
+    (out.status.code(), stderr, took)
+}
+
+/// What no database error may say: the password, sqlx's pool internals, PostgreSQL's source line numbers.
+fn assert_clean(stderr: &str, password: &str) {
+    assert!(!stderr.contains(password), "the password leaked: {stderr}");
+    assert!(!stderr.contains("pool timed out"), "{stderr}");
+    assert!(
+        !stderr.contains(" at line "),
+        "a PostgreSQL source line: {stderr}"
+    );
+    assert!(
+        !stderr.contains("canary-token-ops"),
+        "the token leaked: {stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_named_within_3_seconds() {
+    let port = free_port();
+    let url = format!("postgres://rostersync:hunter2-refused@127.0.0.1:{port}/rostersync");
+    for args in [&["reconcile", "--dry-run"][..], &["migrate"], &["run"]] {
+        let (code, stderr, took) = against_database(&url, args).await;
+        assert_eq!(code, Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains("connection refused"), "{args:?}: {stderr}");
+        assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+        assert_clean(&stderr, "hunter2-refused");
+        assert!(
+            took < std::time::Duration::from_millis(3500),
+            "{args:?} took {took:?} to report a refused connection"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_missing_database_is_named_without_postgresql_line_numbers() {
+    let mut url = url::Url::parse(server().admin_url()).expect("admin url");
+    url.set_path("/no_such_database_ops");
+    if url.password().is_none() {
+        url.set_password(Some("hunter2-missing")).expect("password");
+    }
+    let password = url.password().unwrap_or_default().to_owned();
+    let (code, stderr, took) = against_database(url.as_str(), &["reconcile", "--dry-run"]).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("database \"no_such_database_ops\" does not exist"),
+        "{stderr}"
+    );
+    assert_clean(&stderr, &password);
+    assert!(took < std::time::Duration::from_secs(3), "took {took:?}");
+}
+
+/// Makes the test server ask `role` for a password over TCP (a line at the top of pg_hba.conf, then a reload).
+/// `None` when this server's pg_hba.conf cannot be edited from here (an existing server from `DATABASE_URL`).
+async fn require_password_for(role: &str) -> Option<()> {
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect(server().admin_url())
+        .await
+        .ok()?;
+    let hba: String = sqlx::query_scalar("SHOW hba_file")
+        .fetch_one(&mut admin)
+        .await
+        .ok()?;
+    let existing = std::fs::read_to_string(&hba).ok()?;
+    let line = format!(
+        "host all {role} 127.0.0.1/32 scram-sha-256\nhost all {role} ::1/128 scram-sha-256\n"
+    );
+    std::fs::write(&hba, format!("{line}{existing}")).ok()?;
+    sqlx::query("SELECT pg_reload_conf()")
+        .execute(&mut admin)
+        .await
+        .ok()?;
+    // The postmaster reloads asynchronously; a new backend reads the new file.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    Some(())
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_named_without_the_password() {
+    use sqlx::Connection;
+    let role = format!("ops_pw_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(server().admin_url())
+        .await
+        .expect("admin connection");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE ROLE {role} LOGIN PASSWORD 'the-right-one'"
+    )))
+    .execute(&mut admin)
+    .await
+    .expect("create role");
+    if require_password_for(&role).await.is_none() {
+        eprintln!("skipped: this PostgreSQL's pg_hba.conf cannot be edited from the test");
+        return;
+    }
+    let mut url = url::Url::parse(server().admin_url()).expect("admin url");
+    url.set_username(&role).expect("user");
+    url.set_password(Some("hunter2-wrong")).expect("password");
+    let (code, stderr, took) = against_database(url.as_str(), &["reconcile", "--dry-run"]).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "password authentication failed for user \"{role}\""
+        )),
+        "{stderr}"
+    );
+    assert_clean(&stderr, "hunter2-wrong");
+    assert!(took < std::time::Duration::from_secs(3), "took {took:?}");
+    // The right password gets past the connection (to the next problem: this role may not create the schema).
+    url.set_password(Some("the-right-one")).expect("password");
+    let (_, stderr, _) = against_database(url.as_str(), &["migrate"]).await;
+    assert!(
+        !stderr.contains("password authentication failed"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(" at line "),
+        "a PostgreSQL source line: {stderr}"
+    );
+}
