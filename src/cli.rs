@@ -20,7 +20,7 @@ use crate::{app, telemetry};
 #[derive(Debug, Parser)]
 #[command(
     name = "rostersync",
-    version,
+    version = crate::LONG_VERSION,
     about = "Keeps Canvas LMS enrollments in line with the SIS, auditing every change"
 )]
 pub struct Cli {

@@ -682,12 +682,16 @@ fn is_ident(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_' || c == ':'
 }
 
-/// Every `rostersync_*` metric named in a string, with the label names of its `{...}` selector if any.
+/// The prefixes of the metric families the daemon exports: its own and the standard process ones.
+const METRIC_PREFIXES: [&str; 2] = ["rostersync_", "process_"];
+
+/// Every `rostersync_*` and `process_*` metric named in a string, with the label names of its `{...}` selector if
+/// any.
 fn referenced_metrics(s: &str) -> Vec<(String, Vec<String>)> {
     let mut found = Vec::new();
     let mut rest = s;
     let mut offset = 0;
-    while let Some(pos) = rest.find("rostersync_") {
+    while let Some(pos) = METRIC_PREFIXES.iter().filter_map(|p| rest.find(p)).min() {
         let start = offset + pos;
         let boundary = s[..start].chars().next_back().is_none_or(|c| !is_ident(c));
         let name: String = s[start..].chars().take_while(|c| is_ident(*c)).collect();
@@ -952,17 +956,26 @@ fn no_success_alert_threshold_is_three_schedule_intervals() {
     );
 }
 
+/// File provisioning does not resolve `__inputs`: every query goes through the `datasource` template variable,
+/// which works there and on import alike.
 #[test]
-fn dashboard_uses_the_prometheus_input_datasource_everywhere() {
+fn dashboard_uses_the_datasource_variable_everywhere() {
     let dashboard = dashboard();
     assert!(dashboard["schemaVersion"].as_u64().unwrap_or(0) >= 36);
-    let inputs = dashboard["__inputs"].as_array().expect("__inputs");
+    let raw = read(DASHBOARD);
     assert!(
-        inputs
-            .iter()
-            .any(|i| i["name"] == "DS_PROMETHEUS" && i["pluginId"] == "prometheus"),
-        "DS_PROMETHEUS input"
+        !raw.contains("${DS_"),
+        "an import-time input is left unresolved under file provisioning"
     );
+    let vars = dashboard["templating"]["list"]
+        .as_array()
+        .expect("templating");
+    let datasource = vars
+        .iter()
+        .find(|v| v["type"] == "datasource")
+        .expect("a datasource template variable");
+    assert_eq!(datasource["name"], "datasource");
+    assert_eq!(datasource["query"], "prometheus");
     let panels = dashboard["panels"].as_array().expect("panels");
     let mut ids = BTreeSet::new();
     for panel in panels {
@@ -975,22 +988,19 @@ fn dashboard_uses_the_prometheus_input_datasource_everywhere() {
         if panel["type"] == "row" {
             continue;
         }
-        assert_eq!(panel["datasource"]["uid"], "${DS_PROMETHEUS}", "{title}");
+        assert_eq!(panel["datasource"]["uid"], "${datasource}", "{title}");
         let targets = panel["targets"].as_array().expect("targets");
         assert!(!targets.is_empty(), "{title} has no query");
         for target in targets {
-            assert_eq!(target["datasource"]["uid"], "${DS_PROMETHEUS}", "{title}");
+            assert_eq!(target["datasource"]["uid"], "${datasource}", "{title}");
             assert!(
                 target["expr"].as_str().is_some_and(|e| !e.is_empty()),
                 "{title}"
             );
         }
     }
-    for var in dashboard["templating"]["list"]
-        .as_array()
-        .expect("templating")
-    {
-        assert_eq!(var["datasource"]["uid"], "${DS_PROMETHEUS}");
+    for var in vars.iter().filter(|v| v["type"] == "query") {
+        assert_eq!(var["datasource"]["uid"], "${datasource}");
     }
 }
 

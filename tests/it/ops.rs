@@ -211,3 +211,151 @@ async fn a_wrong_password_is_named_without_the_password() {
         "a PostgreSQL source line: {stderr}"
     );
 }
+
+// ---- 3. metrics operators expect --------------------------------------------------------------------------------
+
+/// `/metrics` of a daemon that has run no cycle yet, asked with `accept` (`None`: no header).
+async fn metrics_of_an_idle_daemon(daemon: &Daemon, accept: Option<&str>) -> (String, String) {
+    let client = reqwest::Client::new();
+    let mut request = client.get(daemon.url("/metrics"));
+    if let Some(accept) = accept {
+        request = request.header("Accept", accept);
+    }
+    let response = request.send().await.expect("GET /metrics");
+    assert_eq!(response.status().as_u16(), 200);
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (content_type, response.text().await.expect("body"))
+}
+
+async fn idle_daemon(env: &TestEnv) -> Daemon {
+    // No cycle: run_on_start off and a schedule that does not come due during the test.
+    Daemon::start(env, "0 0 0 1 1 *", "[schedule]\nrun_on_start = false\n").await
+}
+
+#[tokio::test]
+async fn metrics_have_process_build_info_and_zeros_from_the_start() {
+    let env = TestEnv::new(canvas_sim::Seed::default()).await;
+    let daemon = idle_daemon(&env).await;
+    let (content_type, text) = metrics_of_an_idle_daemon(&daemon, None).await;
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    assert!(text.ends_with("# EOF\n"));
+    for family in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_virtual_memory_bytes",
+        "process_open_fds",
+        "process_max_fds",
+        "process_threads",
+        "process_start_time_seconds",
+    ] {
+        let value = metric(&text, &format!("{family} "));
+        assert!(value.is_some_and(|v| v >= 0.0), "{family}: {text}");
+    }
+    assert!(metric(&text, "process_resident_memory_bytes ").is_some_and(|v| v > 1e6));
+    assert!(metric(&text, "process_open_fds ").is_some_and(|v| v >= 3.0));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default();
+    let started = metric(&text, "process_start_time_seconds ").unwrap_or_default();
+    assert!(
+        (now - 120.0..=now + 1.0).contains(&started),
+        "started {started}, now {now}"
+    );
+    let build = format!(
+        "rostersync_build_info{{version=\"{}\",commit=\"{}\"}} 1",
+        rostersync::VERSION,
+        rostersync::GIT_COMMIT
+    );
+    assert!(text.contains(&build), "{build} not in:\n{text}");
+    // Before any cycle, the known label values are there at 0.
+    for series in [
+        "rostersync_cycles_total{outcome=\"failed\"} 0",
+        "rostersync_cycles_total{outcome=\"safety_tripped\"} 0",
+        "rostersync_changes_total{action=\"enroll\",outcome=\"failed\"} 0",
+        "rostersync_changes_total{action=\"remove\",outcome=\"held\"} 0",
+        "rostersync_canvas_retries_total{reason=\"throttled\"} 0",
+        "rostersync_sis_rows_skipped_total{reason=\"user_not_found\"} 0",
+        "rostersync_path_fallbacks_total{path=\"sis_import\"} 0",
+    ] {
+        assert!(text.contains(series), "{series} not in:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn a_scraper_asking_for_text_plain_gets_the_classic_format() {
+    let env = TestEnv::new(canvas_sim::Seed::default()).await;
+    let daemon = idle_daemon(&env).await;
+    // What Prometheus sends with `scrape_protocols: [PrometheusText0.0.4]`.
+    let (content_type, text) =
+        metrics_of_an_idle_daemon(&daemon, Some("text/plain;version=0.0.4;q=0.5,*/*;q=0.1")).await;
+    assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
+    assert!(!text.contains("# EOF"), "{text}");
+    assert!(!text.contains("# UNIT"), "{text}");
+    for line in [
+        "# TYPE rostersync_changes_total counter",
+        "# TYPE process_cpu_seconds_total counter",
+        "# TYPE rostersync_build_info gauge",
+        "# TYPE rostersync_cycle_duration_seconds histogram",
+        "rostersync_changes_total{action=\"enroll\",outcome=\"failed\"} 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} not in:\n{text}");
+    }
+    // Every TYPE names the samples that follow it: no OpenMetrics family names left.
+    let mut family = String::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            family = rest.split(' ').next().unwrap_or_default().to_owned();
+        } else if !line.starts_with('#') {
+            let name = line.split(['{', ' ']).next().unwrap_or_default();
+            assert!(
+                name == family
+                    || ["_bucket", "_sum", "_count"]
+                        .iter()
+                        .any(|s| name.strip_suffix(s) == Some(family.as_str())),
+                "{name} under # TYPE {family}"
+            );
+        }
+    }
+    // promtool, where it is installed (Debian: `apt-get install prometheus`), lints it.
+    if let Ok(mut promtool) = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        use std::io::Write;
+        if let Some(mut stdin) = promtool.stdin.take() {
+            stdin.write_all(text.as_bytes()).expect("write to promtool");
+        }
+        let out = promtool.wait_with_output().expect("promtool");
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && said.trim().is_empty(),
+            "promtool: {said}"
+        );
+    }
+    // And OpenMetrics when the scraper prefers it, as Prometheus does by default.
+    let (content_type, _) = metrics_of_an_idle_daemon(
+        &daemon,
+        Some("application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.3,*/*;q=0.2"),
+    )
+    .await;
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+}
