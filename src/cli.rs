@@ -24,7 +24,8 @@ use crate::{app, telemetry};
     about = "Keeps Canvas LMS enrollments in line with the SIS, auditing every change"
 )]
 pub struct Cli {
-    /// TOML configuration file (also `ROSTERSYNC_CONFIG`); every key can be set by `ROSTERSYNC__SECTION__KEY`.
+    /// TOML configuration file (also `ROSTERSYNC_CONFIG`; without either, /etc/rostersync/rostersync.toml when it
+    /// exists); every key can be set by `ROSTERSYNC__SECTION__KEY`.
     #[arg(long, global = true, env = "ROSTERSYNC_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     #[command(subcommand)]
@@ -266,8 +267,22 @@ async fn execute(cli: Cli) -> Result<Outcome, CommandError> {
     Ok(Outcome::Done)
 }
 
-fn load(path: Option<&Path>) -> Result<Settings, ConfigError> {
-    let settings = Settings::load(path)?;
+/// The packaged location of the configuration, read when neither `--config` nor `ROSTERSYNC_CONFIG` names a file
+/// and it exists (as `/etc/<program>/<program>.toml` is for most daemons).
+pub const DEFAULT_CONFIG: &str = "/etc/rostersync/rostersync.toml";
+
+/// The configuration file to read: the one named, else `default` when it exists, else none (the environment and
+/// the defaults alone, CONTRACT.md "Configuration").
+pub fn config_file(named: Option<&Path>, default: &Path) -> Option<PathBuf> {
+    match named {
+        Some(path) => Some(path.to_owned()),
+        None => default.is_file().then(|| default.to_owned()),
+    }
+}
+
+fn load(named: Option<&Path>) -> Result<Settings, ConfigError> {
+    let path = config_file(named, Path::new(DEFAULT_CONFIG));
+    let settings = Settings::load(path.as_deref())?;
     if let Some(warning) = settings.canvas.token.permission_warning() {
         eprintln!("warning: {warning}");
     }
@@ -371,4 +386,28 @@ pub fn print_report(report: &CycleReport, json: bool) {
         return;
     }
     crate::plan_text::print_paged(&crate::plan_text::render(report));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_config_is_read_only_when_none_is_named_and_it_exists() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let default = dir.path().join("rostersync.toml");
+        let named = dir.path().join("other.toml");
+        assert_eq!(
+            config_file(None, &default),
+            None,
+            "absent: env and defaults alone"
+        );
+        std::fs::write(&default, "").expect("write");
+        assert_eq!(config_file(None, &default), Some(default.clone()));
+        assert_eq!(config_file(Some(&named), &default), Some(named.clone()));
+        // A directory at that path is not a configuration file.
+        let as_dir = dir.path().join("d");
+        std::fs::create_dir(&as_dir).expect("mkdir");
+        assert_eq!(config_file(None, &as_dir), None);
+    }
 }

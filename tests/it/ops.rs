@@ -62,6 +62,29 @@ async fn help_and_version_exit_0_on_stdout() {
     }
 }
 
+#[tokio::test]
+async fn version_names_the_git_commit_and_canvas_sim_has_one_too() {
+    let out = rostersync(&["--version"]).await;
+    let (stdout, _) = text(&out);
+    assert_eq!(
+        stdout.trim(),
+        format!(
+            "rostersync {} (commit {})",
+            rostersync::VERSION,
+            rostersync::GIT_COMMIT
+        )
+    );
+    assert!(!rostersync::GIT_COMMIT.is_empty());
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_canvas-sim"))
+        .arg("--version")
+        .output()
+        .await
+        .expect("run canvas-sim --version");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stdout.starts_with("canvas-sim "), "{stdout}");
+}
+
 // ---- 2. a database that is down says so, fast -------------------------------------------------------------------
 
 /// A configuration whose database URL is `url`: Canvas is never reached, since the database comes first.
