@@ -1,7 +1,8 @@
 //! The deployment files (`deploy/`, `Dockerfile`) checked against the code they deploy: the ConfigMap is a config
 //! the daemon accepts, probes and scrapes hit the port it listens on, the token file is where the config says and
 //! can rotate, commands exist, and every metric an alert or a dashboard panel names is one the daemon exports.
-//! These tests read files and call pure functions only: no database, no network, no Docker, no cluster.
+//! These tests read files and call pure functions only: no database, no network, no Docker, no cluster (one runs
+//! `cargo metadata --offline` on the Docker build context, which reads the local registry cache only).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -1346,12 +1347,10 @@ fn dockerfile_builder_meets_rust_version_and_embeds_migrations() {
     assert!(
         builder[real_build].1.contains("--release") && builder[real_build].1.contains("--locked")
     );
-    for bin in ["rostersync", "canvas-sim"] {
-        assert!(
-            builder[real_build].1.contains(&format!("--bin {bin}")),
-            "--bin {bin}"
-        );
-    }
+    assert!(
+        builder[real_build].1.contains("--bin rostersync"),
+        "--bin rostersync"
+    );
     // sqlx::migrate! embeds migrations/ at compile time.
     let copies_migrations = builder[..real_build]
         .iter()
@@ -1369,4 +1368,227 @@ fn dockerfile_builder_meets_rust_version_and_embeds_migrations() {
             ".dockerignore excludes {needed}"
         );
     }
+}
+
+/// The production image carries the daemon only: the simulator is a separate `--target canvas-sim`.
+#[test]
+fn dockerfile_keeps_canvas_sim_out_of_the_production_image() {
+    let stages = dockerfile_stages();
+    let last = stages.last().expect("stages");
+    for (instruction, args) in last {
+        assert!(
+            !args.contains("canvas-sim"),
+            "the production stage mentions canvas-sim: {instruction} {args}"
+        );
+    }
+    let sim = stages
+        .iter()
+        .find(|s| s[0].1.ends_with(" AS canvas-sim"))
+        .expect("a `canvas-sim` target for those who want the simulator image");
+    assert!(
+        sim.iter()
+            .any(|(i, a)| i == "COPY" && a.contains("canvas-sim"))
+    );
+}
+
+/// The COPY instructions that take files from the build context (not `--from` another stage), as
+/// (sources, destination), in order.
+fn dockerfile_context_copies() -> Vec<(Vec<String>, String)> {
+    let mut copies = Vec::new();
+    for stage in dockerfile_stages() {
+        for (instruction, args) in stage {
+            if instruction != "COPY" && instruction != "ADD" {
+                continue;
+            }
+            let words: Vec<&str> = args.split_whitespace().collect();
+            if words.iter().any(|w| w.starts_with("--from")) {
+                continue;
+            }
+            let words: Vec<String> = words
+                .into_iter()
+                .filter(|w| !w.starts_with("--"))
+                .map(str::to_owned)
+                .collect();
+            let (dest, sources) = words.split_last().expect("COPY SRC... DEST");
+            assert!(!sources.is_empty(), "COPY {args}: no source");
+            copies.push((sources.to_vec(), dest.clone()));
+        }
+    }
+    copies
+}
+
+/// What .dockerignore keeps out of the context that the COPY sources could contain.
+fn docker_ignored(relative: &Path) -> bool {
+    let text = relative.to_string_lossy();
+    relative.components().any(|c| c.as_os_str() == "target")
+        || text.starts_with("fuzz/corpus")
+        || text.starts_with("fuzz/artifacts")
+        || text.ends_with(".profraw")
+}
+
+/// Copies `from` (a file or a directory's contents, as COPY does) to `to`, leaving out what .dockerignore drops.
+fn copy_like_docker(root: &Path, from: &Path, to: &Path) {
+    let relative = from.strip_prefix(root).unwrap_or(from);
+    if docker_ignored(relative) {
+        return;
+    }
+    if from.is_dir() {
+        std::fs::create_dir_all(to).expect("mkdir");
+        for entry in std::fs::read_dir(from).expect("read_dir") {
+            let entry = entry.expect("entry");
+            copy_like_docker(root, &entry.path(), &to.join(entry.file_name()));
+        }
+    } else {
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::copy(from, to).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
+    }
+}
+
+/// (package, kind, target) of every target of the workspace's members in `cargo metadata` output, but tests and
+/// examples.
+fn workspace_targets(metadata: &serde_json::Value) -> BTreeSet<(String, String, String)> {
+    let members: BTreeSet<&str> = metadata["workspace_members"]
+        .as_array()
+        .expect("workspace_members")
+        .iter()
+        .filter_map(|m| m.as_str())
+        .collect();
+    let mut targets = BTreeSet::new();
+    for package in metadata["packages"].as_array().expect("packages") {
+        if !members.contains(package["id"].as_str().unwrap_or_default()) {
+            continue;
+        }
+        for target in package["targets"].as_array().expect("targets") {
+            // Integration tests and examples are discovered, not declared: a build without them is complete.
+            let kind = target["kind"].to_string();
+            if kind.contains("\"test\"") || kind.contains("\"example\"") {
+                continue;
+            }
+            targets.insert((
+                package["name"].as_str().unwrap_or_default().to_owned(),
+                target["kind"].to_string(),
+                target["name"].as_str().unwrap_or_default().to_owned(),
+            ));
+        }
+    }
+    targets
+}
+
+/// The Dockerfile's build context, assembled from its COPY lines alone in a temp dir, must be a workspace Cargo
+/// accepts with the committed Cargo.lock, offline, and hold every file a target of it compiles from: a path the
+/// manifest needs and the Dockerfile forgets (the `scale` bench, crates/, build.rs, migrations/) fails here rather
+/// than in `docker build`.
+#[test]
+fn dockerfile_context_is_a_workspace_cargo_accepts() {
+    let root = repo();
+    let context = tempfile::tempdir().expect("tempdir");
+    let ignored = read(".dockerignore");
+    for (sources, dest) in dockerfile_context_copies() {
+        assert!(
+            !dest.starts_with('/'),
+            "COPY into {dest}: the builder's WORKDIR is the context"
+        );
+        let dest_dir = context.path().join(dest.trim_start_matches("./"));
+        for source in &sources {
+            let from = root.join(source);
+            assert!(
+                from.exists(),
+                "COPY {source}: no such path in the repository"
+            );
+            assert!(
+                !ignored
+                    .lines()
+                    .any(|l| l.trim().trim_end_matches('/') == source.trim_end_matches('/')),
+                ".dockerignore drops {source}, which the Dockerfile copies"
+            );
+            let to = if from.is_file() && (dest.ends_with('/') || sources.len() > 1) {
+                dest_dir.join(from.file_name().expect("file name"))
+            } else {
+                dest_dir.clone()
+            };
+            copy_like_docker(root, &from, &to);
+        }
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // Resolve for this platform only: the registry cache holds the crates this platform builds with, and a
+    // Linux image needs no other (android_system_properties and the like are never downloaded here).
+    let version = std::process::Command::new(&cargo)
+        .arg("-vV")
+        .output()
+        .expect("cargo -vV");
+    let host = String::from_utf8_lossy(&version.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+        .expect("cargo -vV names the host");
+    let out = std::process::Command::new(&cargo)
+        .args(["metadata", "--offline", "--locked", "--format-version", "1"])
+        .args(["--filter-platform", &host, "--manifest-path"])
+        .arg(context.path().join("Cargo.toml"))
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .expect("run cargo metadata");
+    assert!(
+        out.status.success(),
+        "cargo metadata on the Docker build context failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("cargo metadata JSON");
+    // Cargo drops a target whose inferred file is missing (a `[[bench]]` without benches/NAME.rs) from metadata,
+    // though `cargo build` refuses it: the context must have every target the repository has.
+    let in_repo = std::process::Command::new(&cargo)
+        .args([
+            "metadata",
+            "--offline",
+            "--no-deps",
+            "--format-version",
+            "1",
+        ])
+        .arg("--manifest-path")
+        .arg(root.join("Cargo.toml"))
+        .output()
+        .expect("run cargo metadata on the repository");
+    let in_repo: serde_json::Value =
+        serde_json::from_slice(&in_repo.stdout).expect("cargo metadata JSON");
+    assert_eq!(
+        workspace_targets(&metadata),
+        workspace_targets(&in_repo),
+        "targets of the Docker build context vs the repository"
+    );
+    let members: BTreeSet<&str> = metadata["workspace_members"]
+        .as_array()
+        .expect("workspace_members")
+        .iter()
+        .filter_map(|m| m.as_str())
+        .collect();
+    assert_eq!(members.len(), 2, "rostersync and canvas-sim: {members:?}");
+    let mut targets = 0;
+    for package in metadata["packages"].as_array().expect("packages") {
+        if !members.contains(package["id"].as_str().unwrap_or_default()) {
+            continue;
+        }
+        for target in package["targets"].as_array().expect("targets") {
+            let src = PathBuf::from(target["src_path"].as_str().expect("src_path"));
+            assert!(
+                src.starts_with(context.path()) && src.exists(),
+                "{} target `{}` compiles from {}, which the Dockerfile does not copy",
+                package["name"],
+                target["name"],
+                src.display()
+            );
+            targets += 1;
+        }
+    }
+    assert!(targets >= 5, "lib, bins, bench and build script: {targets}");
+    // `sqlx::migrate!("./migrations")` embeds them at compile time.
+    let count = |dir: &Path| std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(
+        count(&context.path().join("migrations")),
+        count(&root.join("migrations")),
+        "migrations/ in the build context"
+    );
+    // The `scale` bench's module directory (benches/scale/) is not a target but is compiled with it.
+    assert!(context.path().join("benches/scale").is_dir());
 }
