@@ -171,7 +171,7 @@ pub fn exit_code(result: Result<Outcome, CommandError>) -> ExitCode {
         Ok(Outcome::Cycle(RunStatus::Failed | RunStatus::Running)) => EXIT_FATAL,
         Err(CommandError::Check(_)) => EXIT_FATAL,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("{}error: {e}", journal_priority(3));
             EXIT_FATAL
         }
     };
@@ -267,6 +267,16 @@ async fn execute(cli: Cli) -> Result<Outcome, CommandError> {
     Ok(Outcome::Done)
 }
 
+/// `<N>` (a syslog priority) when stderr is systemd's journal stream, so that the lines printed outside the log
+/// subscriber (the final error, the start-up warning) carry their priority too; nothing elsewhere.
+fn journal_priority(priority: u8) -> String {
+    if telemetry::stderr_is_journal() {
+        format!("<{priority}>")
+    } else {
+        String::new()
+    }
+}
+
 /// The packaged location of the configuration, read when neither `--config` nor `ROSTERSYNC_CONFIG` names a file
 /// and it exists (as `/etc/<program>/<program>.toml` is for most daemons).
 pub const DEFAULT_CONFIG: &str = "/etc/rostersync/rostersync.toml";
@@ -284,7 +294,7 @@ fn load(named: Option<&Path>) -> Result<Settings, ConfigError> {
     let path = config_file(named, Path::new(DEFAULT_CONFIG));
     let settings = Settings::load(path.as_deref())?;
     if let Some(warning) = settings.canvas.token.permission_warning() {
-        eprintln!("warning: {warning}");
+        eprintln!("{}warning: {warning}", journal_priority(4));
     }
     Ok(settings)
 }

@@ -382,3 +382,116 @@ async fn a_scraper_asking_for_text_plain_gets_the_classic_format() {
         "{content_type}"
     );
 }
+
+// ---- 6. logs ----------------------------------------------------------------------------------------------------
+
+/// `rostersync run` against a database that refuses connections (it logs "cannot start" and exits 1), with
+/// stderr in a file; `configure` sets the command's environment. Returns stderr.
+async fn failed_start_log(
+    configure: impl FnOnce(&mut tokio::process::Command, &std::fs::File),
+) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("postgres://rostersync@127.0.0.1:{}/x", free_port());
+    let config = config_with_database(dir.path(), &url);
+    let log_path = dir.path().join("stderr.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let mut cmd = rostersync_cmd();
+    cmd.arg("--config").arg(&config).arg("run");
+    configure(&mut cmd, &log);
+    let status = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .status()
+        .await
+        .expect("run rostersync");
+    assert_eq!(status.code(), Some(1));
+    std::fs::read_to_string(&log_path).expect("read log")
+}
+
+#[tokio::test]
+async fn json_log_lines_carry_the_message_at_the_top_level() {
+    let log = failed_start_log(|cmd, _| {
+        cmd.env("ROSTERSYNC__LOG__FORMAT", "json");
+    })
+    .await;
+    let event: serde_json::Value = log
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .find(|v: &serde_json::Value| v["message"] == "cannot start")
+        .unwrap_or_else(|| panic!("no JSON line with a top-level message: {log}"));
+    assert!(event.get("fields").is_none(), "{event}");
+    assert_eq!(event["level"], "ERROR");
+    assert!(
+        event["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("connection refused")),
+        "{event}"
+    );
+}
+
+#[tokio::test]
+async fn under_systemd_log_lines_are_plain_text_with_syslog_priorities() {
+    use std::os::unix::fs::MetadataExt;
+    let log = failed_start_log(|cmd, file| {
+        let meta = file.metadata().expect("stat the log file");
+        // What systemd sets for a service whose stderr is the journal: the stream's device and inode.
+        cmd.env_remove("ROSTERSYNC__LOG__FORMAT")
+            .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
+    })
+    .await;
+    assert!(
+        !log.contains('\u{1b}'),
+        "ANSI colours in the journal: {log}"
+    );
+    assert!(
+        !log.lines().any(|l| l.starts_with('{')),
+        "JSON in the journal: {log}"
+    );
+    assert!(
+        log.lines().any(|l| l.starts_with("<3>")
+            && l.contains("cannot start")
+            && l.contains("connection refused")),
+        "{log}"
+    );
+    assert!(log.lines().any(|l| l.starts_with("<3>error: ")), "{log}");
+    // A JOURNAL_STREAM that is not this stderr (inherited by a redirected child) changes nothing.
+    let log = failed_start_log(|cmd, _| {
+        cmd.env_remove("ROSTERSYNC__LOG__FORMAT")
+            .env("JOURNAL_STREAM", "1:1");
+    })
+    .await;
+    assert!(!log.contains("<3>"), "{log}");
+}
+
+#[test]
+fn the_token_file_warning_says_how_to_silence_it_and_spares_the_own_group() {
+    use rostersync::config::TokenSource;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("token");
+    std::fs::write(&file, "tok\n").expect("write");
+    let chmod = |mode| {
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).expect("chmod")
+    };
+    let warning = || TokenSource::File(file.clone()).permission_warning();
+    chmod(0o644);
+    let said = warning().expect("world-readable: a warning");
+    for hint in ["chmod 0600", "defaultMode: 0440", "fsGroup"] {
+        assert!(said.contains(hint), "{hint} not in: {said}");
+    }
+    // The Kubernetes fsGroup case: group-readable, and the group is this process's own.
+    chmod(0o440);
+    assert_eq!(warning(), None);
+    chmod(0o640);
+    assert_eq!(warning(), None);
+    chmod(0o660);
+    assert!(warning().is_some(), "group-writable");
+    // Readable by a group this process is not in.
+    chmod(0o440);
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        std::os::unix::fs::chown(&file, None, Some(54_321)).expect("chown");
+        assert!(warning().is_some(), "another group can read it");
+    }
+}
