@@ -474,6 +474,92 @@ fn service_servicemonitor_and_pdb_select_the_pods_and_the_metrics_port() {
     }
 }
 
+/// A node drain never waits on a pod that is not ready (it protects nothing), and the NetworkPolicy lets in the
+/// metrics port and out DNS, PostgreSQL and Canvas (HTTPS), on the Deployment's pods.
+#[test]
+fn pdb_evicts_unhealthy_pods_and_the_network_policy_fits_the_daemon() {
+    let pdb = manifest("pdb.yaml", "PodDisruptionBudget");
+    assert_eq!(
+        pdb["spec"]["unhealthyPodEvictionPolicy"].as_str(),
+        Some("AlwaysAllow")
+    );
+    let policy = manifest("networkpolicy.yaml", "NetworkPolicy");
+    let pod_labels = deployment()["spec"]["template"]["metadata"]["labels"]
+        .as_mapping()
+        .expect("pod labels")
+        .clone();
+    let selector = policy["spec"]["podSelector"]["matchLabels"]
+        .as_mapping()
+        .expect("podSelector");
+    assert!(!selector.is_empty());
+    for (k, v) in selector {
+        assert_eq!(pod_labels.get(k), Some(v), "podSelector {k:?}");
+    }
+    let types: Vec<&str> = items(&policy["spec"]["policyTypes"], "policyTypes")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(types, ["Ingress", "Egress"]);
+    let port = listen_port();
+    let ingress_ports: Vec<&Value> = items(&policy["spec"]["ingress"], "ingress")
+        .iter()
+        .flat_map(|rule| items(&rule["ports"], "ingress ports"))
+        .map(|p| &p["port"])
+        .collect();
+    assert!(
+        ingress_ports.iter().any(|p| is_metrics_port(p, port)),
+        "ingress to the metrics port: {ingress_ports:?}"
+    );
+    let egress_ports: BTreeSet<(u64, String)> = items(&policy["spec"]["egress"], "egress")
+        .iter()
+        .flat_map(|rule| items(&rule["ports"], "egress ports"))
+        .map(|p| {
+            (
+                p["port"].as_u64().unwrap_or_default(),
+                p["protocol"].as_str().unwrap_or("TCP").to_owned(),
+            )
+        })
+        .collect();
+    for needed in [(53, "UDP"), (53, "TCP"), (5432, "TCP"), (443, "TCP")] {
+        assert!(
+            egress_ports.contains(&(needed.0, needed.1.to_owned())),
+            "egress {needed:?}: {egress_ports:?}"
+        );
+    }
+    // The database port of the URL the Secret documents is one the policy lets out.
+    let url = secret()["stringData"]["database-url"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_default();
+    let db_port = url::Url::parse(&url)
+        .ok()
+        .and_then(|u| u.port())
+        .unwrap_or(5432);
+    assert!(egress_ports.contains(&(u64::from(db_port), "TCP".into())));
+}
+
+/// kube-prometheus-stack selects ServiceMonitors and PrometheusRules by `release`; without the label they are
+/// silently ignored.
+#[test]
+fn servicemonitor_and_rules_carry_the_release_label() {
+    for (file, kind) in [
+        ("servicemonitor.yaml", "ServiceMonitor"),
+        ("prometheusrule.yaml", "PrometheusRule"),
+    ] {
+        let m = manifest(file, kind);
+        assert!(
+            m["metadata"]["labels"]["release"]
+                .as_str()
+                .is_some_and(|r| !r.is_empty()),
+            "{file}: a `release` label"
+        );
+    }
+    assert!(
+        read("README.md").contains("release:"),
+        "the README says what `release` must be"
+    );
+}
+
 /// RELIABILITY.md #17: a subPath mount is a bind of one inode, which never sees the kubelet's symlink swap, so the
 /// token could not rotate without a restart.
 #[test]
