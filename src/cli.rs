@@ -21,11 +21,12 @@ use crate::{app, telemetry};
 #[derive(Debug, Parser)]
 #[command(
     name = "rostersync",
-    version,
+    version = crate::LONG_VERSION,
     about = "Keeps Canvas LMS enrollments in line with the SIS, auditing every change"
 )]
 pub struct Cli {
-    /// TOML configuration file (also `ROSTERSYNC_CONFIG`); every key can be set by `ROSTERSYNC__SECTION__KEY`.
+    /// TOML configuration file (also `ROSTERSYNC_CONFIG`; without either, /etc/rostersync/rostersync.toml when it
+    /// exists); every key can be set by `ROSTERSYNC__SECTION__KEY`.
     #[arg(long, global = true, env = "ROSTERSYNC_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     #[command(subcommand)]
@@ -129,6 +130,10 @@ pub enum Command {
 /// Exit code for fatal errors (configuration, database, Canvas auth). Only [`exit_code`] uses it.
 const EXIT_FATAL: u8 = 1;
 
+/// Exit code for a command line that cannot be parsed (sysexits.h `EX_USAGE`): distinct from 2 ("some changes
+/// failed"), so that a cron wrapper never mistakes a typo for a partial sync. Only [`exit_code`] uses it.
+const EXIT_USAGE: u8 = 64;
+
 /// How long `reconcile` waits for the leader lock before concluding another process is applying changes.
 const LOCK_WAIT: Duration = Duration::from_secs(5);
 
@@ -144,6 +149,9 @@ pub enum Outcome {
 /// Why a command could not do its job. [`exit_code`] prints each message once, as `error: …` on stderr.
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
+    /// The command line could not be parsed (or `--help`/`--version` was asked for): clap's own message.
+    #[error("{0}")]
+    Usage(clap::Error),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
     #[error(transparent)]
@@ -175,21 +183,35 @@ pub enum CommandError {
 }
 
 /// The one place that turns a command's result into the process exit code (CONTRACT.md "Commands"):
-/// 0 done (a cycle with everything applied), 2 some changes failed, 3 the safety guard tripped, 1 fatal.
+/// 0 done (a cycle with everything applied), 2 some changes failed, 3 the safety guard tripped, 1 fatal,
+/// 64 a command line that cannot be parsed (`--help` and `--version` print and exit 0).
 /// A trip outranks failed changes: holding removals back is the thing an operator must act on.
 pub fn exit_code(result: Result<Outcome, CommandError>) -> ExitCode {
     let code = match result {
+        Err(CommandError::Usage(e)) => {
+            // clap prints help and version on stdout, errors (with usage and a hint) on stderr.
+            let _ = e.print();
+            if e.use_stderr() { EXIT_USAGE } else { 0 }
+        }
         Ok(Outcome::Done | Outcome::Cycle(RunStatus::Succeeded)) => 0,
         Ok(Outcome::Cycle(RunStatus::Partial)) => 2,
         Ok(Outcome::Cycle(RunStatus::SafetyTripped)) => 3,
         Ok(Outcome::Cycle(RunStatus::Failed | RunStatus::Running)) => EXIT_FATAL,
         Err(CommandError::Check(_)) => EXIT_FATAL,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("{}error: {e}", journal_priority(3));
             EXIT_FATAL
         }
     };
     ExitCode::from(code)
+}
+
+impl Cli {
+    /// Parses the process's arguments; a usage error (or `--help`/`--version`) is a [`CommandError::Usage`] for
+    /// [`exit_code`], never clap's own `exit(2)`.
+    pub fn parse_args() -> Result<Cli, CommandError> {
+        Cli::try_parse().map_err(CommandError::Usage)
+    }
 }
 
 pub async fn run(cli: Cli) -> ExitCode {
@@ -294,10 +316,34 @@ async fn execute(cli: Cli) -> Result<Outcome, CommandError> {
     Ok(Outcome::Done)
 }
 
-fn load(path: Option<&Path>) -> Result<Settings, ConfigError> {
-    let settings = Settings::load(path)?;
+/// `<N>` (a syslog priority) when stderr is systemd's journal stream, so that the lines printed outside the log
+/// subscriber (the final error, the start-up warning) carry their priority too; nothing elsewhere.
+fn journal_priority(priority: u8) -> String {
+    if telemetry::stderr_is_journal() {
+        format!("<{priority}>")
+    } else {
+        String::new()
+    }
+}
+
+/// The packaged location of the configuration, read when neither `--config` nor `ROSTERSYNC_CONFIG` names a file
+/// and it exists (as `/etc/<program>/<program>.toml` is for most daemons).
+pub const DEFAULT_CONFIG: &str = "/etc/rostersync/rostersync.toml";
+
+/// The configuration file to read: the one named, else `default` when it exists, else none (the environment and
+/// the defaults alone, CONTRACT.md "Configuration").
+pub fn config_file(named: Option<&Path>, default: &Path) -> Option<PathBuf> {
+    match named {
+        Some(path) => Some(path.to_owned()),
+        None => default.is_file().then(|| default.to_owned()),
+    }
+}
+
+fn load(named: Option<&Path>) -> Result<Settings, ConfigError> {
+    let path = config_file(named, Path::new(DEFAULT_CONFIG));
+    let settings = Settings::load(path.as_deref())?;
     if let Some(warning) = settings.canvas.token.permission_warning() {
-        eprintln!("warning: {warning}");
+        eprintln!("{}warning: {warning}", journal_priority(4));
     }
     Ok(settings)
 }
@@ -399,4 +445,28 @@ pub fn print_report(report: &CycleReport, json: bool) {
         return;
     }
     crate::plan_text::print_paged(&crate::plan_text::render(report));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_config_is_read_only_when_none_is_named_and_it_exists() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let default = dir.path().join("rostersync.toml");
+        let named = dir.path().join("other.toml");
+        assert_eq!(
+            config_file(None, &default),
+            None,
+            "absent: env and defaults alone"
+        );
+        std::fs::write(&default, "").expect("write");
+        assert_eq!(config_file(None, &default), Some(default.clone()));
+        assert_eq!(config_file(Some(&named), &default), Some(named.clone()));
+        // A directory at that path is not a configuration file.
+        let as_dir = dir.path().join("d");
+        std::fs::create_dir(&as_dir).expect("mkdir");
+        assert_eq!(config_file(None, &as_dir), None);
+    }
 }

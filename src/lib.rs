@@ -4,6 +4,17 @@
 //! `reconcile` runs one cycle; `daemon` schedules cycles and serves metrics. The bundled Canvas simulator and the
 //! sample district live in their own crate, `canvas-sim` (crates/canvas-sim).
 
+/// The package version and the git commit it was built from (`build.rs`; `unknown` when built without git):
+/// printed by `--version` and exported as `rostersync_build_info{version,commit}`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const GIT_COMMIT: &str = env!("ROSTERSYNC_GIT_COMMIT");
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("ROSTERSYNC_GIT_COMMIT"),
+    ")"
+);
+
 pub mod app;
 pub mod canvas;
 pub mod check;

@@ -1,9 +1,10 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = rostersync::cli::Cli::parse();
+    let cli = match rostersync::cli::Cli::parse_args() {
+        Ok(cli) => cli,
+        Err(usage) => return rostersync::cli::exit_code(Err(usage)),
+    };
     // The process holds an admin token in memory: never write it to a core file (RELIABILITY.md #18).
     disable_core_dumps();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

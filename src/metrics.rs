@@ -1,5 +1,15 @@
 //! Every Prometheus metric the daemon exposes, in one place (CONTRACT.md "Metrics"). One [`Metrics`] value is built
 //! at start-up and passed down; nothing is global. Labels are bounded: never a user, course or enrollment id.
+//!
+//! Besides the `rostersync_*` families: the standard `process_*` ones ([`process`]), `rostersync_build_info`, and
+//! every `_total` family whose label values are known in advance present at 0 from the start, so that
+//! `increase()` sees the first failure after a restart (no `unless ... offset` trick in the alerts).
+
+mod exposition;
+mod process;
+
+pub use exposition::{CLASSIC_CONTENT_TYPE, Format, OPENMETRICS_CONTENT_TYPE};
+pub use process::{ProcStat, ProcessCollector, parse_stat};
 
 use std::sync::atomic::AtomicU64;
 
@@ -8,7 +18,36 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
+
+use crate::domain::Action;
+use crate::store::{AuditOutcome, RunStatus};
+
+/// The `reason` values of `rostersync_sis_rows_skipped_total`: `SkipReason::label` (rows that cannot be
+/// understood) and the reasons a row names what Canvas lacks (`reconcile/note.rs`).
+pub const SKIP_REASONS: [&str; 8] = [
+    "bad_user_id",
+    "bad_course_id",
+    "bad_section_id",
+    "bad_role",
+    "bad_status",
+    "course_not_found",
+    "section_not_found",
+    "user_not_found",
+];
+
+/// The `reason` values of `rostersync_canvas_retries_total` (`CanvasError::class`).
+pub const RETRY_REASONS: [&str; 4] = ["throttled", "server_error", "timeout", "network"];
+
+/// The `path` values of `rostersync_path_fallbacks_total`.
+pub const FALLBACK_PATHS: [&str; 2] = ["sis_import", "report"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: String,
+    pub commit: String,
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
@@ -186,7 +225,16 @@ impl Metrics {
              but change nothing. Set at the start of each cycle",
             paused.clone(),
         );
-        Self {
+        registry.register(
+            "rostersync_build",
+            "The version and git commit this binary was built from (always 1)",
+            Info::new(BuildLabels {
+                version: crate::VERSION.to_owned(),
+                commit: crate::GIT_COMMIT.to_owned(),
+            }),
+        );
+        registry.register_collector(Box::new(ProcessCollector::default()));
+        let metrics = Self {
             registry,
             cycles,
             changes,
@@ -206,15 +254,65 @@ impl Metrics {
             in_flight_limit,
             path_fallbacks,
             paused,
+        };
+        metrics.create_known_series();
+        metrics
+    }
+
+    /// Every series whose label values are known in advance, at 0: a counter that appears only with its first
+    /// increment makes `increase()` miss that increment (the series had no earlier sample to compare with).
+    /// `rostersync_canvas_requests_total{method,status}` is left out: its status values are Canvas's to choose.
+    fn create_known_series(&self) {
+        // `get_or_create` returns a read guard on the family: dropped at once, the series stays.
+        for status in [
+            RunStatus::Succeeded,
+            RunStatus::Partial,
+            RunStatus::Failed,
+            RunStatus::SafetyTripped,
+        ] {
+            drop(self.cycles.get_or_create(&OutcomeLabels {
+                outcome: status.as_str().to_owned(),
+            }));
+        }
+        for action in Action::ALL {
+            for outcome in AuditOutcome::ALL {
+                drop(self.changes.get_or_create(&ChangeLabels {
+                    action: action.as_str().to_owned(),
+                    outcome: outcome.as_str().to_owned(),
+                }));
+            }
+        }
+        for reason in RETRY_REASONS {
+            drop(self.canvas_retries.get_or_create(&ReasonLabels {
+                reason: reason.to_owned(),
+            }));
+        }
+        for reason in SKIP_REASONS {
+            drop(self.skipped_rows.get_or_create(&ReasonLabels {
+                reason: reason.to_owned(),
+            }));
+        }
+        for path in FALLBACK_PATHS {
+            drop(self.path_fallbacks.get_or_create(&PathLabels {
+                path: path.to_owned(),
+            }));
         }
     }
 
-    /// OpenMetrics text, as served on `/metrics`.
+    /// OpenMetrics text, as served on `/metrics` by default.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    /// The text in the format a scraper asked for ([`Format::negotiate`]).
+    pub fn encode_as(&self, format: Format) -> String {
+        match format {
+            Format::OpenMetrics => self.encode(),
+            Format::Classic => exposition::to_classic(&self.encode()),
+        }
     }
 
     pub fn count_request(&self, method: &str, status: &str) {
@@ -252,7 +350,3 @@ impl Metrics {
             .inc();
     }
 }
-
-/// `Content-Type` of `/metrics`.
-pub const OPENMETRICS_CONTENT_TYPE: &str =
-    "application/openmetrics-text; version=1.0.0; charset=utf-8";

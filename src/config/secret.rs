@@ -68,20 +68,47 @@ impl TokenSource {
     }
 
     /// Policy for token files readable by group or others: warn (like systemd-creds' "insecure" notice) but run,
-    /// because Kubernetes Secret volumes default to 0644 and refusing them would break the shipped manifests.
+    /// because Kubernetes Secret volumes default to 0644 and refusing them would break existing manifests. A file
+    /// readable by the process's own group only (mode 0440 or 0640 with the pod's `fsGroup`, as the shipped
+    /// Deployment mounts it) is not worth a warning: only this pod's group can read it. The warning says how to
+    /// silence it, so that it is read once and acted on rather than ignored at every start.
     pub fn permission_warning(&self) -> Option<String> {
-        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
         let TokenSource::File(path) = self else {
             return None;
         };
-        let mode = std::fs::metadata(path).ok()?.permissions().mode();
-        (mode & 0o077 != 0).then(|| {
+        let metadata = std::fs::metadata(path).ok()?;
+        let mode = metadata.permissions().mode() & 0o777;
+        let own_group = process_groups().contains(&metadata.gid());
+        let exposed = mode & 0o007 != 0 || mode & 0o020 != 0 || (mode & 0o040 != 0 && !own_group);
+        exposed.then(|| {
             format!(
-                "canvas.token_file `{}` is readable by group or others (mode {:o}); restrict it to 0400 or 0600",
+                "canvas.token_file `{}` is readable by group or others (mode {mode:o}, group {}); restrict it to 0400 \
+                 or 0600 (`chmod 0600 {}`); in Kubernetes, mount the Secret with `defaultMode: 0440` and set the \
+                 pod's `securityContext.fsGroup` (a file readable by this process's own group only is accepted \
+                 without this warning)",
                 path.display(),
-                mode & 0o777
+                metadata.gid(),
+                path.display(),
             )
         })
+    }
+}
+
+/// The process's effective group and supplementary groups.
+fn process_groups() -> Vec<u32> {
+    // SAFETY: getegid has no preconditions; getgroups(0, null) returns the count, then fills a buffer that large.
+    unsafe {
+        let mut groups = vec![libc::getegid()];
+        let count = libc::getgroups(0, std::ptr::null_mut());
+        if count > 0 {
+            let mut buffer = vec![0 as libc::gid_t; count as usize];
+            let filled = libc::getgroups(count, buffer.as_mut_ptr());
+            if filled > 0 {
+                groups.extend(buffer.into_iter().take(filled as usize));
+            }
+        }
+        groups
     }
 }
 

@@ -1,4 +1,4 @@
-//! The HTTP endpoints (CONTRACT.md): `/metrics` (OpenMetrics), `/healthz` (the process runs), `/readyz` (both
+//! The HTTP endpoints (CONTRACT.md): `/metrics` (OpenMetrics; the classic text format on `Accept: text/plain`), `/healthz` (the process runs), `/readyz` (both
 //! databases answer and this replica can run cycles: Canvas accepted the token and was reachable last time).
 
 use std::sync::Arc;
@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use super::Health;
-use crate::metrics::{Metrics, OPENMETRICS_CONTENT_TYPE};
+use crate::metrics::{Format, Metrics};
 
 #[derive(Clone)]
 pub struct ServerState {
@@ -45,10 +45,16 @@ pub async fn serve(
     }
 }
 
-async fn metrics(State(state): State<ServerState>) -> impl IntoResponse {
+/// OpenMetrics, or the classic text format when the scraper's `Accept` prefers `text/plain`.
+async fn metrics(State(state): State<ServerState>, headers: HeaderMap) -> impl IntoResponse {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = Format::negotiate(accept);
     (
-        [(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)],
-        state.metrics.encode(),
+        [
+            (header::CONTENT_TYPE, format.content_type()),
+            (header::VARY, "Accept"),
+        ],
+        state.metrics.encode_as(format),
     )
 }
 

@@ -94,7 +94,7 @@ impl LeaderLock {
             .map_err(|source| DbError::Connect {
                 which: "rostersync",
                 url: url.to_string(),
-                source,
+                cause: super::ConnectCause::from_sqlx(&source, &options),
             })?;
         let (got, instance) = sqlx::query_as::<sqlx::Postgres, (bool, String)>(
             "SELECT pg_try_advisory_lock($1), pg_postmaster_start_time()::text",

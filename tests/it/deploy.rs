@@ -1,7 +1,8 @@
 //! The deployment files (`deploy/`, `Dockerfile`) checked against the code they deploy: the ConfigMap is a config
 //! the daemon accepts, probes and scrapes hit the port it listens on, the token file is where the config says and
 //! can rotate, commands exist, and every metric an alert or a dashboard panel names is one the daemon exports.
-//! These tests read files and call pure functions only: no database, no network, no Docker, no cluster.
+//! These tests read files and call pure functions only: no database, no network, no Docker, no cluster (one runs
+//! `cargo metadata --offline` on the Docker build context, which reads the local registry cache only).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -473,6 +474,92 @@ fn service_servicemonitor_and_pdb_select_the_pods_and_the_metrics_port() {
     }
 }
 
+/// A node drain never waits on a pod that is not ready (it protects nothing), and the NetworkPolicy lets in the
+/// metrics port and out DNS, PostgreSQL and Canvas (HTTPS), on the Deployment's pods.
+#[test]
+fn pdb_evicts_unhealthy_pods_and_the_network_policy_fits_the_daemon() {
+    let pdb = manifest("pdb.yaml", "PodDisruptionBudget");
+    assert_eq!(
+        pdb["spec"]["unhealthyPodEvictionPolicy"].as_str(),
+        Some("AlwaysAllow")
+    );
+    let policy = manifest("networkpolicy.yaml", "NetworkPolicy");
+    let pod_labels = deployment()["spec"]["template"]["metadata"]["labels"]
+        .as_mapping()
+        .expect("pod labels")
+        .clone();
+    let selector = policy["spec"]["podSelector"]["matchLabels"]
+        .as_mapping()
+        .expect("podSelector");
+    assert!(!selector.is_empty());
+    for (k, v) in selector {
+        assert_eq!(pod_labels.get(k), Some(v), "podSelector {k:?}");
+    }
+    let types: Vec<&str> = items(&policy["spec"]["policyTypes"], "policyTypes")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(types, ["Ingress", "Egress"]);
+    let port = listen_port();
+    let ingress_ports: Vec<&Value> = items(&policy["spec"]["ingress"], "ingress")
+        .iter()
+        .flat_map(|rule| items(&rule["ports"], "ingress ports"))
+        .map(|p| &p["port"])
+        .collect();
+    assert!(
+        ingress_ports.iter().any(|p| is_metrics_port(p, port)),
+        "ingress to the metrics port: {ingress_ports:?}"
+    );
+    let egress_ports: BTreeSet<(u64, String)> = items(&policy["spec"]["egress"], "egress")
+        .iter()
+        .flat_map(|rule| items(&rule["ports"], "egress ports"))
+        .map(|p| {
+            (
+                p["port"].as_u64().unwrap_or_default(),
+                p["protocol"].as_str().unwrap_or("TCP").to_owned(),
+            )
+        })
+        .collect();
+    for needed in [(53, "UDP"), (53, "TCP"), (5432, "TCP"), (443, "TCP")] {
+        assert!(
+            egress_ports.contains(&(needed.0, needed.1.to_owned())),
+            "egress {needed:?}: {egress_ports:?}"
+        );
+    }
+    // The database port of the URL the Secret documents is one the policy lets out.
+    let url = secret()["stringData"]["database-url"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_default();
+    let db_port = url::Url::parse(&url)
+        .ok()
+        .and_then(|u| u.port())
+        .unwrap_or(5432);
+    assert!(egress_ports.contains(&(u64::from(db_port), "TCP".into())));
+}
+
+/// kube-prometheus-stack selects ServiceMonitors and PrometheusRules by `release`; without the label they are
+/// silently ignored.
+#[test]
+fn servicemonitor_and_rules_carry_the_release_label() {
+    for (file, kind) in [
+        ("servicemonitor.yaml", "ServiceMonitor"),
+        ("prometheusrule.yaml", "PrometheusRule"),
+    ] {
+        let m = manifest(file, kind);
+        assert!(
+            m["metadata"]["labels"]["release"]
+                .as_str()
+                .is_some_and(|r| !r.is_empty()),
+            "{file}: a `release` label"
+        );
+    }
+    assert!(
+        read("README.md").contains("release:"),
+        "the README says what `release` must be"
+    );
+}
+
 /// RELIABILITY.md #17: a subPath mount is a bind of one inode, which never sees the kubelet's symlink swap, so the
 /// token could not rotate without a restart.
 #[test]
@@ -682,12 +769,16 @@ fn is_ident(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_' || c == ':'
 }
 
-/// Every `rostersync_*` metric named in a string, with the label names of its `{...}` selector if any.
+/// The prefixes of the metric families the daemon exports: its own and the standard process ones.
+const METRIC_PREFIXES: [&str; 2] = ["rostersync_", "process_"];
+
+/// Every `rostersync_*` and `process_*` metric named in a string, with the label names of its `{...}` selector if
+/// any.
 fn referenced_metrics(s: &str) -> Vec<(String, Vec<String>)> {
     let mut found = Vec::new();
     let mut rest = s;
     let mut offset = 0;
-    while let Some(pos) = rest.find("rostersync_") {
+    while let Some(pos) = METRIC_PREFIXES.iter().filter_map(|p| rest.find(p)).min() {
         let start = offset + pos;
         let boundary = s[..start].chars().next_back().is_none_or(|c| !is_ident(c));
         let name: String = s[start..].chars().take_while(|c| is_ident(*c)).collect();
@@ -984,17 +1075,26 @@ fn stale_sync_and_trip_alerts_stay_quiet_while_paused() {
     }
 }
 
+/// File provisioning does not resolve `__inputs`: every query goes through the `datasource` template variable,
+/// which works there and on import alike.
 #[test]
-fn dashboard_uses_the_prometheus_input_datasource_everywhere() {
+fn dashboard_uses_the_datasource_variable_everywhere() {
     let dashboard = dashboard();
     assert!(dashboard["schemaVersion"].as_u64().unwrap_or(0) >= 36);
-    let inputs = dashboard["__inputs"].as_array().expect("__inputs");
+    let raw = read(DASHBOARD);
     assert!(
-        inputs
-            .iter()
-            .any(|i| i["name"] == "DS_PROMETHEUS" && i["pluginId"] == "prometheus"),
-        "DS_PROMETHEUS input"
+        !raw.contains("${DS_"),
+        "an import-time input is left unresolved under file provisioning"
     );
+    let vars = dashboard["templating"]["list"]
+        .as_array()
+        .expect("templating");
+    let datasource = vars
+        .iter()
+        .find(|v| v["type"] == "datasource")
+        .expect("a datasource template variable");
+    assert_eq!(datasource["name"], "datasource");
+    assert_eq!(datasource["query"], "prometheus");
     let panels = dashboard["panels"].as_array().expect("panels");
     let mut ids = BTreeSet::new();
     for panel in panels {
@@ -1007,22 +1107,19 @@ fn dashboard_uses_the_prometheus_input_datasource_everywhere() {
         if panel["type"] == "row" {
             continue;
         }
-        assert_eq!(panel["datasource"]["uid"], "${DS_PROMETHEUS}", "{title}");
+        assert_eq!(panel["datasource"]["uid"], "${datasource}", "{title}");
         let targets = panel["targets"].as_array().expect("targets");
         assert!(!targets.is_empty(), "{title} has no query");
         for target in targets {
-            assert_eq!(target["datasource"]["uid"], "${DS_PROMETHEUS}", "{title}");
+            assert_eq!(target["datasource"]["uid"], "${datasource}", "{title}");
             assert!(
                 target["expr"].as_str().is_some_and(|e| !e.is_empty()),
                 "{title}"
             );
         }
     }
-    for var in dashboard["templating"]["list"]
-        .as_array()
-        .expect("templating")
-    {
-        assert_eq!(var["datasource"]["uid"], "${DS_PROMETHEUS}");
+    for var in vars.iter().filter(|v| v["type"] == "query") {
+        assert_eq!(var["datasource"]["uid"], "${datasource}");
     }
 }
 
@@ -1368,12 +1465,10 @@ fn dockerfile_builder_meets_rust_version_and_embeds_migrations() {
     assert!(
         builder[real_build].1.contains("--release") && builder[real_build].1.contains("--locked")
     );
-    for bin in ["rostersync", "canvas-sim"] {
-        assert!(
-            builder[real_build].1.contains(&format!("--bin {bin}")),
-            "--bin {bin}"
-        );
-    }
+    assert!(
+        builder[real_build].1.contains("--bin rostersync"),
+        "--bin rostersync"
+    );
     // sqlx::migrate! embeds migrations/ at compile time.
     let copies_migrations = builder[..real_build]
         .iter()
@@ -1391,4 +1486,227 @@ fn dockerfile_builder_meets_rust_version_and_embeds_migrations() {
             ".dockerignore excludes {needed}"
         );
     }
+}
+
+/// The production image carries the daemon only: the simulator is a separate `--target canvas-sim`.
+#[test]
+fn dockerfile_keeps_canvas_sim_out_of_the_production_image() {
+    let stages = dockerfile_stages();
+    let last = stages.last().expect("stages");
+    for (instruction, args) in last {
+        assert!(
+            !args.contains("canvas-sim"),
+            "the production stage mentions canvas-sim: {instruction} {args}"
+        );
+    }
+    let sim = stages
+        .iter()
+        .find(|s| s[0].1.ends_with(" AS canvas-sim"))
+        .expect("a `canvas-sim` target for those who want the simulator image");
+    assert!(
+        sim.iter()
+            .any(|(i, a)| i == "COPY" && a.contains("canvas-sim"))
+    );
+}
+
+/// The COPY instructions that take files from the build context (not `--from` another stage), as
+/// (sources, destination), in order.
+fn dockerfile_context_copies() -> Vec<(Vec<String>, String)> {
+    let mut copies = Vec::new();
+    for stage in dockerfile_stages() {
+        for (instruction, args) in stage {
+            if instruction != "COPY" && instruction != "ADD" {
+                continue;
+            }
+            let words: Vec<&str> = args.split_whitespace().collect();
+            if words.iter().any(|w| w.starts_with("--from")) {
+                continue;
+            }
+            let words: Vec<String> = words
+                .into_iter()
+                .filter(|w| !w.starts_with("--"))
+                .map(str::to_owned)
+                .collect();
+            let (dest, sources) = words.split_last().expect("COPY SRC... DEST");
+            assert!(!sources.is_empty(), "COPY {args}: no source");
+            copies.push((sources.to_vec(), dest.clone()));
+        }
+    }
+    copies
+}
+
+/// What .dockerignore keeps out of the context that the COPY sources could contain.
+fn docker_ignored(relative: &Path) -> bool {
+    let text = relative.to_string_lossy();
+    relative.components().any(|c| c.as_os_str() == "target")
+        || text.starts_with("fuzz/corpus")
+        || text.starts_with("fuzz/artifacts")
+        || text.ends_with(".profraw")
+}
+
+/// Copies `from` (a file or a directory's contents, as COPY does) to `to`, leaving out what .dockerignore drops.
+fn copy_like_docker(root: &Path, from: &Path, to: &Path) {
+    let relative = from.strip_prefix(root).unwrap_or(from);
+    if docker_ignored(relative) {
+        return;
+    }
+    if from.is_dir() {
+        std::fs::create_dir_all(to).expect("mkdir");
+        for entry in std::fs::read_dir(from).expect("read_dir") {
+            let entry = entry.expect("entry");
+            copy_like_docker(root, &entry.path(), &to.join(entry.file_name()));
+        }
+    } else {
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::copy(from, to).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
+    }
+}
+
+/// (package, kind, target) of every target of the workspace's members in `cargo metadata` output, but tests and
+/// examples.
+fn workspace_targets(metadata: &serde_json::Value) -> BTreeSet<(String, String, String)> {
+    let members: BTreeSet<&str> = metadata["workspace_members"]
+        .as_array()
+        .expect("workspace_members")
+        .iter()
+        .filter_map(|m| m.as_str())
+        .collect();
+    let mut targets = BTreeSet::new();
+    for package in metadata["packages"].as_array().expect("packages") {
+        if !members.contains(package["id"].as_str().unwrap_or_default()) {
+            continue;
+        }
+        for target in package["targets"].as_array().expect("targets") {
+            // Integration tests and examples are discovered, not declared: a build without them is complete.
+            let kind = target["kind"].to_string();
+            if kind.contains("\"test\"") || kind.contains("\"example\"") {
+                continue;
+            }
+            targets.insert((
+                package["name"].as_str().unwrap_or_default().to_owned(),
+                target["kind"].to_string(),
+                target["name"].as_str().unwrap_or_default().to_owned(),
+            ));
+        }
+    }
+    targets
+}
+
+/// The Dockerfile's build context, assembled from its COPY lines alone in a temp dir, must be a workspace Cargo
+/// accepts with the committed Cargo.lock, offline, and hold every file a target of it compiles from: a path the
+/// manifest needs and the Dockerfile forgets (the `scale` bench, crates/, build.rs, migrations/) fails here rather
+/// than in `docker build`.
+#[test]
+fn dockerfile_context_is_a_workspace_cargo_accepts() {
+    let root = repo();
+    let context = tempfile::tempdir().expect("tempdir");
+    let ignored = read(".dockerignore");
+    for (sources, dest) in dockerfile_context_copies() {
+        assert!(
+            !dest.starts_with('/'),
+            "COPY into {dest}: the builder's WORKDIR is the context"
+        );
+        let dest_dir = context.path().join(dest.trim_start_matches("./"));
+        for source in &sources {
+            let from = root.join(source);
+            assert!(
+                from.exists(),
+                "COPY {source}: no such path in the repository"
+            );
+            assert!(
+                !ignored
+                    .lines()
+                    .any(|l| l.trim().trim_end_matches('/') == source.trim_end_matches('/')),
+                ".dockerignore drops {source}, which the Dockerfile copies"
+            );
+            let to = if from.is_file() && (dest.ends_with('/') || sources.len() > 1) {
+                dest_dir.join(from.file_name().expect("file name"))
+            } else {
+                dest_dir.clone()
+            };
+            copy_like_docker(root, &from, &to);
+        }
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // Resolve for this platform only: the registry cache holds the crates this platform builds with, and a
+    // Linux image needs no other (android_system_properties and the like are never downloaded here).
+    let version = std::process::Command::new(&cargo)
+        .arg("-vV")
+        .output()
+        .expect("cargo -vV");
+    let host = String::from_utf8_lossy(&version.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+        .expect("cargo -vV names the host");
+    let out = std::process::Command::new(&cargo)
+        .args(["metadata", "--offline", "--locked", "--format-version", "1"])
+        .args(["--filter-platform", &host, "--manifest-path"])
+        .arg(context.path().join("Cargo.toml"))
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .expect("run cargo metadata");
+    assert!(
+        out.status.success(),
+        "cargo metadata on the Docker build context failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("cargo metadata JSON");
+    // Cargo drops a target whose inferred file is missing (a `[[bench]]` without benches/NAME.rs) from metadata,
+    // though `cargo build` refuses it: the context must have every target the repository has.
+    let in_repo = std::process::Command::new(&cargo)
+        .args([
+            "metadata",
+            "--offline",
+            "--no-deps",
+            "--format-version",
+            "1",
+        ])
+        .arg("--manifest-path")
+        .arg(root.join("Cargo.toml"))
+        .output()
+        .expect("run cargo metadata on the repository");
+    let in_repo: serde_json::Value =
+        serde_json::from_slice(&in_repo.stdout).expect("cargo metadata JSON");
+    assert_eq!(
+        workspace_targets(&metadata),
+        workspace_targets(&in_repo),
+        "targets of the Docker build context vs the repository"
+    );
+    let members: BTreeSet<&str> = metadata["workspace_members"]
+        .as_array()
+        .expect("workspace_members")
+        .iter()
+        .filter_map(|m| m.as_str())
+        .collect();
+    assert_eq!(members.len(), 2, "rostersync and canvas-sim: {members:?}");
+    let mut targets = 0;
+    for package in metadata["packages"].as_array().expect("packages") {
+        if !members.contains(package["id"].as_str().unwrap_or_default()) {
+            continue;
+        }
+        for target in package["targets"].as_array().expect("targets") {
+            let src = PathBuf::from(target["src_path"].as_str().expect("src_path"));
+            assert!(
+                src.starts_with(context.path()) && src.exists(),
+                "{} target `{}` compiles from {}, which the Dockerfile does not copy",
+                package["name"],
+                target["name"],
+                src.display()
+            );
+            targets += 1;
+        }
+    }
+    assert!(targets >= 5, "lib, bins, bench and build script: {targets}");
+    // `sqlx::migrate!("./migrations")` embeds them at compile time.
+    let count = |dir: &Path| std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(
+        count(&context.path().join("migrations")),
+        count(&root.join("migrations")),
+        "migrations/ in the build context"
+    );
+    // The `scale` bench's module directory (benches/scale/) is not a target but is compiled with it.
+    assert!(context.path().join("benches/scale").is_dir());
 }

@@ -23,7 +23,11 @@ enum ThrottleStatusArg {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "canvas-sim", about = "A Canvas LMS REST API simulator")]
+#[command(
+    name = "canvas-sim",
+    version,
+    about = "A Canvas LMS REST API simulator"
+)]
 struct Args {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:0")]
