@@ -7,6 +7,7 @@ mod brake;
 mod daemon;
 mod demo;
 mod deploy;
+mod desk_audit;
 mod district;
 mod edges;
 mod fresh;
