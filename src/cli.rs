@@ -119,6 +119,9 @@ pub enum Command {
         #[arg(long, value_name = "NAME")]
         by: Option<String>,
     },
+    /// Query the audit log, newest first: what happened to a user, a course or in a run, as a help desk pastes it
+    /// into a ticket. Filters combine with AND. Needs only the database (no Canvas, no leader lock).
+    Audit(crate::desk::audit::AuditArgs),
     /// Create or upgrade rostersync's own schema.
     Migrate,
     /// Validate the configuration, reach both databases and Canvas, and print what was checked.
@@ -177,6 +180,8 @@ pub enum CommandError {
     Daemon(#[from] crate::daemon::StartError),
     #[error(transparent)]
     Demo(#[from] crate::demo::DemoError),
+    #[error(transparent)]
+    Audit(#[from] crate::desk::audit::AuditError),
     /// `check` has printed every failed check on stdout; nothing more is said on stderr.
     #[error(transparent)]
     Check(#[from] crate::check::CheckError),
@@ -307,6 +312,7 @@ async fn execute(cli: Cli) -> Result<Outcome, CommandError> {
             "{}",
             crate::desk::pause::resume(&settings, by.as_deref()).await?
         ),
+        Command::Audit(args) => crate::desk::audit::run(&settings, &args).await?,
         Command::Migrate => migrate(settings).await?,
         Command::Check => crate::check::run(settings).await?,
         Command::Run => crate::daemon::run(settings).await?,

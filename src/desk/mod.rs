@@ -4,4 +4,5 @@
 pub mod except;
 pub mod explain;
 pub mod pause;
+pub mod audit;
 pub mod time;

@@ -73,7 +73,18 @@ pub async fn connect(
     url: &DatabaseUrl,
     max_connections: u32,
 ) -> Result<PgPool, DbError> {
-    let options = connect_options(which, url)?;
+    connect_with(which, url, max_connections, |o| o).await
+}
+
+/// [`connect`], with the connection options adjusted by `tune` (e.g. no slow-statement warning for a query that
+/// streams a large result to a slow reader, such as `rostersync audit`).
+pub async fn connect_with(
+    which: &'static str,
+    url: &DatabaseUrl,
+    max_connections: u32,
+    tune: impl FnOnce(PgConnectOptions) -> PgConnectOptions,
+) -> Result<PgPool, DbError> {
+    let options = tune(connect_options(which, url)?);
     let failed = |cause| DbError::Connect {
         which,
         url: url.to_string(),

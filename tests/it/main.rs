@@ -12,6 +12,7 @@ mod desk_except;
 mod desk_explain;
 mod desk_pause;
 mod desk_undo;
+mod desk_audit;
 mod district;
 mod edges;
 mod fresh;
