@@ -208,14 +208,21 @@ pub async fn prepare(
         }
         let sticky_trip = runs.open_trip().await?;
         // Read before the rows, so that a change made in between is seen again by the next check, never missed.
+        // A query this cannot wrap fails the row read below with its own, clearer error; without fingerprints the
+        // freshness check waits for the next full run.
         let fingerprints = if dry_run {
             None
         } else {
             let s = &ctx.settings.sis;
-            Some(
-                sis::course_fingerprints(&ctx.sis, &s.enrollments_query, s.statement_timeout)
-                    .await?,
-            )
+            match sis::course_fingerprints(&ctx.sis, &s.enrollments_query, s.statement_timeout)
+                .await
+            {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    warn!(error = %e, "cannot fingerprint the SIS courses; this run records none for the freshness check");
+                    None
+                }
+            }
         };
         let snapshot = read::read_snapshot(ctx, scope, &mut report).await?;
         // A scoped run read only some courses: the interrupted changes elsewhere wait for a full run.
