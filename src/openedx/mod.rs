@@ -441,6 +441,19 @@ impl OpenEdxClient {
         }
     }
 
+    /// `check`: a token is issued and the application may read program enrollments (not restricted, owner
+    /// staff). Probes a program that cannot exist: Open edX checks permission before the program (facts §1.6,
+    /// §2.2), so its 404 `program_does_not_exist` means the credentials and the application are fine.
+    pub async fn check_access(&self) -> Result<(), OpenEdxError> {
+        match self
+            .list_program_enrollments("00000000-0000-0000-0000-000000000000")
+            .await
+        {
+            Ok(_) | Err(OpenEdxError::ProgramNotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Every program enrollment of a program, waiting and linked, any status (facts §4.1).
     pub async fn list_program_enrollments(
         &self,

@@ -300,6 +300,18 @@ async fn a_429_waits_its_retry_after() {
 #[tokio::test]
 async fn a_403_says_restricted_application_or_non_staff_owner() {
     let sim = sim_with(seed()).await;
+    client(&sim)
+        .check_access()
+        .await
+        .expect("staff-owned application");
+    let err = client_as(&sim, "partner", SECRET)
+        .check_access()
+        .await
+        .expect_err("restricted");
+    assert!(
+        matches!(err, OpenEdxError::RestrictedApplication { .. }),
+        "{err:?}"
+    );
     let err = client_as(&sim, "partner", SECRET)
         .list_program_enrollments(PROGRAM)
         .await
