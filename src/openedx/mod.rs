@@ -339,7 +339,9 @@ impl OpenEdxClient {
             .with_max_times(self.opts.max_retries as usize)
             .build();
         let mut reauthenticated = false;
+        let mut attempts = 0u32;
         loop {
+            attempts += 1;
             match self.attempt(&method, url, body).await {
                 Attempt::Done(answer) => return Ok(answer),
                 Attempt::Fail(error) => return Err(error),
@@ -353,7 +355,10 @@ impl OpenEdxClient {
                     }
                     reauthenticated = true;
                 }
-                Attempt::Retry { wait, error } => {
+                Attempt::Retry { wait, mut error } => {
+                    if let OpenEdxError::Network { attempts: n, .. } = &mut error {
+                        *n = attempts;
+                    }
                     let Some(delay) = backoff.next() else {
                         return Err(error);
                     };

@@ -100,6 +100,31 @@ async fn one_token_is_reused_and_a_new_one_is_requested_on_a_401() {
 }
 
 #[tokio::test]
+async fn a_token_is_renewed_before_expires_in_runs_out() {
+    let sim = spawn(OpenEdxOptions {
+        seed: seed(),
+        jwt_expires_in: Duration::from_secs(2),
+        ..OpenEdxOptions::default()
+    })
+    .await
+    .expect("openedx-sim starts");
+    let client = client(&sim);
+    client
+        .list_program_enrollments(PROGRAM)
+        .await
+        .expect("list");
+    // Renewed a tenth before the 2 s run out: no request carries an expired token, so no 401.
+    tokio::time::sleep(Duration::from_millis(1900)).await;
+    client
+        .list_program_enrollments(PROGRAM)
+        .await
+        .expect("list");
+    assert_eq!(sim.count("POST", TOKEN_ROUTE), 2);
+    assert!(sim.requests().iter().all(|r| r.status != 401));
+    sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn reads_follow_next_across_pages() {
     let mut seed = seed();
     for i in 0..250 {
