@@ -16,6 +16,7 @@ mod district;
 mod edges;
 mod fresh;
 mod leadership;
+mod openedx;
 mod paths;
 mod props;
 mod reconcile;
