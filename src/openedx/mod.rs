@@ -75,6 +75,16 @@ impl OpenEdxClientOptions {
     }
 }
 
+/// The results of a write: one per key, in the order given. `stopped` is the program-wide error (404 program or
+/// course, 401, 403, the secret) that ended the write early: the keys of the batches not sent are `Failed` with it,
+/// while batches sent before it keep their own results (nothing is half-recorded). The cycle turns a 404 into
+/// skipped rows ([`OpenEdxError::skip_reason`]) and ends on [`OpenEdxError::ends_cycle`].
+#[derive(Debug)]
+pub struct WriteReport {
+    pub results: Vec<KeyResult>,
+    pub stopped: Option<OpenEdxError>,
+}
+
 /// A JWT and when to replace it.
 struct Token {
     jwt: SecretString,
@@ -482,13 +492,13 @@ impl OpenEdxClient {
         .await
     }
 
-    /// PUT (create or update) program enrollments, in batches of at most 25. Per-key results come back in the
-    /// order given; an `Err` is a failure of the whole program (404, 401, 403), before or between batches.
+    /// PUT (create or update) program enrollments, in batches of at most 25. One result per key, in the order
+    /// given; see [`WriteReport`] for a write stopped by a program-wide error.
     pub async fn write_program_enrollments(
         &self,
         program_uuid: &str,
         items: &[ProgramEnrollmentWrite],
-    ) -> Result<Vec<KeyResult>, OpenEdxError> {
+    ) -> WriteReport {
         self.write(
             self.program_url(program_uuid),
             program_uuid,
@@ -505,7 +515,7 @@ impl OpenEdxClient {
         program_uuid: &str,
         course_key: &str,
         items: &[CourseEnrollmentWrite],
-    ) -> Result<Vec<KeyResult>, OpenEdxError> {
+    ) -> WriteReport {
         self.write(
             self.course_url(program_uuid, course_key),
             program_uuid,
@@ -523,36 +533,69 @@ impl OpenEdxClient {
         course_key: Option<&str>,
         items: &[T],
         ok_set: &[&str],
-    ) -> Result<Vec<KeyResult>, OpenEdxError> {
-        let mut results: Vec<Option<KeyResult>> = vec![None; items.len()];
+    ) -> WriteReport {
+        let mut outcomes: Vec<Option<KeyOutcome>> = vec![None; items.len()];
+        let mut stopped: Option<OpenEdxError> = None;
         for batch in batches(items) {
             let rows: Vec<&T> = batch.iter().map(|&i| &items[i]).collect();
-            let body = serde_json::to_value(&rows).map_err(|e| OpenEdxError::Decode {
-                path: url.path().to_owned(),
-                message: e.to_string(),
-            })?;
-            let outcomes = match self.request(Method::PUT, &url, Some(&body)).await {
-                Ok(answer) => {
-                    if let Some(error) = self.not_found(&answer, program_uuid, course_key) {
-                        return Err(error);
+            let batch_outcomes = match &stopped {
+                // A program-wide error: the batches not sent are failed with it, never half-recorded.
+                Some(error) => failed(&rows, &error.to_string()),
+                None => match self
+                    .put_batch(&url, program_uuid, course_key, &rows, ok_set)
+                    .await
+                {
+                    Ok(batch_outcomes) => batch_outcomes,
+                    Err(error) => {
+                        let batch_outcomes = failed(&rows, &error.to_string());
+                        stopped = Some(error);
+                        batch_outcomes
                     }
-                    match answer.status {
-                        200 | 207 | 422 => per_key(&answer.body, &rows, ok_set),
-                        // An empty body answers 204; batches are never empty.
-                        _ => failed(&rows, &http_error(&answer, "PUT", url.path()).to_string()),
-                    }
-                }
-                Err(error) if error.ends_cycle() => return Err(error),
-                Err(error) => failed(&rows, &error.to_string()),
+                },
             };
-            for (&index, outcome) in batch.iter().zip(outcomes) {
-                results[index] = Some(KeyResult {
-                    student_key: items[index].student_key().to_owned(),
-                    outcome,
-                });
+            for (&index, outcome) in batch.iter().zip(batch_outcomes) {
+                outcomes[index] = Some(outcome);
             }
         }
-        Ok(results.into_iter().flatten().collect())
+        let results = items
+            .iter()
+            .zip(outcomes)
+            .map(|(item, outcome)| KeyResult {
+                student_key: item.student_key().to_owned(),
+                outcome: outcome.unwrap_or_else(|| KeyOutcome::Failed("not sent".into())),
+            })
+            .collect();
+        WriteReport { results, stopped }
+    }
+
+    /// One PUT of one batch: its per-key outcomes, or the program-wide error that stops the write (404 program or
+    /// course, 401, 403, the secret). Other failures (500 after retries, 429, timeouts, 400) fail the batch's keys.
+    async fn put_batch<T: Serialize + Keyed>(
+        &self,
+        url: &Url,
+        program_uuid: &str,
+        course_key: Option<&str>,
+        rows: &[&T],
+        ok_set: &[&str],
+    ) -> Result<Vec<KeyOutcome>, OpenEdxError> {
+        let body = match serde_json::to_value(rows) {
+            Ok(body) => body,
+            Err(e) => return Ok(failed(rows, &format!("cannot encode the batch: {e}"))),
+        };
+        match self.request(Method::PUT, url, Some(&body)).await {
+            Ok(answer) => {
+                if let Some(error) = self.not_found(&answer, program_uuid, course_key) {
+                    return Err(error);
+                }
+                Ok(match answer.status {
+                    200 | 207 | 422 => per_key(&answer.body, rows, ok_set),
+                    // An empty body answers 204; batches are never empty.
+                    _ => failed(rows, &http_error(&answer, "PUT", url.path()).to_string()),
+                })
+            }
+            Err(error) if error.ends_cycle() => Err(error),
+            Err(error) => Ok(failed(rows, &error.to_string())),
+        }
     }
 }
 

@@ -151,10 +151,11 @@ async fn reads_follow_next_across_pages() {
 async fn sixty_rows_are_three_puts_with_a_result_per_key_and_casings_never_share_a_batch() {
     let sim = sim_with(seed()).await;
     let client = client(&sim);
-    let results = client
+    let report = client
         .write_program_enrollments(PROGRAM, &program_rows((0..60).map(|i| format!("k{i}"))))
-        .await
-        .expect("write");
+        .await;
+    assert!(report.stopped.is_none());
+    let results = report.results;
     assert_eq!(sim.count("PUT", PROGRAM_ENROLLMENTS_ROUTE), 3);
     assert_eq!(results.len(), 60);
     assert!(
@@ -175,7 +176,7 @@ async fn sixty_rows_are_three_puts_with_a_result_per_key_and_casings_never_share
     let results = client
         .write_program_enrollments(PROGRAM, &rows)
         .await
-        .expect("write");
+        .results;
     assert_eq!(sim.count("PUT", PROGRAM_ENROLLMENTS_ROUTE), 2);
     assert!(
         results
@@ -210,7 +211,7 @@ async fn a_207_is_parsed_key_by_key() {
     let results = client(&sim)
         .write_course_enrollments(PROGRAM, RUN, &rows)
         .await
-        .expect("write");
+        .results;
     assert_eq!(
         results,
         vec![
@@ -248,13 +249,22 @@ async fn a_404_names_the_program_or_course_and_is_a_skip_reason() {
         "{err:?}"
     );
     assert!(err.skip_reason().expect("skip").contains(unknown));
-    let err = client
-        .write_program_enrollments(unknown, &program_rows(["a".to_string()]))
-        .await
-        .expect_err("404");
+    let report = client
+        .write_program_enrollments(unknown, &program_rows((0..30).map(|i| format!("k{i}"))))
+        .await;
+    let err = report.stopped.expect("404 stops the write");
     assert!(
         matches!(err, OpenEdxError::ProgramNotFound { .. }),
         "{err:?}"
+    );
+    // The first batch's 404 stops the write: the second batch is not sent, and every key is failed with the reason.
+    assert_eq!(sim.count("PUT", PROGRAM_ENROLLMENTS_ROUTE), 1);
+    assert_eq!(report.results.len(), 30);
+    assert!(
+        report
+            .results
+            .iter()
+            .all(|r| matches!(&r.outcome, KeyOutcome::Failed(why) if why.contains(unknown)))
     );
     let err = client
         .list_course_enrollments(PROGRAM, "course-v1:MITx+Other+2026")
@@ -271,10 +281,14 @@ async fn a_batch_answered_500_is_failed_key_by_key_and_nothing_is_applied() {
         FaultRule::on("PUT", PROGRAM_ENROLLMENTS_ROUTE, FaultAction::status(500)).times(3),
     ));
     let client = client(&sim);
-    let results = client
+    let report = client
         .write_program_enrollments(PROGRAM, &program_rows((0..30).map(|i| format!("k{i}"))))
-        .await
-        .expect("write");
+        .await;
+    assert!(
+        report.stopped.is_none(),
+        "a 500 fails its batch, not the write"
+    );
+    let results = report.results;
     // The first batch (25 keys) is answered 500 three times (1 + 2 retries): all failed; the second is applied.
     assert_eq!(sim.count("PUT", PROGRAM_ENROLLMENTS_ROUTE), 4);
     assert!(
