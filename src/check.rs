@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use crate::canvas::{CanvasClient, ClientOptions};
-use crate::config::Settings;
+use crate::config::{Settings, TargetKind};
 use crate::domain::UserIdKind;
 use crate::domain::roles::{RoleBook, RoleInfo};
 use crate::metrics::Metrics;
+use crate::openedx::{OpenEdxClient, OpenEdxClientOptions};
 use crate::{sis, store};
 
 /// Some checks failed; each was printed as a `FAIL` line.
@@ -73,8 +74,10 @@ pub async fn run(settings: Settings) -> Result<(), CheckError> {
     }
 
     let sis_url = settings.sis_url().clone();
+    let mut sis_pool = None;
     match store::connect("SIS", &sis_url, 2).await {
         Ok(pool) => {
+            sis_pool = Some(pool.clone());
             list.ok("sis database", sis_url.to_string());
             match sis::check_enrollments_query(
                 &pool,
@@ -109,6 +112,13 @@ pub async fn run(settings: Settings) -> Result<(), CheckError> {
         Err(e) => list.fail("sis database", e.to_string()),
     }
 
+    if settings.target == TargetKind::OpenEdx {
+        check_openedx(&settings, sis_pool.as_ref(), &mut list).await;
+        return match list.failed {
+            0 => Ok(()),
+            failed => Err(CheckError { failed }),
+        };
+    }
     let client = CanvasClient::new(
         ClientOptions::new(
             &settings.canvas,
@@ -182,6 +192,69 @@ pub async fn run(settings: Settings) -> Result<(), CheckError> {
     match list.failed {
         0 => Ok(()),
         failed => Err(CheckError { failed }),
+    }
+}
+
+/// `target.kind = "openedx"` (issue 17 §6): a token, an application that is not restricted and whose owner is
+/// staff, and each managed program (a SIS row's `course_id`) readable.
+async fn check_openedx(settings: &Settings, sis: Option<&sqlx::PgPool>, list: &mut Checklist) {
+    let Some(openedx) = &settings.openedx else {
+        list.fail(
+            "openedx",
+            "target.kind = \"openedx\" but no [openedx] settings",
+        );
+        return;
+    };
+    let client = match OpenEdxClient::new(OpenEdxClientOptions::new(openedx, &settings.limits)) {
+        Ok(client) => client,
+        Err(e) => {
+            list.fail("openedx", e.to_string());
+            return;
+        }
+    };
+    match client.check_access().await {
+        Ok(()) => list.ok(
+            "openedx",
+            format!(
+                "{} issues a token to `{}`; the application may manage program enrollments",
+                openedx.base_url, openedx.client_id
+            ),
+        ),
+        Err(e) => {
+            list.fail("openedx", format!("{}: {e}", openedx.base_url));
+            return;
+        }
+    }
+    let Some(pool) = sis else {
+        return;
+    };
+    let mut programs = std::collections::BTreeSet::new();
+    let read = sis::read_enrollments(
+        pool,
+        &settings.sis.enrollments_query,
+        settings.sis.statement_timeout,
+        |row| {
+            if let Some(program) = row.course_id.filter(|c| !c.trim().is_empty()) {
+                programs.insert(program);
+            }
+        },
+    )
+    .await;
+    if let Err(e) = read {
+        list.fail("openedx programs", e.to_string());
+        return;
+    }
+    for program in &programs {
+        match client.list_program_enrollments(program).await {
+            Ok(rows) => list.ok(
+                "openedx program",
+                format!("{program}: {} program enrollment(s)", rows.len()),
+            ),
+            Err(e) => list.fail("openedx program", e.to_string()),
+        }
+    }
+    if programs.is_empty() {
+        list.warn("openedx programs", "the SIS names no program yet");
     }
 }
 

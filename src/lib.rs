@@ -25,6 +25,7 @@ pub mod demo;
 pub mod desk;
 pub mod domain;
 pub mod metrics;
+pub mod openedx;
 pub mod pgtemp;
 pub mod plan_text;
 pub mod reconcile;

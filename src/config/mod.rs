@@ -21,10 +21,11 @@ use crate::domain::{RemovalPolicy, UserIdKind};
 pub use error::ConfigError;
 use error::load_error;
 pub use raw::{
-    DEFAULT_ENROLLMENTS_QUERY, RawCanvas, RawDatabase, RawLimits, RawLog, RawPauseWindow,
-    RawReconcile, RawRoleRule, RawSchedule, RawServer, RawSettings, RawSis,
+    DEFAULT_ENROLLMENTS_QUERY, RawCanvas, RawDatabase, RawLimits, RawLog, RawOpenEdx,
+    RawPauseWindow, RawReconcile, RawRoleRule, RawSchedule, RawServer, RawSettings, RawSis,
+    RawTarget,
 };
-pub use secret::{DatabaseUrl, TokenSource};
+pub use secret::{ClientSecretSource, DatabaseUrl, TokenSource};
 pub use validate::{normalise_base_url, validate_cron};
 
 /// The environment prefix: `ROSTERSYNC__CANVAS__TOKEN` sets `canvas.token`.
@@ -51,6 +52,24 @@ pub enum WritePath {
     SisImport,
 }
 
+/// `target.kind` (CONTRACT v2 "a second target"): the LMS the daemon reconciles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TargetKind {
+    #[default]
+    Canvas,
+    OpenEdx,
+}
+
+impl TargetKind {
+    /// The name in the configuration, `audit_log.target` and `sync_runs.target`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Canvas => "canvas",
+            TargetKind::OpenEdx => "openedx",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogFormat {
     /// JSON, or human-readable text when stderr is a terminal.
@@ -62,7 +81,13 @@ pub enum LogFormat {
 
 #[derive(Debug, Clone)]
 pub struct Settings {
+    pub target: TargetKind,
+    /// Required for `target.kind = "canvas"`. For now also required with `openedx` (the cycle still builds a
+    /// Canvas client until the target seam lands; see the README's Open edX section).
     pub canvas: CanvasSettings,
+    /// `Some` exactly when `target.kind = "openedx"` (the `[openedx]` keys are then required and checked); with
+    /// `canvas` an `[openedx]` table may be present and is checked for types only.
+    pub openedx: Option<OpenEdxSettings>,
     pub database: DatabaseSettings,
     pub sis: SisSettings,
     pub reconcile: ReconcileSettings,
@@ -85,6 +110,19 @@ pub struct CanvasSettings {
     pub read_path: ReadPath,
     pub report_min_courses: u64,
     pub report_timeout: Duration,
+}
+
+/// `[openedx]`: the Open edX LMS (openedx-api-facts.md §1).
+#[derive(Debug, Clone)]
+pub struct OpenEdxSettings {
+    /// The LMS root: scheme + host (+ port) + optional path prefix, no trailing slash.
+    pub base_url: Url,
+    pub client_id: String,
+    /// Never printed: `Debug` shows `[REDACTED]`.
+    pub client_secret: ClientSecretSource,
+    pub request_timeout: Duration,
+    /// A waiting program enrollment is re-written after this long, before Open edX's 60-day expiry (facts §6.4).
+    pub waiting_keepalive: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -516,5 +554,121 @@ mod tests {
         .expect_err("bad bool")
         .to_string();
         assert!(err.contains("dry_run"), "{err}");
+    }
+
+    const OPENEDX: &str = r#"
+        [target]
+        kind = "openedx"
+        [openedx]
+        base_url = "https://lms.example.edu/"
+        client_id = "rostersync"
+        client_secret = "sentinel-client-secret-456"
+    "#;
+
+    #[test]
+    fn target_defaults_to_canvas_and_openedx_keys_are_optional_then() {
+        let s = Settings::from_toml_str(MINIMAL).expect("valid");
+        assert_eq!(s.target, TargetKind::Canvas);
+        assert!(s.openedx.is_none());
+        // An incomplete [openedx] table is not checked with kind = canvas.
+        let s = with("[openedx]\nclient_id = \"x\"").expect("valid");
+        assert!(s.openedx.is_none());
+        let err = with("[target]\nkind = \"moodle\"")
+            .expect_err("unknown kind")
+            .to_string();
+        assert!(
+            err.contains("target.kind") && err.contains("openedx"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn openedx_keys_load_with_contract_defaults_and_the_secret_is_never_printed() {
+        let s = with(OPENEDX).expect("valid");
+        assert_eq!(s.target, TargetKind::OpenEdx);
+        let o = s.openedx.as_ref().expect("openedx settings");
+        assert_eq!(o.base_url.as_str(), "https://lms.example.edu/");
+        assert_eq!(o.client_id, "rostersync");
+        assert_eq!(o.request_timeout, Duration::from_secs(30));
+        assert_eq!(o.waiting_keepalive, Duration::from_secs(30 * 86_400));
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("sentinel-client-secret-456"), "{debug}");
+        use secrecy::ExposeSecret;
+        assert_eq!(
+            o.client_secret.load().expect("secret").expose_secret(),
+            "sentinel-client-secret-456"
+        );
+    }
+
+    #[test]
+    fn openedx_errors_name_the_key_and_never_the_secret() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "base_url = \"https://lms.example.edu/\"\n",
+                "",
+                "openedx.base_url",
+            ),
+            ("client_id = \"rostersync\"\n", "", "openedx.client_id"),
+            (
+                "client_secret = \"sentinel-client-secret-456\"\n",
+                "",
+                "openedx.client_secret",
+            ),
+            (
+                "",
+                "client_secret_file = \"/nonexistent/secret\"\n",
+                "openedx.client_secret",
+            ),
+            (
+                "",
+                "request_timeout_secs = 0\n",
+                "openedx.request_timeout_secs",
+            ),
+            (
+                "",
+                "waiting_keepalive_days = 60\n",
+                "openedx.waiting_keepalive_days",
+            ),
+            (
+                "",
+                "waiting_keepalive_days = 0\n",
+                "openedx.waiting_keepalive_days",
+            ),
+            (
+                "base_url = \"https://lms.example.edu/\"\n",
+                "base_url = \"http://lms.example.edu\"\n",
+                "openedx.base_url",
+            ),
+            (
+                "base_url = \"https://lms.example.edu/\"\n",
+                "base_url = \"https://u:p@lms.example.edu\"\n",
+                "openedx.base_url",
+            ),
+        ];
+        for (remove, add, key) in cases {
+            let doc = OPENEDX
+                .replacen(remove, "", 1)
+                .replace("[openedx]\n", &format!("[openedx]\n{add}"));
+            let err = with(&doc).expect_err(key).to_string();
+            assert!(err.contains(key), "{key}: {err}");
+            assert!(!err.contains("sentinel-client-secret-456"), "{err}");
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "from-a-file\n").expect("write");
+        let doc = OPENEDX.replace(
+            "client_secret = \"sentinel-client-secret-456\"",
+            &format!("client_secret_file = \"{}\"", path.display()),
+        );
+        let s = with(&doc).expect("file form");
+        use secrecy::ExposeSecret;
+        let o = s.openedx.expect("openedx");
+        assert_eq!(
+            o.client_secret.load().expect("load").expose_secret(),
+            "from-a-file"
+        );
+        // Loopback http is allowed (the simulator); kind = openedx still needs the canvas keys for now.
+        with(&OPENEDX.replace("https://lms.example.edu/", "http://127.0.0.1:8000"))
+            .expect("loopback");
     }
 }

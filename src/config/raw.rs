@@ -13,7 +13,9 @@ use super::strict::{
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawSettings {
+    pub target: RawTarget,
     pub canvas: RawCanvas,
+    pub openedx: RawOpenEdx,
     pub database: RawDatabase,
     pub sis: RawSis,
     pub reconcile: RawReconcile,
@@ -60,6 +62,48 @@ impl Default for RawCanvas {
             read_path: "auto".into(),
             report_min_courses: 3000,
             report_timeout_secs: 1800.0,
+        }
+    }
+}
+
+/// `[target]` (CONTRACT v2 "a second target"): which LMS the daemon reconciles.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTarget {
+    pub kind: String,
+}
+
+impl Default for RawTarget {
+    fn default() -> Self {
+        Self {
+            kind: "canvas".into(),
+        }
+    }
+}
+
+/// `[openedx]`: the Open edX LMS and its OAuth2 client credentials (required when `target.kind = "openedx"`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawOpenEdx {
+    pub base_url: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretString>,
+    pub client_secret_file: Option<PathBuf>,
+    #[serde(deserialize_with = "strict_f64")]
+    pub request_timeout_secs: f64,
+    #[serde(deserialize_with = "strict_i64")]
+    pub waiting_keepalive_days: i64,
+}
+
+impl Default for RawOpenEdx {
+    fn default() -> Self {
+        Self {
+            base_url: None,
+            client_id: None,
+            client_secret: None,
+            client_secret_file: None,
+            request_timeout_secs: 30.0,
+            waiting_keepalive_days: 30,
         }
     }
 }

@@ -37,32 +37,7 @@ impl TokenSource {
                 Ok(secret.clone())
             }
             TokenSource::File(path) => {
-                let raw = std::fs::read_to_string(path).map_err(|source| ConfigError::File {
-                    key: "canvas.token_file",
-                    path: path.clone(),
-                    source,
-                })?;
-                let token = raw
-                    .strip_suffix("\r\n")
-                    .or_else(|| raw.strip_suffix('\n'))
-                    .unwrap_or(&raw);
-                if token.trim().is_empty() {
-                    return Err(invalid(
-                        "canvas.token_file",
-                        format!("canvas token is empty (file `{}`)", path.display()),
-                    ));
-                }
-                if token.contains(['\n', '\r']) || token != token.trim() {
-                    return Err(invalid(
-                        "canvas.token_file",
-                        format!(
-                            "the token in `{}` has surrounding whitespace or several lines; it must hold only the \
-                             token (one trailing newline is allowed)",
-                            path.display()
-                        ),
-                    ));
-                }
-                Ok(SecretString::from(token.to_owned()))
+                read_secret_file(path, "canvas.token_file", "canvas token", "token")
             }
         }
     }
@@ -109,6 +84,82 @@ fn process_groups() -> Vec<u32> {
             }
         }
         groups
+    }
+}
+
+/// Reads a secret kept in a file. A single trailing newline (as `kubectl create secret --from-file` leaves it) is
+/// stripped; an empty value, surrounding whitespace or several lines is an error naming `key`, never the value.
+fn read_secret_file(
+    path: &std::path::Path,
+    key: &'static str,
+    what: &str,
+    short: &str,
+) -> Result<SecretString, ConfigError> {
+    let raw = std::fs::read_to_string(path).map_err(|source| ConfigError::File {
+        key,
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let value = raw
+        .strip_suffix("\r\n")
+        .or_else(|| raw.strip_suffix('\n'))
+        .unwrap_or(&raw);
+    if value.trim().is_empty() {
+        return Err(invalid(
+            key,
+            format!("{what} is empty (file `{}`)", path.display()),
+        ));
+    }
+    if value.contains(['\n', '\r']) || value != value.trim() {
+        return Err(invalid(
+            key,
+            format!(
+                "the {short} in `{}` has surrounding whitespace or several lines; it must hold only the {short} \
+                 (one trailing newline is allowed)",
+                path.display()
+            ),
+        ));
+    }
+    Ok(SecretString::from(value.to_owned()))
+}
+
+/// Where the Open edX OAuth2 client secret comes from (`openedx.client_secret` or `openedx.client_secret_file`).
+/// The file form is re-read whenever a token is requested, so a rotated secret is picked up.
+#[derive(Clone)]
+pub enum ClientSecretSource {
+    Inline(SecretString),
+    File(PathBuf),
+}
+
+impl fmt::Debug for ClientSecretSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientSecretSource::Inline(_) => f.write_str("Inline([REDACTED])"),
+            ClientSecretSource::File(path) => f.debug_tuple("File").field(path).finish(),
+        }
+    }
+}
+
+impl ClientSecretSource {
+    /// Reads the secret; the value never appears in the error.
+    pub fn load(&self) -> Result<SecretString, ConfigError> {
+        match self {
+            ClientSecretSource::Inline(secret) => {
+                if secret.expose_secret().trim().is_empty() {
+                    return Err(invalid(
+                        "openedx.client_secret",
+                        "the client secret is empty",
+                    ));
+                }
+                Ok(secret.clone())
+            }
+            ClientSecretSource::File(path) => read_secret_file(
+                path,
+                "openedx.client_secret_file",
+                "the client secret",
+                "secret",
+            ),
+        }
     }
 }
 

@@ -12,18 +12,31 @@ use url::Url;
 
 use super::error::{ConfigError, invalid};
 use super::raw::{
-    RawCanvas, RawLimits, RawPauseWindow, RawReconcile, RawRoleRule, RawSchedule, RawSettings,
+    RawCanvas, RawLimits, RawOpenEdx, RawPauseWindow, RawReconcile, RawRoleRule, RawSchedule,
+    RawSettings,
 };
-use super::secret::{DatabaseUrl, TokenSource};
+use super::secret::{ClientSecretSource, DatabaseUrl, TokenSource};
 use super::{
-    CanvasSettings, DatabaseSettings, LimitsSettings, LogFormat, LogSettings, PauseWindow,
-    ReadPath, ReconcileSettings, RoleRule, ScheduleSettings, ServerSettings, Settings, SisSettings,
-    WritePath,
+    CanvasSettings, DatabaseSettings, LimitsSettings, LogFormat, LogSettings, OpenEdxSettings,
+    PauseWindow, ReadPath, ReconcileSettings, RoleRule, ScheduleSettings, ServerSettings, Settings,
+    SisSettings, TargetKind, WritePath,
 };
 use crate::domain::{RemovalPolicy, UserIdKind};
 
 impl RawSettings {
     pub fn validate(self) -> Result<Settings, ConfigError> {
+        let target = one_of(
+            "target.kind",
+            &self.target.kind,
+            &[
+                ("canvas", TargetKind::Canvas),
+                ("openedx", TargetKind::OpenEdx),
+            ],
+        )?;
+        let openedx = match target {
+            TargetKind::OpenEdx => Some(validate_openedx(self.openedx)?),
+            TargetKind::Canvas => None,
+        };
         let canvas = validate_canvas(self.canvas)?;
         let database_url = self
             .database
@@ -64,7 +77,9 @@ impl RawSettings {
             role_rules.push(validate_rule(i, rule)?);
         }
         Ok(Settings {
+            target,
             canvas,
+            openedx,
             database: DatabaseSettings {
                 url: database_url,
                 max_connections: self.database.max_connections.unwrap_or(8).max(2),
@@ -196,6 +211,110 @@ fn validate_canvas(raw: RawCanvas) -> Result<CanvasSettings, ConfigError> {
     })
 }
 
+/// `[openedx]` when `target.kind = "openedx"`: every key named in its error.
+fn validate_openedx(raw: RawOpenEdx) -> Result<OpenEdxSettings, ConfigError> {
+    const KEY: &str = "openedx.base_url";
+    let base = raw
+        .base_url
+        .ok_or_else(|| invalid(KEY, "is required, e.g. `https://lms.example.edu`"))?;
+    let mut base_url = Url::parse(base.trim()).map_err(|e| {
+        invalid(
+            KEY,
+            format!("is not a URL ({e}); expected e.g. `https://lms.example.edu`"),
+        )
+    })?;
+    match base_url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&base_url) => {}
+        "http" => {
+            return Err(invalid(
+                KEY,
+                "uses http:// to a non-loopback host; the client secret and tokens would travel in cleartext. \
+                 Use https://",
+            ));
+        }
+        other => {
+            return Err(invalid(
+                KEY,
+                format!("scheme `{other}` is not supported; use https://"),
+            ));
+        }
+    }
+    if base_url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid(KEY, "has no host"));
+    }
+    if !base_url.username().is_empty() || base_url.password().is_some() {
+        return Err(invalid(
+            KEY,
+            "must not carry a user name or password; use openedx.client_id and openedx.client_secret",
+        ));
+    }
+    if base_url.query().is_some() || base_url.fragment().is_some() {
+        return Err(invalid(KEY, "must not carry a query string or fragment"));
+    }
+    let path = base_url.path().trim_end_matches('/').to_owned();
+    base_url.set_path(&path);
+    let client_id = raw
+        .client_id
+        .map(|id| id.trim().to_owned())
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| {
+            invalid(
+                "openedx.client_id",
+                "is required (the OAuth2 client id of a non-restricted application whose owner is staff)",
+            )
+        })?;
+    let client_secret = match (raw.client_secret, raw.client_secret_file) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "openedx.client_secret",
+                "set either `openedx.client_secret` or `openedx.client_secret_file`, not both",
+            ));
+        }
+        (None, None) => {
+            return Err(invalid(
+                "openedx.client_secret",
+                "one of `openedx.client_secret` or `openedx.client_secret_file` is required",
+            ));
+        }
+        (Some(secret), None) => ClientSecretSource::Inline(secret),
+        (None, Some(path)) => ClientSecretSource::File(path),
+    };
+    // The file must be there and hold a secret at start; it is read again whenever a token is requested.
+    client_secret.load()?;
+    let request_timeout = validate_secs(
+        "openedx.request_timeout_secs",
+        raw.request_timeout_secs,
+        REQUEST_TIMEOUT_SECS,
+    )?;
+    // Open edX deletes waiting enrollments unmodified for 60 days (facts §6.4): the keep-alive must come first.
+    if !(1..=59).contains(&raw.waiting_keepalive_days) {
+        return Err(invalid(
+            "openedx.waiting_keepalive_days",
+            format!(
+                "{} is out of range; from 1 to 59 (Open edX deletes waiting enrollments after 60 days)",
+                raw.waiting_keepalive_days
+            ),
+        ));
+    }
+    Ok(OpenEdxSettings {
+        base_url,
+        client_id,
+        client_secret,
+        request_timeout,
+        waiting_keepalive: Duration::from_secs(raw.waiting_keepalive_days as u64 * 86_400),
+    })
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
 /// Accepts `https://host[:port][/prefix]`, strips a trailing `/` and `/api/v1` (so requests never go to
 /// `/api/v1/api/v1/...`), and refuses what would leak the admin token: cleartext HTTP to a non-loopback host
 /// (unless `canvas.allow_insecure_http`), credentials in the URL, a query string or a fragment.
@@ -210,13 +329,7 @@ pub fn normalise_base_url(input: &str, allow_insecure_http: bool) -> Result<Url,
     match url.scheme() {
         "https" => {}
         "http" => {
-            let loopback = match url.host() {
-                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-                Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-                None => false,
-            };
-            if !loopback && !allow_insecure_http {
+            if !is_loopback(&url) && !allow_insecure_http {
                 return Err(invalid(
                     KEY,
                     "uses http:// to a non-loopback host; the admin token would travel in cleartext. Use https:// \

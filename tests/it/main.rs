@@ -17,6 +17,7 @@ mod district;
 mod edges;
 mod fresh;
 mod leadership;
+mod openedx;
 mod ops;
 mod paths;
 mod props;

@@ -959,7 +959,9 @@ proptest! {
 
 /// Known sections and keys, plus near misses.
 const SECTIONS: &[&str] = &[
+    "target",
     "canvas",
+    "openedx",
     "database",
     "sis",
     "reconcile",
@@ -971,6 +973,11 @@ const SECTIONS: &[&str] = &[
     "",
 ];
 const KEYS: &[&str] = &[
+    "kind",
+    "client_id",
+    "client_secret",
+    "client_secret_file",
+    "waiting_keepalive_days",
     "base_url",
     "token",
     "token_file",
@@ -1145,11 +1152,26 @@ fn valid_config_with(section: &str, key: &str, value: &str) -> String {
 type Table = (&'static str, &'static [(&'static str, &'static str)]);
 
 /// `(section, key, the key of VALID_CONFIG it takes the place of)`.
-const SWAPPED_KEYS: &[(&str, &str, &str)] = &[("canvas", "token_file", "token")];
+const SWAPPED_KEYS: &[(&str, &str, &str)] = &[
+    ("canvas", "token_file", "token"),
+    ("openedx", "client_secret_file", "client_secret"),
+];
 
 /// Every key of `config/rostersync.example.toml`, each with a valid value (`token_file` takes `token`'s place, see
 /// [`SWAPPED_KEYS`]). `every_example_key_is_in_the_config_property_tests` keeps the two in step.
 const VALID_CONFIG: &[Table] = &[
+    // `openedx`, so that the [openedx] keys are checked too (the [canvas] keys still are, see CONTRACT v2).
+    ("target", &[("kind", "\"openedx\"")]),
+    (
+        "openedx",
+        &[
+            ("base_url", "\"https://lms.example.edu/\""),
+            ("client_id", "\"rostersync\""),
+            ("client_secret", "\"not-a-token\""),
+            ("request_timeout_secs", "30"),
+            ("waiting_keepalive_days", "30"),
+        ],
+    ),
     (
         "canvas",
         &[
@@ -1245,6 +1267,13 @@ const VALID_CONFIG: &[Table] = &[
 ];
 
 const VALID_CONFIG_KEYS: &[(&str, &str)] = &[
+    ("target", "kind"),
+    ("openedx", "base_url"),
+    ("openedx", "client_id"),
+    ("openedx", "client_secret"),
+    ("openedx", "client_secret_file"),
+    ("openedx", "request_timeout_secs"),
+    ("openedx", "waiting_keepalive_days"),
     ("canvas", "base_url"),
     ("canvas", "token"),
     ("canvas", "token_file"),
@@ -1337,6 +1366,10 @@ fn every_example_key_is_in_the_config_property_tests() {
     assert_eq!(settings.role_rules.len(), 1);
     assert_eq!(settings.schedule.pauses.len(), 1);
     assert!(
+        settings.openedx.is_some(),
+        "the base checks the [openedx] keys too"
+    );
+    assert!(
         missing.is_empty(),
         "keys the config property tests do not know: {missing:?}"
     );
@@ -1346,6 +1379,7 @@ fn every_example_key_is_in_the_config_property_tests() {
 /// within: anything else must be refused naming the key.
 const DURATION_KEYS: &[(&str, &str, f64, f64)] = &[
     ("canvas", "request_timeout_secs", 0.1, 3600.0),
+    ("openedx", "request_timeout_secs", 0.1, 3600.0),
     ("canvas", "report_timeout_secs", 0.1, 86_400.0),
     ("sis", "statement_timeout_secs", 1.0, 86_400.0),
     ("schedule", "sis_poll_secs", 1.0, 86_400.0),
@@ -1641,14 +1675,17 @@ proptest! {
         match Settings::from_toml_str(&doc) {
             Ok(s) => {
                 // `None`: the key's "off" (0 for the poll and the deadline), which only 0 may mean.
-                let loaded = match key {
-                    "request_timeout_secs" => Some(s.canvas.request_timeout.as_secs_f64()),
-                    "report_timeout_secs" => Some(s.canvas.report_timeout.as_secs_f64()),
-                    "statement_timeout_secs" => Some(s.sis.statement_timeout.as_secs_f64()),
-                    "sis_poll_secs" => s.schedule.sis_poll.map(|d| d.as_secs_f64()),
-                    "cycle_deadline_secs" => s.reconcile.cycle_deadline.map(|d| d.as_secs_f64()),
-                    "requests_per_second" => s.limits.requests_per_second,
-                    other => panic!("no loader for {other}"),
+                let loaded = match (section, key) {
+                    ("openedx", "request_timeout_secs") => {
+                        s.openedx.as_ref().map(|o| o.request_timeout.as_secs_f64())
+                    }
+                    (_, "request_timeout_secs") => Some(s.canvas.request_timeout.as_secs_f64()),
+                    (_, "report_timeout_secs") => Some(s.canvas.report_timeout.as_secs_f64()),
+                    (_, "statement_timeout_secs") => Some(s.sis.statement_timeout.as_secs_f64()),
+                    (_, "sis_poll_secs") => s.schedule.sis_poll.map(|d| d.as_secs_f64()),
+                    (_, "cycle_deadline_secs") => s.reconcile.cycle_deadline.map(|d| d.as_secs_f64()),
+                    (_, "requests_per_second") => s.limits.requests_per_second,
+                    other => panic!("no loader for {other:?}"),
                 };
                 match loaded {
                     Some(loaded) => prop_assert!(
