@@ -373,50 +373,44 @@ async fn reconcile(
     let (ctx, lock) = connect_as_writer(settings, !dry_run).await?;
     let opts = CycleOptions {
         dry_run,
-        holds_lock: lock.is_some(),
-        cancel: lost_token(&lock),
-        // Losing the lock also abandons the changes in flight (another process may take over at once).
-        abort: lost_token(&lock),
         accept_removals: accept_removals
             .then(|| format!("--accept-removals ({})", crate::store::runs::os_user())),
-        ..CycleOptions::default()
+        ..writer_options(&lock)
     };
     let report = run_cycle(&ctx, &opts).await;
-    if let Some(lock) = lock {
-        lock.release().await;
-    }
+    release(lock).await;
     Ok(report)
 }
 
 async fn apply(settings: Settings, review: &Review) -> Result<CycleReport, CommandError> {
     let (ctx, lock) = connect_as_writer(settings, true).await?;
-    let opts = CycleOptions {
-        holds_lock: lock.is_some(),
-        cancel: lost_token(&lock),
-        // Losing the lock also abandons the changes in flight (another process may take over at once).
-        abort: lost_token(&lock),
-        ..CycleOptions::default()
-    };
-    let result = apply_reviewed(&ctx, &opts, review).await;
-    if let Some(lock) = lock {
-        lock.release().await;
-    }
+    let result = apply_reviewed(&ctx, &writer_options(&lock), review).await;
+    release(lock).await;
     Ok(result?)
 }
 
 async fn undo(settings: Settings, request: &UndoRequest) -> Result<CycleReport, CommandError> {
     let (ctx, lock) = connect_as_writer(settings, !request.dry_run).await?;
-    let opts = CycleOptions {
+    let result = undo_run(&ctx, &writer_options(&lock), request).await;
+    release(lock).await;
+    Ok(result?)
+}
+
+/// The options of a one-shot command's run: losing the lock (if it holds one) stops new changes and abandons those
+/// in flight (another process may take over at once).
+fn writer_options(lock: &Option<LeaderLock>) -> CycleOptions {
+    CycleOptions {
         holds_lock: lock.is_some(),
-        cancel: lost_token(&lock),
-        abort: lost_token(&lock),
+        cancel: lost_token(lock),
+        abort: lost_token(lock),
         ..CycleOptions::default()
-    };
-    let result = undo_run(&ctx, &opts, request).await;
+    }
+}
+
+async fn release(lock: Option<LeaderLock>) {
     if let Some(lock) = lock {
         lock.release().await;
     }
-    Ok(result?)
 }
 
 /// Cancelled when this process loses the leader lock (never, without one).

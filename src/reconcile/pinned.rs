@@ -208,24 +208,37 @@ async fn check_reviewable(db: &PgPool, run_id: &str) -> Result<Source, PinnedErr
     let source = Source { dry_run, tripped };
     // An apply that finished has made (or tried) every change; one that was interrupted has not, and a second
     // apply makes what is left.
-    let done: Option<(String, Option<String>, String)> = sqlx::query_as(
-        "SELECT id, approved_by, to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \
-         FROM rostersync.sync_runs WHERE source_run_id = $1 AND status IN ('succeeded', 'partial') \
-         ORDER BY started_at LIMIT 1",
-    )
-    .bind(run_id)
-    .fetch_optional(db)
-    .await
-    .map_err(DbError::query("looking for an earlier apply of the run"))?;
-    if let Some((apply_run, by, at)) = done {
+    if let Some((apply_run, by, at)) = follow_up(db, run_id, false).await? {
         return Err(PinnedError::AlreadyApplied {
             run: run_id.to_owned(),
-            by: by.unwrap_or_default(),
+            by,
             at,
             apply_run,
         });
     }
     Ok(source)
+}
+
+/// The operator's run that made (`undo` false: an `apply`) or reversed (`undo` true) run `run_id` and finished:
+/// its id, who approved it and when it ended (UTC). One that was interrupted does not count: it is run again.
+pub(super) async fn follow_up(
+    db: &PgPool,
+    run_id: &str,
+    undo: bool,
+) -> Result<Option<(String, String, String)>, DbError> {
+    let done: Option<(String, Option<String>, String)> = sqlx::query_as(
+        "SELECT id, approved_by, to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \
+         FROM rostersync.sync_runs \
+         WHERE (CASE WHEN $2 THEN undo_of ELSE source_run_id END) = $1 AND NOT dry_run \
+           AND status IN ('succeeded', 'partial') \
+         ORDER BY started_at LIMIT 1",
+    )
+    .bind(run_id)
+    .bind(undo)
+    .fetch_optional(db)
+    .await
+    .map_err(DbError::query("looking for an earlier apply or undo of the run"))?;
+    Ok(done.map(|(id, by, at)| (id, by.unwrap_or_default(), at)))
 }
 
 /// The changes a person reviewed: every change a dry run printed (planned or held), or the held changes of a tripped

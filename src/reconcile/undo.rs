@@ -17,7 +17,7 @@ use sqlx::PgPool;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::apply::Work;
-use super::pinned::{PinnedError, run_pinned};
+use super::pinned::{PinnedError, follow_up, run_pinned};
 use super::report::CycleReport;
 use super::{CycleContext, CycleOptions};
 use crate::domain::RemovalPolicy;
@@ -155,19 +155,10 @@ async fn check_undoable(db: &PgPool, run_id: &str) -> Result<(), PinnedError> {
     if dry_run {
         return Err(PinnedError::DryRunUndo(run_id.to_owned()));
     }
-    let done: Option<(String, Option<String>, String)> = sqlx::query_as(
-        "SELECT id, approved_by, to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \
-         FROM rostersync.sync_runs WHERE undo_of = $1 AND NOT dry_run AND status IN ('succeeded', 'partial') \
-         ORDER BY started_at LIMIT 1",
-    )
-    .bind(run_id)
-    .fetch_optional(db)
-    .await
-    .map_err(DbError::query("looking for an earlier undo of the run"))?;
-    if let Some((undo_run, by, at)) = done {
+    if let Some((undo_run, by, at)) = follow_up(db, run_id, true).await? {
         return Err(PinnedError::AlreadyUndone {
             run: run_id.to_owned(),
-            by: by.unwrap_or_default(),
+            by,
             at,
             undo_run,
         });
