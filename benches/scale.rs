@@ -1515,6 +1515,7 @@ async fn naive_baseline(data: &Dataset, knobs: Knobs, fill: Fill, sample: f64) -
                 section_id: Some(section.to_owned()),
                 role: Some(role.to_owned()),
                 status: None,
+                curriculum_uuid: None,
             };
             if let Ok(d) = parse_row(&row, UserIdKind::SisUserId, &book, &mut ids) {
                 desired.push(d);
@@ -1543,6 +1544,7 @@ async fn naive_baseline(data: &Dataset, knobs: Knobs, fill: Fill, sample: f64) -
             limits: GuardLimits::OFF,
             sticky_trip: None,
             scoped: None,
+            section_removal: None,
         },
     )
     .plan;

@@ -31,4 +31,5 @@ pub mod plan_text;
 pub mod reconcile;
 pub mod sis;
 pub mod store;
+pub mod target;
 pub mod telemetry;

@@ -26,6 +26,8 @@ pub enum SisError {
 }
 
 pub const ENROLLMENT_COLUMNS: [&str; 5] = ["user_id", "course_id", "section_id", "role", "status"];
+/// `target.kind = "openedx"`: the curriculum of a program enrollment that must be created (CONTRACT v2).
+pub const CURRICULUM_COLUMN: &str = "curriculum_uuid";
 
 fn query_error(what: &str) -> impl Fn(sqlx::Error) -> SisError + '_ {
     move |e| SisError::Query {
@@ -110,6 +112,12 @@ pub async fn read_enrollments(
     const WHAT: &str = "sis.enrollments_query";
     let mut tx = begin_read_only(pool, WHAT, timeout).await?;
     let pos = check_columns(&mut *tx, query, WHAT, &ENROLLMENT_COLUMNS).await?;
+    // The optional sixth column (Open edX's curriculum): read when the query has it, checked like the others.
+    let curriculum = match check_columns(&mut *tx, query, WHAT, &[CURRICULUM_COLUMN]).await {
+        Ok(p) => p.first().copied(),
+        Err(SisError::Columns { problem, .. }) if problem.contains("is missing") => None,
+        Err(e) => return Err(e),
+    };
     let mut count = 0u64;
     {
         let mut rows = sqlx::query(AssertSqlSafe(query.to_owned())).fetch(&mut *tx);
@@ -121,6 +129,8 @@ pub async fn read_enrollments(
                 section_id: get(2),
                 role: get(3),
                 status: get(4),
+                curriculum_uuid: curriculum
+                    .and_then(|i| row.try_get::<Option<String>, _>(i).ok().flatten()),
             });
             count += 1;
         }

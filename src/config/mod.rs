@@ -82,8 +82,8 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub target: TargetKind,
-    /// Required for `target.kind = "canvas"`. For now also required with `openedx` (the cycle still builds a
-    /// Canvas client until the target seam lands; see the README's Open edX section).
+    /// Required for `target.kind = "canvas"`; with `openedx` the `[canvas]` table may be left out, and then these
+    /// settings are inert (see [`CanvasSettings::unused`]): nothing talks to Canvas.
     pub canvas: CanvasSettings,
     /// `Some` exactly when `target.kind = "openedx"` (the `[openedx]` keys are then required and checked); with
     /// `canvas` an `[openedx]` table may be present and is checked for types only.
@@ -110,6 +110,24 @@ pub struct CanvasSettings {
     pub read_path: ReadPath,
     pub report_min_courses: u64,
     pub report_timeout: Duration,
+}
+
+impl CanvasSettings {
+    /// The settings of a Canvas nothing talks to (`target.kind = "openedx"` without a `[canvas]` table): the
+    /// defaults, an empty token, and the Open edX address, so that no stray request could go anywhere else.
+    pub fn unused(base_url: Url) -> Self {
+        Self {
+            base_url,
+            token: TokenSource::Inline(secrecy::SecretString::from(String::new())),
+            account_id: "1".into(),
+            per_page: 100,
+            request_timeout: Duration::from_secs(30),
+            max_response_bytes: 1024 * 1024,
+            read_path: ReadPath::Courses,
+            report_min_courses: u64::MAX,
+            report_timeout: Duration::from_secs(60),
+        }
+    }
 }
 
 /// `[openedx]`: the Open edX LMS (openedx-api-facts.md §1).
@@ -667,7 +685,14 @@ mod tests {
             o.client_secret.load().expect("load").expose_secret(),
             "from-a-file"
         );
-        // Loopback http is allowed (the simulator); kind = openedx still needs the canvas keys for now.
+        // Without a [canvas] table (nothing talks to Canvas).
+        let alone = format!("{OPENEDX}\n[database]\nurl = \"postgres://rs:pw@localhost/rs\"\n");
+        let s = Settings::from_toml_str(&alone).expect("openedx without [canvas]");
+        assert_eq!(s.target, TargetKind::OpenEdx);
+        // ...but a half-written [canvas] table is still an error, not silently unused.
+        let half = format!("{alone}[canvas]\nbase_url = \"https://x.instructure.com\"\n");
+        assert!(Settings::from_toml_str(&half).is_err());
+        // Loopback http is allowed (the simulator).
         with(&OPENEDX.replace("https://lms.example.edu/", "http://127.0.0.1:8000"))
             .expect("loopback");
     }

@@ -37,7 +37,17 @@ impl RawSettings {
             TargetKind::OpenEdx => Some(validate_openedx(self.openedx)?),
             TargetKind::Canvas => None,
         };
-        let canvas = validate_canvas(self.canvas)?;
+        // With Open edX, the [canvas] table is not read (nothing talks to Canvas) and may be left out.
+        let canvas = match &openedx {
+            Some(o)
+                if self.canvas.base_url.is_none()
+                    && self.canvas.token.is_none()
+                    && self.canvas.token_file.is_none() =>
+            {
+                CanvasSettings::unused(o.base_url.clone())
+            }
+            _ => validate_canvas(self.canvas)?,
+        };
         let database_url = self
             .database
             .url

@@ -123,7 +123,10 @@ pub async fn explain(
 ) -> Result<Explanation, ExplainError> {
     let settings = &ctx.settings;
     let kind = settings.sis.user_id_kind;
-    let canvas = &ctx.canvas;
+    let canvas = ctx.target.canvas().ok_or(CycleError::NotForTarget(
+        "`explain` looks users up in Canvas; with target.kind = \"openedx\", read the audit log (`rostersync audit \
+         --user ...`)",
+    ))?;
     let canvas_user = canvas
         .get_user(UserRef::Sis(user))
         .await
@@ -358,6 +361,7 @@ fn desired_state(s: DesiredState) -> &'static str {
         DesiredState::Inactive => "inactive",
         DesiredState::Completed => "completed",
         DesiredState::Deleted => "deleted",
+        DesiredState::Pending => "pending",
     }
 }
 

@@ -54,6 +54,8 @@ pub struct Snapshot {
     /// Active exceptions (CONTRACT v2): (user, course) whose enrollments the plan leaves exactly as they are;
     /// course `None` = every course. Users are interned as the SIS rows' identities are (`user_identity`).
     pub exceptions: HashSet<(Sym, Option<Sym>)>,
+    /// With `target.kind = "openedx"`: what writing to Open edX needs beyond the shared model.
+    pub openedx: Option<Box<super::openedx_row::OpenEdxSide>>,
 }
 
 /// Live enrollments found by Canvas id and by user + section + role: how a recorded change finds its enrollment.
@@ -108,6 +110,8 @@ pub struct DecideSettings {
     pub sticky_trip: Option<String>,
     /// Set for a run limited to some courses: what its brake counts with its own changes (see [`ScopedBase`]).
     pub scoped: Option<ScopedBase>,
+    /// The target's state for a removal in a section, when not `removal`'s (see [`PlanInput::section_removal`]).
+    pub section_removal: Option<crate::domain::EnrollmentState>,
 }
 
 /// Something decided without a Canvas call: it gets an audit row and never reaches Canvas.
@@ -254,6 +258,7 @@ pub fn decide(snapshot: &Snapshot, settings: &DecideSettings) -> Decision {
         removal: settings.removal,
         manage_non_sis_users: settings.manage_non_sis_users,
         hold: &hold,
+        section_removal: settings.section_removal,
     });
 
     let mut live_per_course: HashMap<Sym, u64> = snapshot
@@ -321,6 +326,7 @@ fn count_excepted(
         removal: settings.removal,
         manage_non_sis_users: settings.manage_non_sis_users,
         hold: &hold,
+        section_removal: settings.section_removal,
     })
     .len() as u64
 }
@@ -346,6 +352,7 @@ mod tests {
             },
             sticky_trip: None,
             scoped: None,
+            section_removal: None,
         }
     }
 
@@ -403,6 +410,7 @@ mod tests {
             sections_not_in_canvas: HashSet::new(),
             usable_rows_outside_scope: 0,
             exceptions: HashSet::new(),
+            openedx: None,
             ids,
         }
     }

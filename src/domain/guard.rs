@@ -331,6 +331,7 @@ mod tests {
             removal: RemovalPolicy::Conclude,
             manage_non_sis_users: false,
             hold: &HashSet::new(),
+            section_removal: None,
         });
         (p, [(c, n + keep)].into())
     }

@@ -6,6 +6,7 @@
 
 pub mod decide;
 pub mod guard;
+pub mod openedx_row;
 pub mod plan;
 pub mod policy;
 pub mod roles;
@@ -148,6 +149,8 @@ pub enum DesiredState {
     Deleted,
     Completed,
     Inactive,
+    /// Open edX's program status `pending` (never parsed from a Canvas SIS row).
+    Pending,
     Active,
 }
 
@@ -169,6 +172,65 @@ impl DesiredState {
             Self::Inactive => EnrollmentState::Inactive,
             Self::Completed => EnrollmentState::Completed,
             Self::Deleted => EnrollmentState::Deleted,
+            Self::Pending => EnrollmentState::Invited,
+        }
+    }
+}
+
+/// Whose words name states in plans, audit rows and explanations: the target's (CONTRACT v2 "a second target").
+/// The plan compares [`EnrollmentState`]s; only their names differ.
+///
+/// Open edX's program statuses map onto the shared states as `reconcile.removal` does (`conclude` → `ended`,
+/// `delete` → `canceled`, `inactivate` → `suspended`), with `enrolled` = active and `pending` = invited; a course
+/// run enrollment (a row with a section, the run key) is `active` or `inactive`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Vocabulary {
+    #[default]
+    Canvas,
+    OpenEdx,
+}
+
+impl Vocabulary {
+    /// The system the vocabulary is of, for messages ("not in Canvas").
+    pub fn system(self) -> &'static str {
+        match self {
+            Vocabulary::Canvas => "Canvas",
+            Vocabulary::OpenEdx => "Open edX",
+        }
+    }
+
+    /// The target's name of a state, at a place (the course itself, or a section).
+    pub fn state_name(self, section: SectionKey, state: EnrollmentState) -> &'static str {
+        match (self, section, state) {
+            (Vocabulary::Canvas, _, s) | (Vocabulary::OpenEdx, SectionKey::Sis(_), s) => s.as_str(),
+            (Vocabulary::OpenEdx, SectionKey::Default, s) => match s {
+                EnrollmentState::Active => "enrolled",
+                EnrollmentState::Invited => "pending",
+                EnrollmentState::Inactive => "suspended",
+                EnrollmentState::Deleted => "canceled",
+                EnrollmentState::Completed => "ended",
+                other => other.as_str(),
+            },
+        }
+    }
+
+    /// The state a name of this vocabulary means at a place; [`EnrollmentState::Unknown`] for anything else.
+    pub fn parse_state(self, section: SectionKey, name: &str) -> EnrollmentState {
+        match (self, section) {
+            (Vocabulary::Canvas, _) => EnrollmentState::parse(name),
+            (Vocabulary::OpenEdx, SectionKey::Sis(_)) => match name {
+                "active" => EnrollmentState::Active,
+                "inactive" => EnrollmentState::Inactive,
+                _ => EnrollmentState::Unknown,
+            },
+            (Vocabulary::OpenEdx, SectionKey::Default) => match name {
+                "enrolled" => EnrollmentState::Active,
+                "pending" => EnrollmentState::Invited,
+                "suspended" => EnrollmentState::Inactive,
+                "canceled" => EnrollmentState::Deleted,
+                "ended" => EnrollmentState::Completed,
+                _ => EnrollmentState::Unknown,
+            },
         }
     }
 }

@@ -89,6 +89,9 @@ pub struct PlanInput<'a> {
     pub manage_non_sis_users: bool,
     /// (user, course) pairs never removed from this cycle.
     pub hold: &'a HashSet<(Sym, Sym)>,
+    /// The state a removal leaves an enrollment in a section in, when it differs from `removal`'s (Open edX: a
+    /// course run enrollment becomes `inactive` whatever the program's removal is).
+    pub section_removal: Option<EnrollmentState>,
 }
 
 /// Two SIS rows for the same enrollment that disagree on status.
@@ -261,6 +264,10 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     let after = input.removal.resulting_state();
     for (i, l) in input.live.iter().enumerate() {
         if removable(l, &matched, i) {
+            let after = match l.section {
+                SectionKey::Sis(_) => input.section_removal.or(after),
+                SectionKey::Default => after,
+            };
             changes.push(Change {
                 action: Action::Remove,
                 user: l.user,

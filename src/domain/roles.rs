@@ -6,7 +6,12 @@
 
 use std::collections::HashMap;
 
-use super::RoleId;
+use super::{EnrollmentState, RoleId, SectionKey, Vocabulary};
+
+/// Open edX's two course roles (facts §3.5): a learner, or course staff (`course_staff: true`). A program
+/// enrollment is always a learner's.
+pub const OPENEDX_LEARNER: RoleId = RoleId(1);
+pub const OPENEDX_STAFF: RoleId = RoleId(2);
 
 /// The five built-in course role types (facts §4).
 pub const BUILT_IN_TYPES: [&str; 5] = [
@@ -55,6 +60,8 @@ pub struct RoleBook {
     built_in: HashMap<&'static str, RoleId>,
     custom_active: HashMap<String, RoleId>,
     custom_inactive: HashMap<String, RoleId>,
+    /// The target's names of states (the book names the target's roles, so it names its states too).
+    vocabulary: Vocabulary,
 }
 
 fn short_name_type(spec: &str) -> Option<&'static str> {
@@ -100,6 +107,35 @@ impl RoleBook {
             book.by_id.insert(role.id, role);
         }
         book
+    }
+
+    /// Open edX's roles, `learner` and `staff`, and its names of states.
+    pub fn openedx() -> Self {
+        let mut book = RoleBook::new([
+            RoleInfo {
+                id: OPENEDX_LEARNER,
+                name: "learner".into(),
+                base_type: "StudentEnrollment".into(),
+                status: RoleStatus::Active,
+            },
+            RoleInfo {
+                id: OPENEDX_STAFF,
+                name: "staff".into(),
+                base_type: "TeacherEnrollment".into(),
+                status: RoleStatus::Active,
+            },
+        ]);
+        book.vocabulary = Vocabulary::OpenEdx;
+        book
+    }
+
+    pub fn vocabulary(&self) -> Vocabulary {
+        self.vocabulary
+    }
+
+    /// The target's name of a state at a place (see [`Vocabulary::state_name`]).
+    pub fn state_name(&self, section: SectionKey, state: EnrollmentState) -> &'static str {
+        self.vocabulary.state_name(section, state)
     }
 
     /// Resolves a role as the SIS or a rule names it.

@@ -15,6 +15,9 @@ pub struct SisRow {
     pub section_id: Option<String>,
     pub role: Option<String>,
     pub status: Option<String>,
+    /// The optional sixth column (`curriculum_uuid`, Open edX only): NULL when the query has no such column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub curriculum_uuid: Option<String>,
 }
 
 /// Why a row was skipped, and which user/course it was about (when that much could be read), so that the cycle
@@ -67,6 +70,9 @@ pub enum SkipReason {
     Role(String),
     #[error("status `{0}` is not one of active, inactive, completed, deleted (or NULL)")]
     Status(String),
+    /// A row Open edX could not take (CONTRACT v2 "a second target").
+    #[error("{0}")]
+    OpenEdx(super::openedx_row::OpenEdxSkip),
 }
 
 impl SkipReason {
@@ -83,11 +89,12 @@ impl SkipReason {
             },
             SkipReason::RoleNull | SkipReason::Role(_) => "bad_role",
             SkipReason::Status(_) => "bad_status",
+            SkipReason::OpenEdx(skip) => skip.label(),
         }
     }
 }
 
-fn id_field(value: Option<&str>, column: IdColumn) -> Result<String, SkipReason> {
+pub(super) fn id_field(value: Option<&str>, column: IdColumn) -> Result<String, SkipReason> {
     match value {
         None => Err(SkipReason::Null(column)),
         Some(v) if v.trim().is_empty() => Err(SkipReason::Empty(column)),
@@ -197,6 +204,7 @@ mod tests {
             section_id: None,
             role: role.map(Into::into),
             status: status.map(Into::into),
+            curriculum_uuid: None,
         }
     }
 

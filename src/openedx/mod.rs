@@ -20,6 +20,7 @@ mod model;
 mod tests;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use backon::BackoffBuilder;
@@ -97,6 +98,17 @@ pub struct OpenEdxClient {
     opts: OpenEdxClientOptions,
     http: reqwest::Client,
     token: tokio::sync::Mutex<Option<Token>>,
+    counters: Counters,
+}
+
+/// Requests of the current cycle, as the run record counts Canvas's (`details.requests`).
+#[derive(Default)]
+struct Counters {
+    requests: AtomicU64,
+    gets: AtomicU64,
+    writes: AtomicU64,
+    retries: AtomicU64,
+    throttled: AtomicU64,
 }
 
 impl std::fmt::Debug for OpenEdxClient {
@@ -149,7 +161,28 @@ impl OpenEdxClient {
             opts,
             http,
             token: tokio::sync::Mutex::new(None),
+            counters: Counters::default(),
         })
+    }
+
+    /// Starts counting a new cycle's requests.
+    pub fn begin_cycle(&self) {
+        let c = &self.counters;
+        for counter in [&c.requests, &c.gets, &c.writes, &c.retries, &c.throttled] {
+            counter.store(0, Ordering::SeqCst);
+        }
+    }
+
+    /// The requests since [`OpenEdxClient::begin_cycle`] (token requests included).
+    pub fn stats(&self) -> crate::canvas::RequestStats {
+        let c = &self.counters;
+        crate::canvas::RequestStats {
+            requests: c.requests.load(Ordering::SeqCst),
+            gets: c.gets.load(Ordering::SeqCst),
+            writes: c.writes.load(Ordering::SeqCst),
+            retries: c.retries.load(Ordering::SeqCst),
+            throttled: c.throttled.load(Ordering::SeqCst),
+        }
     }
 
     /// `{base}/api/program_enrollments/v1/programs/{uuid}/enrollments/` (facts §2.1).
@@ -196,6 +229,7 @@ impl OpenEdxClient {
             path.pop_if_empty().extend(["oauth2", "access_token"]);
         }
         let path = url.path().to_owned();
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
         let sent = self
             .http
             .post(url)
@@ -279,6 +313,12 @@ impl OpenEdxClient {
         if let Some(body) = body {
             request = request.json(body);
         }
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        match *method {
+            Method::GET => &self.counters.gets,
+            _ => &self.counters.writes,
+        }
+        .fetch_add(1, Ordering::Relaxed);
         let response = match request.send().await {
             Ok(response) => response,
             Err(e) => return transport_attempt(&e, method.as_str(), &path),
@@ -374,9 +414,13 @@ impl OpenEdxClient {
                     };
                     let delay = match wait {
                         Some(wait) if wait > MAX_RETRY_AFTER => return Err(error),
-                        Some(wait) => wait,
+                        Some(wait) => {
+                            self.counters.throttled.fetch_add(1, Ordering::Relaxed);
+                            wait
+                        }
                         None => delay,
                     };
+                    self.counters.retries.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(
                         %method,
                         path = url.path(),

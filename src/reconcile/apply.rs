@@ -16,7 +16,7 @@ use super::error::CycleError;
 use super::record::{self, OutcomeWriter};
 use super::report::{ChangeRecord, CycleReport};
 use super::{CycleContext, CycleOptions, bulk};
-use crate::canvas::CanvasError;
+use crate::canvas::{CanvasClient, CanvasError};
 use crate::config::WritePath;
 use crate::domain::decide::{Decision, Snapshot};
 use crate::domain::plan::Change;
@@ -24,6 +24,7 @@ use crate::domain::{Ids, RemovalPolicy, SectionKey, UserIdKind};
 use crate::store::grace::{Deferral, RemovalGrace};
 use crate::store::missing::{MissingKind, MissingRefs};
 use crate::store::{AuditLog, AuditOutcome, AuditRow};
+use crate::target::Target;
 
 /// What one run makes: rows settled without a Canvas call, and the changes to make, each with its audit row.
 #[derive(Default)]
@@ -64,6 +65,11 @@ pub async fn apply_decision(
     report: &mut CycleReport,
 ) -> Result<(), CycleError> {
     let mut work = Work::of(snap, decision);
+    work.changes.extend(
+        crate::target::extra_changes(snap, decision)
+            .into_iter()
+            .map(|c| (c, record::change_row(&c, &snap.ids, &snap.roles))),
+    );
     if ctx.settings.reconcile.removal_grace_cycles > 1 {
         defer_removals(ctx, opts, snap, &mut work, report).await?;
     }
@@ -143,7 +149,6 @@ pub async fn apply_work(
     work: Work,
     report: &mut CycleReport,
 ) -> Result<(), CycleError> {
-    let (ids, roles) = (&snap.ids, &snap.roles);
     let audit = AuditLog::new(ctx.db.clone());
     let (run_id, dry_run) = (report.run_id.clone(), report.dry_run);
     let unwritten = |e: crate::store::DbError| {
@@ -221,6 +226,64 @@ pub async fn apply_work(
     let apply_started = Instant::now();
     let total = to_apply.len() as u64;
     let jobs: Vec<(Change, i64)> = to_apply.into_iter().zip(audit_ids).collect();
+    let writer = OutcomeWriter::new(audit);
+    let mut tally = Tally::default();
+    let ended = match &ctx.target {
+        Target::Canvas(canvas) => {
+            make_canvas(ctx, canvas, opts, snap, jobs, report, &writer, &mut tally).await;
+            None
+        }
+        Target::OpenEdx(client) => {
+            let (results, ended) =
+                crate::target::openedx::make_changes(ctx, client, opts, snap, jobs).await;
+            report.details.write_path = "api";
+            let results = futures::stream::iter(results);
+            record_results(ctx, opts, snap, report, results, total, &writer, &mut tally).await;
+            ended
+        }
+    };
+    let recorded = writer.drain().await;
+    report.details.apply_ms = apply_started.elapsed().as_millis() as u64;
+    report.details.users_not_found += tally.missing_users.len() as u64;
+    ctx.metrics
+        .users_not_found
+        .set(report.details.users_not_found as i64);
+    let missing = MissingRefs::new(ctx.db.clone());
+    for (kind, ids) in [
+        (MissingKind::User, &tally.missing_users),
+        (MissingKind::Section, &tally.missing_sections),
+    ] {
+        if let Err(e) = missing.remember(kind, ids).await {
+            warn!(error = %e, "cannot remember what Canvas does not have; the next cycle plans those enrolls again");
+        }
+    }
+    if let Some(source) = tally.auth_error {
+        return Err(CycleError::Canvas {
+            doing: "Canvas rejected the token during the cycle: ".into(),
+            source,
+        });
+    }
+    if let Some(e) = ended {
+        return Err(e);
+    }
+    recorded
+        .map_err(|e| CycleError::Audit(format!("the audit log could not be fully written: {e}")))
+}
+
+/// Makes the changes in Canvas: the bulk part through one SIS import, the rest through the API, several at once.
+#[allow(clippy::too_many_arguments)]
+async fn make_canvas(
+    ctx: &CycleContext,
+    canvas: &CanvasClient,
+    opts: &CycleOptions,
+    snap: &Snapshot,
+    jobs: Vec<Job>,
+    report: &mut CycleReport,
+    writer: &OutcomeWriter,
+    tally: &mut Tally,
+) {
+    let (ids, roles) = (&snap.ids, &snap.roles);
+    let total = jobs.len() as u64;
     let (bulk, mut api) = split_paths(ctx, opts, jobs, ids);
     // Losing the lock stops following an import (it may run on in Canvas; the next cycle reads its result).
     let abort = &opts.abort;
@@ -231,7 +294,7 @@ pub async fn apply_work(
             .into_iter()
             .map(|(change, audit_id)| (change, audit_id, interrupted()))
             .collect(),
-        results = apply_bulk(ctx, bulk, &mut api) => results,
+        results = apply_bulk(ctx, canvas, bulk, &mut api) => results,
     };
     report.details.write_path = match (bulk_results.is_empty(), api.is_empty()) {
         (false, false) => "api+sis_import",
@@ -247,7 +310,7 @@ pub async fn apply_work(
         stop.trigger(e);
     }
     let removal = ctx.settings.reconcile.removal;
-    let (canvas, cancel, stop) = (&ctx.canvas, &opts.cancel, &stop);
+    let (cancel, stop) = (&opts.cancel, &stop);
     let api_results = futures::stream::iter(api)
         .map(|(change, audit_id)| async move {
             let result = if opts.deadline_reached.is_cancelled() {
@@ -276,10 +339,24 @@ pub async fn apply_work(
             (change, audit_id, result)
         })
         .buffer_unordered(ctx.settings.limits.max_in_flight as usize);
-    let mut results = futures::stream::iter(bulk_results).chain(api_results);
+    let results = futures::stream::iter(bulk_results).chain(api_results);
+    record_results(ctx, opts, snap, report, results, total, writer, tally).await;
+}
 
-    let writer = OutcomeWriter::new(audit);
-    let mut tally = Tally::default();
+/// Counts each change's outcome as it finishes and hands it to the audit writer.
+#[allow(clippy::too_many_arguments)]
+async fn record_results(
+    ctx: &CycleContext,
+    opts: &CycleOptions,
+    snap: &Snapshot,
+    report: &mut CycleReport,
+    results: impl futures::Stream<Item = (Change, i64, ChangeResult)>,
+    total: u64,
+    writer: &OutcomeWriter,
+    tally: &mut Tally,
+) {
+    let (ids, roles) = (&snap.ids, &snap.roles);
+    let mut results = std::pin::pin!(results);
     let mut done = 0u64;
     while let Some((change, audit_id, result)) = results.next().await {
         done += 1;
@@ -297,30 +374,6 @@ pub async fn apply_work(
             progress(done, total);
         }
     }
-    drop(results);
-    let recorded = writer.drain().await;
-    report.details.apply_ms = apply_started.elapsed().as_millis() as u64;
-    report.details.users_not_found += tally.missing_users.len() as u64;
-    ctx.metrics
-        .users_not_found
-        .set(report.details.users_not_found as i64);
-    let missing = MissingRefs::new(ctx.db.clone());
-    for (kind, ids) in [
-        (MissingKind::User, &tally.missing_users),
-        (MissingKind::Section, &tally.missing_sections),
-    ] {
-        if let Err(e) = missing.remember(kind, ids).await {
-            warn!(error = %e, "cannot remember what Canvas does not have; the next cycle plans those enrolls again");
-        }
-    }
-    if let Some(source) = tally.auth_error {
-        return Err(CycleError::Canvas {
-            doing: "Canvas rejected the token during the cycle: ".into(),
-            source,
-        });
-    }
-    recorded
-        .map_err(|e| CycleError::Audit(format!("the audit log could not be fully written: {e}")))
 }
 
 type Job = (Change, i64);
@@ -381,6 +434,7 @@ fn split_paths(
 /// no result comes back.
 async fn apply_bulk(
     ctx: &CycleContext,
+    canvas: &CanvasClient,
     bulk: Vec<(Job, Vec<bulk::BulkRow>)>,
     api: &mut Vec<Job>,
 ) -> Vec<(Change, i64, ChangeResult)> {
@@ -391,7 +445,7 @@ async fn apply_bulk(
     let changes: Vec<(Change, Vec<bulk::BulkRow>)> =
         jobs.iter().map(|(c, _)| *c).zip(rows).collect();
     let results = bulk::apply_bulk(
-        &ctx.canvas,
+        canvas,
         &ctx.settings.canvas.account_id,
         ctx.settings.canvas.report_timeout,
         &changes,

@@ -10,6 +10,15 @@ pub enum CycleError {
     /// Reading Canvas failed; `doing` says what the cycle was reading when it did.
     #[error("{doing}{source}")]
     Canvas { doing: String, source: CanvasError },
+    /// Reading Open edX failed, or Open edX refused the credentials mid-cycle.
+    #[error("{doing}{source}")]
+    OpenEdx {
+        doing: String,
+        source: crate::openedx::OpenEdxError,
+    },
+    /// A command that speaks one target only, run with the other.
+    #[error("{0}")]
+    NotForTarget(&'static str),
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(transparent)]
@@ -55,6 +64,8 @@ impl CycleError {
     pub fn label(&self) -> &'static str {
         match self {
             CycleError::Canvas { .. } => "canvas",
+            CycleError::OpenEdx { .. } => "openedx",
+            CycleError::NotForTarget(_) => "settings",
             CycleError::Db(_) => "db",
             CycleError::Sis(_) => "sis",
             CycleError::RoleRule(_) => "role_rule",
@@ -70,6 +81,13 @@ impl CycleError {
     pub fn is_canvas_down(&self) -> bool {
         match self {
             CycleError::Canvas { source, .. } => source.means_canvas_down(),
+            CycleError::OpenEdx { source, .. } => {
+                matches!(
+                    source,
+                    crate::openedx::OpenEdxError::Network { .. }
+                        | crate::openedx::OpenEdxError::Throttled { .. }
+                ) || source.status().is_some_and(|s| s >= 500)
+            }
             _ => false,
         }
     }

@@ -18,7 +18,7 @@ pub async fn end(
     result: Result<(), CycleError>,
     started: Instant,
 ) -> CycleReport {
-    report.details.requests = ctx.canvas.stats();
+    report.details.requests = ctx.target.stats();
     report.api_calls = report.details.requests.requests;
     report.duration_ms = started.elapsed().as_millis() as u64;
     report.status = match &result {

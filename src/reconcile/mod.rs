@@ -28,7 +28,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 use tracing::{Instrument, error, info, info_span, warn};
 
-use crate::canvas::CanvasClient;
 use crate::config::Settings;
 use crate::desk::pause::{self, Paused};
 use crate::domain::decide::{DecideSettings, Decision, Snapshot, decide};
@@ -37,17 +36,18 @@ use crate::metrics::Metrics;
 use crate::sis;
 use crate::store::fingerprints::{CourseFingerprints, Fingerprints};
 use crate::store::{RunStatus, Runs};
+use crate::target::Target;
 
 pub use change::ChangeResult;
 pub use error::CycleError;
 pub use record::change_row as audit_row;
 pub use report::{CycleReport, Safety};
 
-/// What a cycle needs: settings, the Canvas client, both databases, metrics.
+/// What a cycle needs: settings, the target (Canvas or Open edX), both databases, metrics.
 #[derive(Clone)]
 pub struct CycleContext {
     pub settings: Arc<Settings>,
-    pub canvas: Arc<CanvasClient>,
+    pub target: Target,
     pub db: PgPool,
     pub sis: PgPool,
     pub metrics: Arc<Metrics>,
@@ -144,6 +144,7 @@ pub fn decide_settings(
         },
         sticky_trip,
         scoped,
+        section_removal: crate::target::section_removal(settings),
     }
 }
 
@@ -175,7 +176,7 @@ pub async fn prepare(
     let span = info_span!("cycle", run.id = %run_id, dry_run);
     let mut report = CycleReport::new(run_id.clone(), dry_run);
     let runs = Runs::new(ctx.db.clone());
-    ctx.canvas.begin_cycle();
+    ctx.target.begin_cycle();
     let scope = opts.scope.as_deref();
     if let Some(scope) = scope {
         report.details.scope = scope.iter().cloned().collect();

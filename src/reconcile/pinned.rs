@@ -151,7 +151,7 @@ pub(super) async fn run_pinned(
         .await?;
     let mut report = CycleReport::new(run_id, dry_run);
     report.details.undo_of = approval.undo_of.clone();
-    ctx.canvas.begin_cycle();
+    ctx.target.begin_cycle();
     for row in rows {
         if let Some(n) = report.planned.get_mut(row.action.as_str()) {
             *n += 1;
@@ -275,7 +275,10 @@ async fn pin(
 ) -> Result<(Snapshot, Work), CycleError> {
     let settings = &ctx.settings;
     let mut snap = Snapshot::default();
-    let roles = ctx.canvas.list_roles(&settings.canvas.account_id).await?;
+    let canvas = ctx.target.canvas().ok_or(CycleError::NotForTarget(
+        "`apply` and `undo` make recorded changes through Canvas only; with target.kind = \"openedx\", run          `reconcile --accept-removals` to make held changes",
+    ))?;
+    let roles = canvas.list_roles(&settings.canvas.account_id).await?;
     snap.roles = RoleBook::new(roles.into_iter().map(RoleInfo::from));
     let mut courses: Vec<Sym> = rows
         .iter()

@@ -13,38 +13,62 @@ use tracing::{info, warn};
 use super::error::CycleError;
 use super::report::CycleReport;
 use super::{CycleContext, provisioning};
+use crate::canvas::CanvasClient;
 use crate::canvas::client::UserRef;
 use crate::canvas::model::Enrollment;
 use crate::config::ReadPath;
 use crate::domain::decide::{SkippedSisRow, Snapshot};
 use crate::domain::roles::{RoleBook, RoleInfo};
 use crate::domain::rules::{ResolvedRule, role_rule_cycle};
-use crate::domain::sis_row::{parse_row, user_identity};
-use crate::domain::{EnrollmentState, Ids, LiveEnrollment, RoleId, SectionKey, Sym, UserIdKind};
+use crate::domain::sis_row::{SisRow, SkippedRow, parse_row, user_identity};
+use crate::domain::{
+    DesiredEnrollment, EnrollmentState, Ids, LiveEnrollment, RoleId, SectionKey, Sym, UserIdKind,
+};
 use crate::metrics::ReasonLabels;
 use crate::sis;
 use crate::store::exceptions::Exceptions;
 use crate::store::missing::{MissingKind, MissingRefs};
+use crate::target::Target;
 
 /// Reads roles, role-rule users, SIS rows and the live enrollments of the managed courses; with a `scope`, only the
-/// SIS rows of those courses (by their SIS course id as the query returns it), and those courses from Canvas.
+/// SIS rows of those courses (by their SIS course id as the query returns it), and those courses from the target.
 pub async fn read_snapshot(
     ctx: &CycleContext,
     scope: Option<&BTreeSet<String>>,
     report: &mut CycleReport,
 ) -> Result<Snapshot, CycleError> {
+    match &ctx.target {
+        Target::Canvas(canvas) => read_canvas_snapshot(ctx, canvas, scope, report).await,
+        Target::OpenEdx(client) => {
+            crate::target::openedx::read_snapshot(ctx, client, scope, report).await
+        }
+    }
+}
+
+/// The Canvas client of a context whose target is Canvas (the paths that only Canvas has).
+pub(crate) fn canvas_of(ctx: &CycleContext) -> Result<&CanvasClient, CycleError> {
+    ctx.target
+        .canvas()
+        .map(|c| &**c)
+        .ok_or(CycleError::NotForTarget(
+            "this step speaks Canvas only, and target.kind is not canvas",
+        ))
+}
+
+/// Streams the SIS rows through `parse` into the snapshot (rows outside `scope` are parsed, counted and dropped),
+/// counts the skipped ones, and says how many were read.
+pub(crate) async fn read_sis_rows<F>(
+    ctx: &CycleContext,
+    scope: Option<&BTreeSet<String>>,
+    snap: &mut Snapshot,
+    report: &mut CycleReport,
+    mut parse: F,
+) -> Result<(), CycleError>
+where
+    F: FnMut(&SisRow, &mut Ids) -> Result<DesiredEnrollment, SkippedRow>,
+{
     let settings = &ctx.settings;
-    let kind = settings.sis.user_id_kind;
-    let started = Instant::now();
-    let mut snap = Snapshot::default();
-
-    // Roles first: SIS rows name roles, and a rule naming a missing role is fatal before anything is read.
-    let roles = ctx.canvas.list_roles(&settings.canvas.account_id).await?;
-    snap.roles = RoleBook::new(roles.into_iter().map(RoleInfo::from));
-    snap.rules = read_rules(ctx, &snap.roles, &mut snap.ids).await?;
-
-    // SIS rows, streamed and parsed one at a time.
-    let (ids, roles) = (&mut snap.ids, &snap.roles);
+    let ids = &mut snap.ids;
     let (desired, skipped) = (&mut snap.desired, &mut snap.skipped);
     let (mut in_scope, mut outside_scope) = (0u64, 0u64);
     let sis_rows = sis::read_enrollments(
@@ -53,13 +77,13 @@ pub async fn read_snapshot(
         settings.sis.statement_timeout,
         |row| {
             if scope.is_some_and(|s| !s.contains(row.course_id.as_deref().unwrap_or_default())) {
-                if parse_row(&row, kind, roles, ids).is_ok() {
+                if parse(&row, ids).is_ok() {
                     outside_scope += 1;
                 }
                 return;
             }
             in_scope += 1;
-            match parse_row(&row, kind, roles, ids) {
+            match parse(&row, ids) {
                 Ok(d) => desired.push(d),
                 Err(skip) => skipped.push(SkippedSisRow { row, skip }),
             }
@@ -83,8 +107,11 @@ pub async fn read_snapshot(
             })
             .inc();
     }
+    Ok(())
+}
 
-    // Managed courses: those with at least one usable row.
+/// The courses named by at least one usable SIS row, sorted.
+pub(crate) fn managed_courses(snap: &Snapshot) -> Vec<Sym> {
     let mut managed: Vec<Sym> = snap
         .desired
         .iter()
@@ -93,8 +120,35 @@ pub async fn read_snapshot(
         .into_iter()
         .collect();
     managed.sort();
-    report.details.managed_courses = managed.len() as u64;
-    snap.managed = managed;
+    managed
+}
+
+async fn read_canvas_snapshot(
+    ctx: &CycleContext,
+    canvas: &CanvasClient,
+    scope: Option<&BTreeSet<String>>,
+    report: &mut CycleReport,
+) -> Result<Snapshot, CycleError> {
+    let settings = &ctx.settings;
+    let kind = settings.sis.user_id_kind;
+    let started = Instant::now();
+    let mut snap = Snapshot::default();
+
+    // Roles first: SIS rows name roles, and a rule naming a missing role is fatal before anything is read.
+    let roles = canvas.list_roles(&settings.canvas.account_id).await?;
+    snap.roles = RoleBook::new(roles.into_iter().map(RoleInfo::from));
+    snap.rules = read_rules(ctx, &snap.roles, &mut snap.ids).await?;
+
+    // SIS rows, streamed and parsed one at a time.
+    let roles = snap.roles.clone();
+    read_sis_rows(ctx, scope, &mut snap, report, |row, ids| {
+        parse_row(row, kind, &roles, ids)
+    })
+    .await?;
+
+    // Managed courses: those with at least one usable row.
+    snap.managed = managed_courses(&snap);
+    report.details.managed_courses = snap.managed.len() as u64;
 
     let use_report = scope.is_none()
         && match settings.canvas.read_path {
@@ -139,7 +193,7 @@ pub async fn read_snapshot(
 /// applies), as the snapshot's symbols: the user id as SIS rows and listings intern it (lower-cased under
 /// `sis_login_id`), the course as given. An exception naming a user or course this cycle did not see has nothing
 /// to hold and is left out.
-pub(super) async fn read_exceptions(
+pub(crate) async fn read_exceptions(
     ctx: &CycleContext,
     ids: &Ids,
     kind: UserIdKind,
@@ -214,7 +268,7 @@ async fn look_up_missing(
         .into_iter()
         .filter_map(|id| Some((snap.ids.get(&id).filter(|s| wanted.contains(s))?, id)))
         .collect();
-    let canvas = &ctx.canvas;
+    let canvas = canvas_of(ctx)?;
     let mut lookups = futures::stream::iter(known)
         .map(|(sym, id)| async move {
             let exists = match kind {
@@ -247,7 +301,7 @@ async fn look_up_missing(
 }
 
 /// Resolves each role rule's roles and reads its users; refuses rule sets that loop.
-async fn read_rules(
+pub(crate) async fn read_rules(
     ctx: &CycleContext,
     roles: &RoleBook,
     ids: &mut Ids,
@@ -311,8 +365,7 @@ async fn read_report(
             "canvas.read_path = report needs sis.user_id_kind = sis_user_id: the provisioning report has no login ids",
         ));
     }
-    let csv = match ctx
-        .canvas
+    let csv = match canvas_of(ctx)?
         .provisioning_enrollments_csv(
             &ctx.settings.canvas.account_id,
             ctx.settings.canvas.report_timeout,
@@ -358,7 +411,7 @@ pub(super) async fn read_courses(
         .map(|c| (*c, ids.resolve(*c).to_owned()))
         .collect();
     let concurrency = (ctx.settings.limits.max_in_flight as usize * 2).max(2);
-    let canvas = &ctx.canvas;
+    let canvas = canvas_of(ctx)?;
     let states = &states;
     let mut listings = futures::stream::iter(courses)
         .map(|(sym, name)| async move {

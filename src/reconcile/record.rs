@@ -31,8 +31,12 @@ pub fn change_row(change: &Change, ids: &Ids, roles: &RoleBook) -> AuditRow {
         section_id: section_text(ids, change.section),
         role_before: change.role_before.map(|r| roles.name(r)),
         role_after: change.role_after.map(|r| roles.name(r)),
-        state_before: change.state_before.map(|s| s.as_str().to_owned()),
-        state_after: change.state_after.map(|s| s.as_str().to_owned()),
+        state_before: change
+            .state_before
+            .map(|s| roles.state_name(change.section, s).to_owned()),
+        state_after: change
+            .state_after
+            .map(|s| roles.state_name(change.section, s).to_owned()),
         canvas_enrollment_id: change.live.map(|l| l.id as i64),
         ..AuditRow::default()
     }
@@ -63,15 +67,17 @@ pub fn unplanned_row(unplanned: &Unplanned, ids: &Ids, roles: &RoleBook) -> Audi
         },
         Unplanned::CourseNotFound(d) => AuditRow {
             error: Some(format!(
-                "SIS row skipped: course `{}` is not in Canvas (404); nothing is planned for it until it is",
-                ids.resolve(d.course)
+                "SIS row skipped: course `{}` is not in {} (404); nothing is planned for it until it is",
+                ids.resolve(d.course),
+                roles.vocabulary().system()
             )),
             ..desired_row(d, ids, roles)
         },
         Unplanned::SectionNotFound(d) => AuditRow {
             error: Some(format!(
-                "SIS row skipped: section `{}` is not in Canvas (404); it is enrolled once the section exists",
-                section_text(ids, d.section).unwrap_or_default()
+                "SIS row skipped: section `{}` is not in {} (404); it is enrolled once the section exists",
+                section_text(ids, d.section).unwrap_or_default(),
+                roles.vocabulary().system()
             )),
             ..desired_row(d, ids, roles)
         },
@@ -110,7 +116,11 @@ fn desired_row(d: &DesiredEnrollment, ids: &Ids, roles: &RoleBook) -> AuditRow {
         course_id: Some(ids.resolve(d.course).to_owned()),
         section_id: section_text(ids, d.section),
         role_after: Some(roles.name(d.role)),
-        state_after: Some(d.state.canvas_state().as_str().to_owned()),
+        state_after: Some(
+            roles
+                .state_name(d.section, d.state.canvas_state())
+                .to_owned(),
+        ),
         outcome: Some(AuditOutcome::Skipped),
         ..AuditRow::default()
     }

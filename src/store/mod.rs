@@ -7,6 +7,7 @@ pub mod fingerprints;
 pub mod grace;
 pub mod lock;
 pub mod missing;
+pub mod openedx_learners;
 pub mod pauses;
 pub mod reach;
 pub mod runs;

@@ -340,6 +340,7 @@ fn decide_over(
             limits: GuardLimits::OFF,
             sticky_trip: None,
             scoped: None,
+            section_removal: None,
         },
     )
 }
@@ -1735,7 +1736,7 @@ proptest! {
         status in sis_column(),
         login in any::<bool>(),
     ) {
-        let row = SisRow { user_id, course_id, section_id, role, status };
+        let row = SisRow { user_id, course_id, section_id, role, status, curriculum_uuid: None };
         let kind = if login { UserIdKind::SisLoginId } else { UserIdKind::SisUserId };
         let mut ids = Ids::new();
         match parse_row(&row, kind, &role_book(), &mut ids) {

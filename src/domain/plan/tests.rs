@@ -63,6 +63,7 @@ fn run(desired: &[DesiredEnrollment], live: &[LiveEnrollment], removal: RemovalP
         removal,
         manage_non_sis_users: false,
         hold: &HashSet::new(),
+        section_removal: None,
     })
 }
 
@@ -299,6 +300,7 @@ fn linked_observers_non_sis_users_and_held_pairs_are_never_removed() {
         removal: RemovalPolicy::Delete,
         manage_non_sis_users: false,
         hold: &hold,
+        section_removal: None,
     });
     assert!(p.is_empty(), "{p:?}");
     let p = plan(&PlanInput {
@@ -307,6 +309,7 @@ fn linked_observers_non_sis_users_and_held_pairs_are_never_removed() {
         removal: RemovalPolicy::Delete,
         manage_non_sis_users: true,
         hold: &hold,
+        section_removal: None,
     });
     assert_eq!(
         actions(&p),
