@@ -17,3 +17,11 @@ CREATE TABLE IF NOT EXISTS rostersync.openedx_learners (
     written_at timestamptz,
     PRIMARY KEY (program_uuid, student_key)
 );
+
+-- The course runs rostersync has read or written in each program: read again every cycle even when the SIS no
+-- longer names them, so that the run enrollments of a run the SIS dropped are deactivated, not forgotten.
+CREATE TABLE IF NOT EXISTS rostersync.openedx_runs (
+    program_uuid text NOT NULL,
+    course_key text NOT NULL,
+    PRIMARY KEY (program_uuid, course_key)
+);

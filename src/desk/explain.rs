@@ -14,7 +14,7 @@ use crate::canvas::client::UserRef;
 use crate::domain::decide::{Decision, Snapshot, Unplanned, decide};
 use crate::domain::plan::Change;
 use crate::domain::sis_row::user_identity;
-use crate::domain::{Action, DesiredState, Sym, UserIdKind};
+use crate::domain::{Action, Sym, UserIdKind};
 use crate::reconcile::error::CycleError;
 use crate::reconcile::report::CycleReport;
 use crate::reconcile::{CycleContext, decide_settings, read, record};
@@ -122,36 +122,12 @@ pub async fn explain(
     course: Option<&str>,
 ) -> Result<Explanation, ExplainError> {
     let settings = &ctx.settings;
-    let kind = settings.sis.user_id_kind;
-    let canvas = ctx.target.canvas().ok_or(CycleError::NotForTarget(
-        "`explain` looks users up in Canvas; with target.kind = \"openedx\", read the audit log (`rostersync audit \
-         --user ...`)",
-    ))?;
-    let canvas_user = canvas
-        .get_user(UserRef::Sis(user))
-        .await
-        .map_err(|source| CycleError::Canvas {
-            doing: "looking the user up in Canvas: ".into(),
-            source,
-        })?;
-    let listed = match &canvas_user {
-        Some(u) => canvas
-            .list_user_enrollments(
-                UserRef::Canvas(u.id),
-                &[
-                    "active",
-                    "invited",
-                    "creation_pending",
-                    "inactive",
-                    "completed",
-                ],
-            )
-            .await
-            .map_err(|source| CycleError::Canvas {
-                doing: "listing the user's enrollments: ".into(),
-                source,
-            })?,
-        None => Vec::new(),
+    let kind = crate::target::identity_kind(settings);
+    // Canvas can be asked for a user's enrollments everywhere; Open edX only program by program, so there the
+    // programs are those the SIS names for the learner.
+    let (canvas_user, listed) = match ctx.target.canvas() {
+        Some(canvas) => canvas_enrollments(canvas, user).await?,
+        None => (None, Vec::new()),
     };
     let canvas_courses: Vec<String> = listed
         .iter()
@@ -234,6 +210,46 @@ pub async fn explain(
     Ok(out)
 }
 
+/// The Canvas user with this SIS id and their enrollments, in every course.
+async fn canvas_enrollments(
+    canvas: &crate::canvas::CanvasClient,
+    user: &str,
+) -> Result<
+    (
+        Option<crate::canvas::model::User>,
+        Vec<crate::canvas::model::Enrollment>,
+    ),
+    CycleError,
+> {
+    let canvas_user = canvas
+        .get_user(UserRef::Sis(user))
+        .await
+        .map_err(|source| CycleError::Canvas {
+            doing: "looking the user up in Canvas: ".into(),
+            source,
+        })?;
+    let listed = match &canvas_user {
+        Some(u) => canvas
+            .list_user_enrollments(
+                UserRef::Canvas(u.id),
+                &[
+                    "active",
+                    "invited",
+                    "creation_pending",
+                    "inactive",
+                    "completed",
+                ],
+            )
+            .await
+            .map_err(|source| CycleError::Canvas {
+                doing: "listing the user's enrollments: ".into(),
+                source,
+            })?,
+        None => Vec::new(),
+    };
+    Ok((canvas_user, listed))
+}
+
 async fn describe(
     ctx: &CycleContext,
     snap: &Snapshot,
@@ -248,7 +264,11 @@ async fn describe(
             course_id: Some(ids.resolve(d.course).to_owned()),
             section_id: record::section_text(ids, d.section),
             role: Some(roles.name(d.role)),
-            status: Some(desired_state(d.state).to_owned()),
+            status: Some(
+                roles
+                    .state_name(d.section, d.state.canvas_state())
+                    .to_owned(),
+            ),
             skipped: None,
         });
     }
@@ -275,7 +295,7 @@ async fn describe(
             course_id: ids.resolve(l.course).to_owned(),
             section_id: record::section_text(ids, l.section),
             role: roles.name(l.role),
-            state: l.state.as_str().to_owned(),
+            state: roles.state_name(l.section, l.state).to_owned(),
             canvas_enrollment_id: l.id,
             managed: true,
         });
@@ -353,16 +373,6 @@ async fn describe(
         });
     }
     Ok(())
-}
-
-fn desired_state(s: DesiredState) -> &'static str {
-    match s {
-        DesiredState::Active => "active",
-        DesiredState::Inactive => "inactive",
-        DesiredState::Completed => "completed",
-        DesiredState::Deleted => "deleted",
-        DesiredState::Pending => "pending",
-    }
 }
 
 /// Why the plan has this change, in the words of the decision's rules.

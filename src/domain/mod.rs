@@ -201,9 +201,19 @@ impl Vocabulary {
 
     /// The target's name of a state, at a place (the course itself, or a section).
     pub fn state_name(self, section: SectionKey, state: EnrollmentState) -> &'static str {
-        match (self, section, state) {
-            (Vocabulary::Canvas, _, s) | (Vocabulary::OpenEdx, SectionKey::Sis(_), s) => s.as_str(),
-            (Vocabulary::OpenEdx, SectionKey::Default, s) => match s {
+        self.name_at(matches!(section, SectionKey::Sis(_)), state)
+    }
+
+    /// The state a name of this vocabulary means at a place; [`EnrollmentState::Unknown`] for anything else.
+    pub fn parse_state(self, section: SectionKey, name: &str) -> EnrollmentState {
+        self.parse_at(matches!(section, SectionKey::Sis(_)), name)
+    }
+
+    /// [`Vocabulary::state_name`] where only whether the place is a section is known (a recorded change).
+    pub fn name_at(self, in_section: bool, state: EnrollmentState) -> &'static str {
+        match (self, in_section, state) {
+            (Vocabulary::Canvas, _, s) | (Vocabulary::OpenEdx, true, s) => s.as_str(),
+            (Vocabulary::OpenEdx, false, s) => match s {
                 EnrollmentState::Active => "enrolled",
                 EnrollmentState::Invited => "pending",
                 EnrollmentState::Inactive => "suspended",
@@ -214,16 +224,16 @@ impl Vocabulary {
         }
     }
 
-    /// The state a name of this vocabulary means at a place; [`EnrollmentState::Unknown`] for anything else.
-    pub fn parse_state(self, section: SectionKey, name: &str) -> EnrollmentState {
-        match (self, section) {
+    /// [`Vocabulary::parse_state`] where only whether the place is a section is known.
+    pub fn parse_at(self, in_section: bool, name: &str) -> EnrollmentState {
+        match (self, in_section) {
             (Vocabulary::Canvas, _) => EnrollmentState::parse(name),
-            (Vocabulary::OpenEdx, SectionKey::Sis(_)) => match name {
+            (Vocabulary::OpenEdx, true) => match name {
                 "active" => EnrollmentState::Active,
                 "inactive" => EnrollmentState::Inactive,
                 _ => EnrollmentState::Unknown,
             },
-            (Vocabulary::OpenEdx, SectionKey::Default) => match name {
+            (Vocabulary::OpenEdx, false) => match name {
                 "enrolled" => EnrollmentState::Active,
                 "pending" => EnrollmentState::Invited,
                 "suspended" => EnrollmentState::Inactive,

@@ -6,7 +6,7 @@
 //! existing enrollment, the user + section + role for an enroll. A change Canvas already shows as made (an earlier
 //! `apply` that was interrupted made it) is not made twice.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
 use sqlx::PgPool;
@@ -16,13 +16,15 @@ use super::apply::{Work, apply_work};
 use super::error::CycleError;
 use super::report::CycleReport;
 use super::{CycleContext, CycleOptions, finish, read};
+use crate::canvas::CanvasClient;
 use crate::domain::decide::Snapshot;
 use crate::domain::plan::Change;
 use crate::domain::roles::{RoleBook, RoleInfo};
 use crate::domain::sis_row::user_identity;
-use crate::domain::{Action, EnrollmentKey, EnrollmentState, LiveEnrollment, SectionKey, Sym};
+use crate::domain::{Action, EnrollmentKey, LiveEnrollment, SectionKey, Sym};
 use crate::store::audit::RecordedChange;
 use crate::store::{Approval, AuditOutcome, AuditRow, DbError, RunStatus, Runs};
+use crate::target::Target;
 
 /// An operator's go-ahead for one reviewed run.
 #[derive(Debug, Clone)]
@@ -274,32 +276,28 @@ async fn pin(
     by: &str,
 ) -> Result<(Snapshot, Work), CycleError> {
     let settings = &ctx.settings;
-    let mut snap = Snapshot::default();
-    let canvas = ctx.target.canvas().ok_or(CycleError::NotForTarget(
-        "`apply` and `undo` make recorded changes through Canvas only; with target.kind = \"openedx\", run          `reconcile --accept-removals` to make held changes",
-    ))?;
-    let roles = canvas.list_roles(&settings.canvas.account_id).await?;
-    snap.roles = RoleBook::new(roles.into_iter().map(RoleInfo::from));
-    let mut courses: Vec<Sym> = rows
-        .iter()
-        .filter_map(|r| r.course_id.as_deref())
-        .map(|c| snap.ids.intern(c))
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    courses.sort();
-    let (live, missing) = read::read_courses(
-        ctx,
-        &courses,
-        &mut snap.ids,
-        &mut snap.roles,
-        &mut snap.names,
-        settings.sis.user_id_kind,
-    )
-    .await?;
-    snap.live = live;
-    snap.managed = courses;
-    snap.courses_not_found = missing;
+    let mut snap = match &ctx.target {
+        Target::Canvas(canvas) => pin_canvas(ctx, canvas, rows).await?,
+        Target::OpenEdx(client) => {
+            // Open edX needs what only the SIS says to write a change (the key's casing, a new program
+            // enrollment's curriculum): the SIS rows of the affected programs are read for that, not re-decided.
+            let programs: BTreeSet<String> =
+                rows.iter().filter_map(|r| r.course_id.clone()).collect();
+            let runs: Vec<(String, String)> = rows
+                .iter()
+                .filter_map(|r| Some((r.course_id.clone()?, r.section_id.clone()?)))
+                .collect();
+            let mut scratch = CycleReport::new(String::new(), true);
+            crate::target::openedx::read_snapshot_with(
+                ctx,
+                client,
+                Some(&programs),
+                &mut scratch,
+                &runs,
+            )
+            .await?
+        }
+    };
 
     // Everything the rows name, so that a change into an empty section or for a user not yet in the course is
     // still named.
@@ -309,7 +307,8 @@ async fn pin(
         }
     }
     // An exception added since the review holds its user's enrollments here too.
-    let excepted = read::read_exceptions(ctx, &snap.ids, settings.sis.user_id_kind).await?;
+    let excepted =
+        read::read_exceptions(ctx, &snap.ids, crate::target::identity_kind(settings)).await?;
     let index = snap.live_index();
     let (by_id, by_key) = (&index.by_id, &index.by_key);
     let mut work = Work::default();
@@ -319,10 +318,10 @@ async fn pin(
             source_audit_id: Some(row.id),
             ..r
         };
-        let user = row
-            .user_id
-            .as_deref()
-            .and_then(|u| snap.ids.get(&user_identity(u, settings.sis.user_id_kind)));
+        let user = row.user_id.as_deref().and_then(|u| {
+            snap.ids
+                .get(&user_identity(u, crate::target::identity_kind(settings)))
+        });
         let course = row.course_id.as_deref().and_then(|c| snap.ids.get(c));
         if let Some(user) = user
             && (excepted.contains(&(user, None)) || excepted.contains(&(user, course)))
@@ -351,6 +350,39 @@ async fn pin(
     Ok((snap, work))
 }
 
+/// The affected courses as Canvas lists them now, with Canvas's roles.
+async fn pin_canvas(
+    ctx: &CycleContext,
+    canvas: &CanvasClient,
+    rows: &[RecordedChange],
+) -> Result<Snapshot, CycleError> {
+    let settings = &ctx.settings;
+    let mut snap = Snapshot::default();
+    let roles = canvas.list_roles(&settings.canvas.account_id).await?;
+    snap.roles = RoleBook::new(roles.into_iter().map(RoleInfo::from));
+    let mut courses: Vec<Sym> = rows
+        .iter()
+        .filter_map(|r| r.course_id.as_deref())
+        .map(|c| snap.ids.intern(c))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    courses.sort();
+    let (live, missing) = read::read_courses(
+        ctx,
+        &courses,
+        &mut snap.ids,
+        &mut snap.roles,
+        &mut snap.names,
+        settings.sis.user_id_kind,
+    )
+    .await?;
+    snap.live = live;
+    snap.managed = courses;
+    snap.courses_not_found = missing;
+    Ok(snap)
+}
+
 /// The change to make for one reviewed row, checked against Canvas as it is now; `Err` says why it is not made.
 fn pin_one(
     row: &RecordedChange,
@@ -375,7 +407,8 @@ fn pin_one(
         None => SectionKey::Default,
         Some(s) => SectionKey::Sis(s),
     };
-    let state = |s: &Option<String>| s.as_deref().map(EnrollmentState::parse);
+    let vocabulary = roles.vocabulary();
+    let state = |s: &Option<String>| s.as_deref().map(|s| vocabulary.parse_state(section, s));
     let (state_before, state_after) = (state(&row.state_before), state(&row.state_after));
     let role_after = match row.role_after.as_deref() {
         Some(name) => Some(

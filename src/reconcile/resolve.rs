@@ -97,7 +97,8 @@ fn made(
         .and_then(|c| ids.get(c))
         .filter(|c| snap.managed.contains(c) && !snap.courses_not_found.contains(c))
         .ok_or("its course is not read this cycle, so it was not checked")?;
-    let state = |s: &Option<String>| s.as_deref().map(EnrollmentState::parse);
+    let (vocabulary, in_section) = (snap.roles.vocabulary(), row.section_id.is_some());
+    let state = |s: &Option<String>| s.as_deref().map(|s| vocabulary.parse_at(in_section, s));
     let after = state(&row.state_after);
     let section = match row.section_id.as_deref() {
         None => Some(SectionKey::Default),

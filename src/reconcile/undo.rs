@@ -20,7 +20,7 @@ use super::apply::Work;
 use super::pinned::{PinnedError, follow_up, run_pinned};
 use super::report::CycleReport;
 use super::{CycleContext, CycleOptions};
-use crate::domain::RemovalPolicy;
+use crate::domain::{EnrollmentState, RemovalPolicy, Vocabulary};
 use crate::store::audit::RecordedChange;
 use crate::store::pauses::{NewPause, Opened, Pauses};
 use crate::store::{Approval, AuditOutcome, DbError, RunStatus};
@@ -57,10 +57,11 @@ pub async fn undo_run(
         return Err(PinnedError::NothingToUndo(request.run_id.clone()));
     }
     let removal = ctx.settings.reconcile.removal;
+    let vocabulary = crate::target::vocabulary(&ctx.settings);
     let mut inverse = Vec::with_capacity(applied.len());
     let mut not_undone = Vec::new();
     for row in &applied {
-        match invert(row, removal) {
+        match invert(row, removal, vocabulary) {
             Ok(change) => inverse.push(change),
             Err(why) => not_undone.push((row.change.clone(), why)),
         }
@@ -180,8 +181,16 @@ async fn applied_rows(db: &PgPool, run_id: &str) -> Result<Vec<AppliedChange>, P
 
 /// The change that reverses `row`, described as a recorded change (so that `pin` checks it against Canvas like a
 /// reviewed one); `Err` says why it has no inverse.
-pub fn invert(row: &AppliedChange, removal: RemovalPolicy) -> Result<RecordedChange, String> {
+pub fn invert(
+    row: &AppliedChange,
+    removal: RemovalPolicy,
+    vocabulary: Vocabulary,
+) -> Result<RecordedChange, String> {
     let r = &row.change;
+    // States are compared as the shared model's and named in the target's words.
+    let in_section = r.section_id.is_some();
+    let parse = |s: &str| vocabulary.parse_at(in_section, s);
+    let name = |s: EnrollmentState| Some(vocabulary.name_at(in_section, s).to_owned());
     let base = RecordedChange {
         role_before: None,
         role_after: None,
@@ -190,14 +199,25 @@ pub fn invert(row: &AppliedChange, removal: RemovalPolicy) -> Result<RecordedCha
         canvas_enrollment_id: None,
         ..r.clone()
     };
-    // An invitation cannot be re-sent without notifying the user: it comes back active.
-    let restored = |s: &Option<String>| match s.as_deref() {
-        Some("invited" | "creation_pending") | None => Some("active".to_owned()),
-        other => other.map(str::to_owned),
+    // A Canvas invitation cannot be re-sent without notifying the user: it comes back active. (Open edX's
+    // `pending` is a plain status, restored as it was.)
+    let restored = |s: &Option<String>| match (vocabulary, s.as_deref().map(parse)) {
+        (_, None) => name(EnrollmentState::Active),
+        (Vocabulary::Canvas, Some(EnrollmentState::Invited | EnrollmentState::CreationPending)) => {
+            name(EnrollmentState::Active)
+        }
+        _ => s.clone(),
+    };
+    // Open edX course access is the run enrollment's status: undoing a run enroll makes it inactive.
+    let removed = match (vocabulary, in_section) {
+        (Vocabulary::OpenEdx, true) if removal != RemovalPolicy::Keep => {
+            Some(EnrollmentState::Inactive)
+        }
+        _ => removal.resulting_state(),
     };
     match r.action.as_str() {
         "enroll" => {
-            let Some(state) = removal.resulting_state() else {
+            let Some(state) = removed else {
                 return Err(
                     "not undone: reconcile.removal = keep never removes an enrollment, so the enroll stays".into(),
                 );
@@ -206,12 +226,14 @@ pub fn invert(row: &AppliedChange, removal: RemovalPolicy) -> Result<RecordedCha
                 action: "remove".into(),
                 role_before: r.role_after.clone(),
                 state_before: r.state_after.clone(),
-                state_after: Some(state.as_str().to_owned()),
+                state_after: name(state),
                 canvas_enrollment_id: r.canvas_enrollment_id,
                 ..base
             })
         }
-        "remove" | "change_state" if r.state_after.as_deref() == Some("deleted") => {
+        "remove" | "change_state"
+            if vocabulary == Vocabulary::Canvas && r.state_after.as_deref() == Some("deleted") =>
+        {
             // Canvas no longer lists a deleted enrollment: enrolling the same user, section and role revives it.
             Ok(RecordedChange {
                 action: "enroll".into(),
@@ -239,8 +261,8 @@ pub fn invert(row: &AppliedChange, removal: RemovalPolicy) -> Result<RecordedCha
                 action: "change_role".into(),
                 role_before: r.role_after.clone(),
                 role_after: r.role_before.clone(),
-                state_before: Some("active".into()),
-                state_after: Some("active".into()),
+                state_before: name(EnrollmentState::Active),
+                state_after: name(EnrollmentState::Active),
                 canvas_enrollment_id: Some(created),
                 ..base
             })
@@ -285,6 +307,7 @@ mod tests {
         let enroll = invert(
             &applied("enroll", ("", "active"), ("", "StudentEnrollment")),
             conclude,
+            Vocabulary::Canvas,
         )
         .expect("enroll");
         assert_eq!(
@@ -299,7 +322,8 @@ mod tests {
         assert!(
             invert(
                 &applied("enroll", ("", "active"), ("", "S")),
-                RemovalPolicy::Keep
+                RemovalPolicy::Keep,
+                Vocabulary::Canvas
             )
             .is_err()
         );
@@ -307,6 +331,7 @@ mod tests {
         let concluded = invert(
             &applied("remove", ("active", "completed"), ("S", "")),
             conclude,
+            Vocabulary::Canvas,
         )
         .expect("remove");
         assert_eq!(
@@ -322,6 +347,7 @@ mod tests {
         let deleted = invert(
             &applied("remove", ("invited", "deleted"), ("S", "")),
             conclude,
+            Vocabulary::Canvas,
         )
         .expect("deleted");
         assert_eq!(
@@ -337,6 +363,7 @@ mod tests {
         let role = invert(
             &applied("change_role", ("active", "active"), ("S", "T")),
             conclude,
+            Vocabulary::Canvas,
         )
         .expect("role");
         assert_eq!(

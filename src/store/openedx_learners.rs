@@ -79,6 +79,27 @@ impl OpenEdxLearners {
         .await
     }
 
+    /// The course runs remembered for these programs, as (program, run key).
+    pub async fn runs(&self, programs: &[String]) -> Result<Vec<(String, String)>, DbError> {
+        sqlx::query_as(
+            "SELECT program_uuid, course_key FROM rostersync.openedx_runs WHERE program_uuid = ANY($1)",
+        )
+        .bind(programs)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(DbError::query("reading the Open edX course runs"))
+    }
+
+    /// Remembers these (program, run key): their run enrollments are read every cycle from now on.
+    pub async fn remember_runs(&self, rows: &[(String, String)]) -> Result<(), DbError> {
+        self.upsert(
+            rows,
+            "INSERT INTO rostersync.openedx_runs (program_uuid, course_key) \
+             SELECT * FROM UNNEST($1::text[], $2::text[]) ON CONFLICT DO NOTHING",
+        )
+        .await
+    }
+
     async fn upsert(&self, rows: &[(String, String)], sql: &'static str) -> Result<(), DbError> {
         if rows.is_empty() {
             return Ok(());

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::canvas::{CanvasClient, RequestStats};
 use crate::config::{Settings, TargetKind};
-use crate::domain::{EnrollmentState, RemovalPolicy};
+use crate::domain::{EnrollmentState, RemovalPolicy, UserIdKind, Vocabulary};
 use crate::openedx::OpenEdxClient;
 
 /// The connected target.
@@ -63,6 +63,23 @@ pub fn extra_changes(
     decision: &crate::domain::decide::Decision,
 ) -> Vec<crate::domain::plan::Change> {
     openedx::keepalive_changes(snap, decision)
+}
+
+/// The words the target's states are named in (plans, audit rows, undo).
+pub fn vocabulary(settings: &Settings) -> Vocabulary {
+    match settings.target {
+        TargetKind::Canvas => Vocabulary::Canvas,
+        TargetKind::OpenEdx => Vocabulary::OpenEdx,
+    }
+}
+
+/// How SIS user ids compare with the target's: as `sis.user_id_kind` says for Canvas; Open edX's external keys
+/// compare case-insensitively (facts §6.5), as login ids do.
+pub fn identity_kind(settings: &Settings) -> UserIdKind {
+    match settings.target {
+        TargetKind::Canvas => settings.sis.user_id_kind,
+        TargetKind::OpenEdx => UserIdKind::SisLoginId,
+    }
 }
 
 /// The state a removal leaves an enrollment in a section (a course run, for Open edX) in, when it is not the

@@ -62,6 +62,18 @@ pub async fn read_snapshot(
     scope: Option<&BTreeSet<String>>,
     report: &mut CycleReport,
 ) -> Result<Snapshot, CycleError> {
+    read_snapshot_with(ctx, client, scope, report, &[]).await
+}
+
+/// [`read_snapshot`], also reading the run enrollments of `extra_runs` (program, run key): the runs of an
+/// operator's recorded changes (`apply`, `undo`).
+pub async fn read_snapshot_with(
+    ctx: &CycleContext,
+    client: &OpenEdxClient,
+    scope: Option<&BTreeSet<String>>,
+    report: &mut CycleReport,
+    extra_runs: &[(String, String)],
+) -> Result<Snapshot, CycleError> {
     let started = Instant::now();
     let mut snap = Snapshot {
         roles: RoleBook::openedx(),
@@ -118,16 +130,27 @@ pub async fn read_snapshot(
     }
     drop(listings);
 
-    // The runs the SIS names in each program that Open edX has: their run enrollments are read.
-    let runs: BTreeSet<(Sym, Sym)> = snap
+    // The runs of each program Open edX has that the SIS names, or that rostersync read before (a run the SIS
+    // dropped altogether still has enrollments to deactivate): their run enrollments are read.
+    let learners = OpenEdxLearners::new(ctx.db.clone());
+    let program_names: Vec<String> = programs.iter().map(|(_, u)| u.clone()).collect();
+    let mut runs: BTreeSet<(Sym, Sym)> = snap
         .desired
         .iter()
-        .filter(|d| !snap.courses_not_found.contains(&d.course))
         .filter_map(|d| match d.section {
             SectionKey::Sis(run) => Some((d.course, run)),
             SectionKey::Default => None,
         })
         .collect();
+    let remembered_runs = learners.runs(&program_names).await?;
+    for (program, run) in remembered_runs.iter().chain(extra_runs) {
+        if let Some(program) = snap.ids.get(program)
+            && snap.managed.binary_search(&program).is_ok()
+        {
+            runs.insert((program, snap.ids.intern(run)));
+        }
+    }
+    runs.retain(|(program, _)| !snap.courses_not_found.contains(program));
     let runs: Vec<(Sym, Sym, String, String)> = runs
         .into_iter()
         .map(|(p, r)| {
@@ -166,6 +189,12 @@ pub async fn read_snapshot(
         }
     }
     drop(listings);
+    let read_runs: Vec<(String, String)> = run_rows
+        .iter()
+        .map(|(_, _, uuid, key, _)| (uuid.clone(), key.clone()))
+        .filter(|r| !remembered_runs.contains(r))
+        .collect();
+    learners.remember_runs(&read_runs).await?;
 
     let mut live = Vec::new();
     let mut linked = Vec::new();

@@ -534,3 +534,120 @@ async fn openedx_waiting_enrollments_are_kept_alive_before_they_expire() {
     assert!(program_status(&lms, PROGRAM, "learner-7").is_some());
     lms.shutdown().await;
 }
+
+#[tokio::test]
+async fn openedx_held_cancels_are_applied_by_a_person_undone_and_explained() {
+    let env = TestEnv::new(Seed::default()).await;
+    let mut seed = university();
+    let keys: Vec<String> = (0..20).map(|i| format!("learner-{i:02}")).collect();
+    for k in &keys {
+        seed = seed.enrollment(SeedProgramEnrollment::new(
+            k, PROGRAM, CURRICULUM, "enrolled",
+        ));
+    }
+    let lms = lms_with(seed).await;
+    let rows: Vec<OpenEdxRow<'_>> = keys
+        .iter()
+        .map(|k| {
+            (
+                k.as_str(),
+                PROGRAM,
+                None,
+                None,
+                Some("canceled"),
+                Some(CURRICULUM),
+            )
+        })
+        .collect();
+    openedx_sis(&env, &rows).await;
+    let (code, tripped, text) = reconcile(&env, &lms, &[], "").await;
+    assert_eq!(code, Some(3), "{text}");
+    let config = openedx_config(&lms, "");
+
+    // A person reviewed the held cancels and makes them.
+    let out = env
+        .cli(
+            &["apply", &run_of(&tripped), "--by", "alice", "--json"],
+            &config,
+        )
+        .await;
+    let applied = json_report(&out);
+    assert_eq!(out.status.code(), Some(0), "{applied}");
+    assert_eq!(applied["applied"].as_u64(), Some(20), "{applied}");
+    assert!(
+        keys.iter()
+            .all(|k| program_status(&lms, PROGRAM, k).is_some_and(|(s, _)| s == "canceled"))
+    );
+
+    // ...and takes them back.
+    let out = env
+        .cli(
+            &["undo", &run_of(&applied), "--by", "bob", "--json"],
+            &config,
+        )
+        .await;
+    let undone = json_report(&out);
+    assert_eq!(out.status.code(), Some(0), "{undone}");
+    assert_eq!(undone["applied"].as_u64(), Some(20), "{undone}");
+    assert!(
+        keys.iter()
+            .all(|k| program_status(&lms, PROGRAM, k).is_some_and(|(s, _)| s == "enrolled"))
+    );
+
+    // The help desk's question about one learner.
+    let out = env
+        .cli(&["explain", "--user", "LEARNER-03", "--json"], &config)
+        .await;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let explained = json_report(&out);
+    assert_eq!(
+        explained["courses"],
+        serde_json::json!([PROGRAM]),
+        "{explained}"
+    );
+    assert!(
+        text.contains("canceled") && text.contains("enrolled"),
+        "{text}"
+    );
+    lms.shutdown().await;
+}
+
+#[tokio::test]
+async fn openedx_a_batch_answered_500_fails_every_key_and_the_next_cycle_makes_them() {
+    use canvas_sim::openedx::PROGRAM_ENROLLMENTS_ROUTE;
+    use canvas_sim::{FaultAction, FaultOptions, FaultRule};
+    let env = TestEnv::new(Seed::default()).await;
+    let lms = lms_with(university()).await;
+    let keys: Vec<String> = (0..30).map(|i| format!("learner-{i:02}")).collect();
+    let rows: Vec<OpenEdxRow<'_>> = keys
+        .iter()
+        .map(|k| (k.as_str(), PROGRAM, None, None, None, Some(CURRICULUM)))
+        .collect();
+    openedx_sis(&env, &rows).await;
+    lms.set_faults(FaultOptions::default().with_rule(FaultRule::on(
+        "PUT",
+        PROGRAM_ENROLLMENTS_ROUTE,
+        FaultAction::status(500),
+    )));
+    let extra = "[limits]\nmax_retries = 1\n";
+    let (code, report, text) = reconcile(&env, &lms, &[], extra).await;
+    assert_eq!(code, Some(2), "{text}");
+    assert_eq!(report["failed"].as_u64(), Some(30), "{report}");
+    assert_eq!(lms.with_store(|s| s.program_enrollments(PROGRAM).len()), 0);
+    let rows = env.audit(&run_of(&report)).await;
+    assert_eq!(rows.len(), 30, "one row per key");
+    assert!(
+        rows.iter().all(|r| r.outcome == "failed"
+            && r.error
+                .as_deref()
+                .is_some_and(|e| e.contains("nothing of this request was applied"))),
+        "{rows:?}"
+    );
+    lms.set_faults(FaultOptions::default());
+    let (code, report, text) = reconcile(&env, &lms, &[], extra).await;
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(report["applied"].as_u64(), Some(30), "{report}");
+    assert_eq!(lms.with_store(|s| s.program_enrollments(PROGRAM).len()), 30);
+    lms.shutdown().await;
+}
