@@ -45,6 +45,13 @@ pub enum OpenEdxSkip {
          learner (its key became retired_external_key_...); not re-created"
     )]
     Retired,
+    /// The SIS names another curriculum than the live enrollment's: the API cannot change it (facts §2.5). The
+    /// row's status is still reconciled.
+    #[error(
+        "curriculum_uuid {sis} differs from the enrollment's curriculum {live} in Open edX, which cannot be changed \
+         through the API (facts §2.5); the status is reconciled, the curriculum is not — change it in Open edX"
+    )]
+    CurriculumChange { sis: String, live: String },
     /// Open edX refused the course run (a 404 `error_code`: not in the catalog, not in the program's curriculum).
     #[error("{0}")]
     RunRefused(String),
@@ -58,6 +65,7 @@ impl OpenEdxSkip {
             OpenEdxSkip::ProgramStatus(_) | OpenEdxSkip::CourseStatus(_) => "bad_status",
             OpenEdxSkip::Role(_) | OpenEdxSkip::StaffOnProgram => "bad_role",
             OpenEdxSkip::Curriculum(_) | OpenEdxSkip::NoCurriculum => "bad_curriculum",
+            OpenEdxSkip::CurriculumChange { .. } => "curriculum_change",
             OpenEdxSkip::Retired => "retired",
             OpenEdxSkip::RunRefused(_) => "course_run_refused",
         }

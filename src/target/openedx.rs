@@ -24,7 +24,8 @@ use crate::domain::plan::Change;
 use crate::domain::roles::{OPENEDX_LEARNER, OPENEDX_STAFF, RoleBook};
 use crate::domain::sis_row::{SisRow, SkipReason, SkippedRow};
 use crate::domain::{
-    Action, DesiredState, EnrollmentState, LiveEnrollment, SectionKey, Sym, UserIdKind, Vocabulary,
+    Action, DesiredEnrollment, DesiredState, EnrollmentState, LiveEnrollment, SectionKey, Sym,
+    UserIdKind, Vocabulary,
 };
 use crate::metrics::ReasonLabels;
 use crate::openedx::{
@@ -303,19 +304,36 @@ fn skip_what_cannot_be_written(
     refused: &HashMap<(Sym, Sym), String>,
     report: &mut CycleReport,
 ) {
-    let live_programs: HashSet<(Sym, Sym)> = snap
+    let live_programs: HashMap<(Sym, Sym), &str> = snap
         .live
         .iter()
         .filter(|l| l.section == SectionKey::Default)
-        .filter_map(|l| Some((l.user?, l.course)))
+        .filter_map(|l| {
+            let curriculum = side.live.get(&l.id).map_or("", |r| r.curriculum.as_str());
+            Some(((l.user?, l.course), curriculum))
+        })
         .collect();
     let mut blocked: HashMap<(Sym, Sym), OpenEdxSkip> = HashMap::new();
+    // Rows that stay (their status is reconciled) with something to say: a curriculum the SIS changed, which the
+    // API cannot change (facts §2.5) and rostersync does not pretend to.
+    let mut noted: Vec<(DesiredEnrollment, OpenEdxSkip)> = Vec::new();
     for d in &snap.desired {
         let place = (d.user, d.course);
-        if d.section != SectionKey::Default
-            || live_programs.contains(&place)
-            || snap.courses_not_found.contains(&d.course)
-        {
+        if d.section != SectionKey::Default || snap.courses_not_found.contains(&d.course) {
+            continue;
+        }
+        if let Some(live) = live_programs.get(&place) {
+            if let Some(sis) = side.curricula.get(&place)
+                && sis != live
+            {
+                noted.push((
+                    *d,
+                    OpenEdxSkip::CurriculumChange {
+                        sis: sis.clone(),
+                        live: (*live).to_owned(),
+                    },
+                ));
+            }
             continue;
         }
         let key = (
@@ -328,6 +346,7 @@ fn skip_what_cannot_be_written(
             blocked.insert(place, OpenEdxSkip::NoCurriculum);
         }
     }
+    let mut skipped = noted;
     let mut kept = Vec::with_capacity(snap.desired.len());
     for d in std::mem::take(&mut snap.desired) {
         let skip = match (blocked.get(&(d.user, d.course)), d.section) {
@@ -337,10 +356,15 @@ fn skip_what_cannot_be_written(
                 .map(|r| OpenEdxSkip::RunRefused(r.clone())),
             (None, SectionKey::Default) => None,
         };
-        let Some(reason) = skip else {
-            kept.push(d);
-            continue;
-        };
+        match skip {
+            Some(reason) => skipped.push((d, reason)),
+            None => kept.push(d),
+        }
+    }
+    snap.desired = kept;
+    for (d, reason) in skipped {
+        // A note on a row that stays must not hold the learner's other enrollments the way a skipped row does.
+        let holds = !matches!(reason, OpenEdxSkip::CurriculumChange { .. });
         ctx.metrics
             .skipped_rows
             .get_or_create(&ReasonLabels {
@@ -371,12 +395,11 @@ fn skip_what_cannot_be_written(
             },
             skip: SkippedRow {
                 reason: SkipReason::OpenEdx(reason),
-                user: Some(d.user),
-                course: Some(d.course),
+                user: holds.then_some(d.user),
+                course: holds.then_some(d.course),
             },
         });
     }
-    snap.desired = kept;
     report.details.sis_rows_skipped = snap.skipped.len() as u64;
 }
 

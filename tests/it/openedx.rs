@@ -532,6 +532,25 @@ async fn openedx_waiting_enrollments_are_kept_alive_before_they_expire() {
         0
     );
     assert!(program_status(&lms, PROGRAM, "learner-7").is_some());
+
+    // The SIS moves the learner to another curriculum: Open edX's API cannot, and the cycle says so.
+    sqlx::query("UPDATE sis_enrollments SET curriculum_uuid = $1")
+        .bind(CURRICULUM_2)
+        .execute(&env.pool)
+        .await
+        .expect("new curriculum");
+    let writes = puts(&lms);
+    let (code, report, text) = reconcile(&env, &lms, &[], LOOSE).await;
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(puts(&lms), writes, "nothing pretended");
+    let said = env
+        .audit(&run_of(&report))
+        .await
+        .into_iter()
+        .find(|r| r.outcome == "skipped")
+        .and_then(|r| r.error)
+        .unwrap_or_default();
+    assert!(said.contains("cannot be changed through the API"), "{said}");
     lms.shutdown().await;
 }
 

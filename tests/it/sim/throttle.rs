@@ -109,7 +109,9 @@ async fn throttle_bucket_fills_with_cost_and_leaks_at_outflow() {
             hwm: 120.0,
             up_front_cost: 50.0,
             request_cost: 50.0,
-            outflow: 200.0,
+            // Slow enough that a loaded machine's gaps between the first three requests (up to 0.75 s) leak
+            // less than the 30 units that would let the third through.
+            outflow: 40.0,
             ..ThrottleOptions::default()
         },
         ..SimOptions::default()
@@ -118,7 +120,7 @@ async fn throttle_bucket_fills_with_cost_and_leaks_at_outflow() {
     assert_eq!(get(&sim, "/courses/20").await.status(), 200); // bucket ≈ 50
     assert_eq!(get(&sim, "/courses/20").await.status(), 200); // bucket ≈ 100
     assert_eq!(get(&sim, "/courses/20").await.status(), 403); // 150 ≥ 120
-    tokio::time::sleep(Duration::from_millis(400)).await; // leaks 80
+    tokio::time::sleep(Duration::from_millis(2000)).await; // leaks 80
     assert_eq!(get(&sim, "/courses/20").await.status(), 200);
 }
 
