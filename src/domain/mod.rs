@@ -209,6 +209,31 @@ impl Vocabulary {
         self.parse_at(matches!(section, SectionKey::Sis(_)), name)
     }
 
+    /// The state a removal leaves an enrollment in at a place: the policy's, except that an Open edX run
+    /// enrollment becomes `inactive` (course access is its status, facts §5.2). `None` under `keep`.
+    pub fn removal_state(
+        self,
+        in_section: bool,
+        removal: RemovalPolicy,
+    ) -> Option<EnrollmentState> {
+        match (self, in_section, removal.resulting_state()) {
+            (Vocabulary::OpenEdx, true, Some(_)) => Some(EnrollmentState::Inactive),
+            (_, _, state) => state,
+        }
+    }
+
+    /// Whether the target still lists an enrollment in state `deleted` (Open edX's `canceled`; Canvas hides it,
+    /// and enrolling again revives the row).
+    pub fn lists_deleted(self) -> bool {
+        self == Vocabulary::OpenEdx
+    }
+
+    /// Whether an invited state means the user was sent an invitation (Canvas), so that restoring it would
+    /// notify them again; Open edX's `pending` is a plain status.
+    pub fn invites(self) -> bool {
+        self == Vocabulary::Canvas
+    }
+
     /// [`Vocabulary::state_name`] where only whether the place is a section is known (a recorded change).
     pub fn name_at(self, in_section: bool, state: EnrollmentState) -> &'static str {
         match (self, in_section, state) {

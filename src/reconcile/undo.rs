@@ -201,20 +201,16 @@ pub fn invert(
     };
     // A Canvas invitation cannot be re-sent without notifying the user: it comes back active. (Open edX's
     // `pending` is a plain status, restored as it was.)
-    let restored = |s: &Option<String>| match (vocabulary, s.as_deref().map(parse)) {
-        (_, None) => name(EnrollmentState::Active),
-        (Vocabulary::Canvas, Some(EnrollmentState::Invited | EnrollmentState::CreationPending)) => {
+    let restored = |s: &Option<String>| match s.as_deref().map(parse) {
+        None => name(EnrollmentState::Active),
+        Some(EnrollmentState::Invited | EnrollmentState::CreationPending)
+            if vocabulary.invites() =>
+        {
             name(EnrollmentState::Active)
         }
-        _ => s.clone(),
+        Some(_) => s.clone(),
     };
-    // Open edX course access is the run enrollment's status: undoing a run enroll makes it inactive.
-    let removed = match (vocabulary, in_section) {
-        (Vocabulary::OpenEdx, true) if removal != RemovalPolicy::Keep => {
-            Some(EnrollmentState::Inactive)
-        }
-        _ => removal.resulting_state(),
-    };
+    let removed = vocabulary.removal_state(in_section, removal);
     match r.action.as_str() {
         "enroll" => {
             let Some(state) = removed else {
@@ -232,7 +228,7 @@ pub fn invert(
             })
         }
         "remove" | "change_state"
-            if vocabulary == Vocabulary::Canvas && r.state_after.as_deref() == Some("deleted") =>
+            if !vocabulary.lists_deleted() && r.state_after.as_deref() == Some("deleted") =>
         {
             // Canvas no longer lists a deleted enrollment: enrolling the same user, section and role revives it.
             Ok(RecordedChange {

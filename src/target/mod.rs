@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::canvas::{CanvasClient, RequestStats};
 use crate::config::{Settings, TargetKind};
-use crate::domain::{EnrollmentState, RemovalPolicy, UserIdKind, Vocabulary};
+use crate::domain::{EnrollmentState, UserIdKind, Vocabulary};
 use crate::openedx::OpenEdxClient;
 
 /// The connected target.
@@ -86,8 +86,8 @@ pub fn identity_kind(settings: &Settings) -> UserIdKind {
 /// removal policy's: Open edX course access is the run enrollment's `active`/`inactive` (facts §5.2, §9.7), so an
 /// unlisted run enrollment becomes `inactive` under every policy but `keep`.
 pub fn section_removal(settings: &Settings) -> Option<EnrollmentState> {
-    match (settings.target, settings.reconcile.removal) {
-        (TargetKind::Canvas, _) | (TargetKind::OpenEdx, RemovalPolicy::Keep) => None,
-        (TargetKind::OpenEdx, _) => Some(EnrollmentState::Inactive),
-    }
+    let removal = settings.reconcile.removal;
+    vocabulary(settings)
+        .removal_state(true, removal)
+        .filter(|s| Some(*s) != removal.resulting_state())
 }
