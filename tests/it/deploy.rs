@@ -1273,6 +1273,31 @@ fn systemd_unit_execstart_is_the_run_command() {
     assert!(cli.config.is_some(), "ExecStart should name --config");
 }
 
+/// `systemctl help rostersync` opens the man page the binary generates (`rostersync man`), and a page the
+/// systemd README tells the operator to install.
+#[test]
+fn systemd_unit_documentation_names_the_man_page_the_binary_generates() {
+    let unit = unit();
+    let docs: Vec<&str> = unit
+        .all("Unit", "Documentation")
+        .into_iter()
+        .flat_map(|v| v.split_whitespace())
+        .collect();
+    assert!(docs.contains(&"man:rostersync(1)"), "{docs:?}");
+    assert!(matches!(parse_cli(&["man"]).command, Command::Man));
+    let install = read("deploy/systemd/README.md");
+    assert!(
+        install.contains("rostersync man |"),
+        "the README installs the page"
+    );
+    for doc in docs.iter().filter_map(|d| d.strip_prefix("file:")) {
+        assert!(
+            install.contains(doc),
+            "{doc} is named by Documentation= but never installed"
+        );
+    }
+}
+
 #[test]
 fn systemd_credential_is_what_the_token_file_variable_points_at() {
     let unit = unit();
@@ -1432,6 +1457,30 @@ fn dockerfile_final_stage_is_non_root_with_ca_certificates() {
         last.iter()
             .any(|(i, a)| i == "EXPOSE" && a.split_whitespace().any(|p| p == port)),
         "EXPOSE {port}"
+    );
+}
+
+/// The image carries the man page, generated at build time by the binary it ships (so it cannot describe other
+/// commands than the image runs).
+#[test]
+fn dockerfile_ships_the_generated_man_page() {
+    let stages = dockerfile_stages();
+    let builder = stages
+        .iter()
+        .find(|s| s[0].1.ends_with(" AS builder"))
+        .expect("a builder stage");
+    assert!(
+        builder
+            .iter()
+            .any(|(i, a)| i == "RUN" && a.contains("/out/rostersync man > /out/rostersync.1")),
+        "the builder generates the page with the built binary"
+    );
+    let last = stages.last().expect("stages");
+    assert!(
+        last.iter().any(|(i, a)| i == "COPY"
+            && a.starts_with("--from=builder /out/rostersync.1 ")
+            && a.ends_with(" /usr/share/man/man1/rostersync.1")),
+        "the runtime stage installs it as /usr/share/man/man1/rostersync.1"
     );
 }
 

@@ -85,6 +85,132 @@ async fn version_names_the_git_commit_and_canvas_sim_has_one_too() {
     assert!(stdout.starts_with("canvas-sim "), "{stdout}");
 }
 
+/// The commands an operator types, as clap knows them (hidden ones and `help` aside).
+fn subcommands() -> Vec<String> {
+    use clap::CommandFactory;
+    rostersync::cli::Cli::command()
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set() && c.get_name() != "help")
+        .map(|c| c.get_name().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn completions_for_bash_zsh_and_fish_name_every_command_without_a_config() {
+    let commands = subcommands();
+    assert!(commands.len() >= 14, "{commands:?}");
+    for shell in ["bash", "zsh", "fish"] {
+        // A configuration that would fail to load: completions must not need one.
+        let out = rostersync_cmd()
+            .args([
+                "--config",
+                "/nonexistent/rostersync.toml",
+                "completions",
+                shell,
+            ])
+            .output()
+            .await
+            .expect("run rostersync completions");
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{shell}: {stderr}");
+        assert!(stdout.len() > 1000, "{shell}: {stdout}");
+        for command in &commands {
+            assert!(
+                stdout.contains(command.as_str()),
+                "{shell}: `{command}` missing"
+            );
+        }
+        // Arguments of a command, not only the command names.
+        assert!(
+            stdout.contains("dry-run") && stdout.contains("accept-removals"),
+            "{shell}"
+        );
+    }
+    // bash parses what it was given (a syntax error would break every shell that sources it).
+    let out = rostersync(&["completions", "bash"]).await;
+    if let Ok(bash) = std::process::Command::new("bash")
+        .args(["-n", "-c"])
+        .arg(String::from_utf8_lossy(&out.stdout).as_ref())
+        .output()
+    {
+        assert!(
+            bash.status.success(),
+            "{}",
+            String::from_utf8_lossy(&bash.stderr)
+        );
+    }
+    let out = rostersync(&["completions", "tcsh"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(64),
+        "an unknown shell is a usage error"
+    );
+}
+
+#[tokio::test]
+async fn the_man_page_is_roff_with_every_command_and_the_exit_codes() {
+    let out = rostersync(&["--config", "/nonexistent/rostersync.toml", "man"]).await;
+    let (page, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(page.starts_with(".TH ROSTERSYNC 1 "), "{page}");
+    assert!(page.is_ascii(), "roff input is ASCII");
+    assert_eq!(page.matches(".TH ").count(), 1);
+    for section in [
+        "NAME",
+        "SYNOPSIS",
+        "OPTIONS",
+        "COMMANDS",
+        "EXIT STATUS",
+        "ENVIRONMENT",
+        "FILES",
+    ] {
+        let heading = if section.contains(' ') {
+            format!(".SH \"{section}\"")
+        } else {
+            format!(".SH {section}")
+        };
+        assert!(
+            page.lines().any(|l| l == heading),
+            "{heading} missing:\n{page}"
+        );
+    }
+    for command in subcommands() {
+        assert!(
+            page.lines()
+                .any(|l| l == format!(".SS \"rostersync {command}\"")),
+            "`rostersync {command}` has no subsection:\n{page}"
+        );
+    }
+    // Nested commands and a command's own arguments.
+    assert!(page.contains(".SS \"rostersync except add\""), "{page}");
+    assert!(page.contains("\\-\\-accept\\-removals"), "{page}");
+    assert!(
+        page.contains(rostersync::GIT_COMMIT),
+        "the version names the commit"
+    );
+    for code in ["64", "3", "2"] {
+        assert!(
+            page.contains(&format!(".TP\n\\fB{code}\\fR\n")),
+            "exit code {code}:\n{page}"
+        );
+    }
+    // groff, where installed, reads it without a warning (-ww: all warnings; -z: no output).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("rostersync.1");
+    std::fs::write(&file, &page).expect("write page");
+    if let Ok(groff) = std::process::Command::new("groff")
+        .args(["-man", "-ww", "-z"])
+        .arg(&file)
+        .output()
+    {
+        let said = String::from_utf8_lossy(&groff.stderr);
+        assert!(
+            groff.status.success() && said.trim().is_empty(),
+            "groff: {said}"
+        );
+    }
+}
+
 // ---- 2. a database that is down says so, fast -------------------------------------------------------------------
 
 /// A configuration whose database URL is `url`: Canvas is never reached, since the database comes first.
