@@ -1005,6 +1005,91 @@ fn alerts_have_severity_summary_description_and_runbook() {
     }
 }
 
+/// The anchors a Markdown file offers: GitHub's slug of every heading (lower case, punctuation dropped, spaces as
+/// `-`), and every explicit `<a id="...">`.
+fn markdown_anchors(markdown: &str) -> BTreeSet<String> {
+    let mut anchors = BTreeSet::new();
+    let mut in_code = false;
+    for line in markdown.lines() {
+        if line.starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        if in_code {
+            continue;
+        }
+        if let Some(heading) = line.strip_prefix('#') {
+            let title = heading.trim_start_matches('#').trim();
+            let slug: String = title
+                .to_lowercase()
+                .chars()
+                .filter_map(|c| match c {
+                    ' ' => Some('-'),
+                    c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+                    _ => None,
+                })
+                .collect();
+            anchors.insert(slug);
+        }
+        for (i, _) in line.match_indices("<a id=\"") {
+            let rest = &line[i + 7..];
+            if let Some(end) = rest.find('"') {
+                anchors.insert(rest[..end].to_owned());
+            }
+        }
+    }
+    anchors
+}
+
+/// Every alert links its runbook: a `runbook_url` into README.md whose anchor is a heading there, whose section
+/// says what the alert means and what to do, and all URLs share one base (one placeholder to replace).
+#[test]
+fn every_alert_has_a_runbook_url_whose_anchor_is_in_the_readme() {
+    let readme = read("README.md");
+    let anchors = markdown_anchors(&readme);
+    let mut bases = BTreeSet::new();
+    let rules = alert_rules();
+    assert!(rules.len() >= 11, "{} alerts", rules.len());
+    for r in &rules {
+        let alert = text(&r["alert"], "alert name");
+        let url = r["annotations"]["runbook_url"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{alert}: no runbook_url annotation"));
+        let parsed = url::Url::parse(url).unwrap_or_else(|e| panic!("{alert}: {url}: {e}"));
+        assert_eq!(parsed.scheme(), "https", "{alert}: {url}");
+        assert!(parsed.path().ends_with("/README.md"), "{alert}: {url}");
+        let fragment = parsed
+            .fragment()
+            .unwrap_or_else(|| panic!("{alert}: {url} has no #anchor"));
+        assert!(
+            anchors.contains(fragment),
+            "{alert}: README.md has no heading or anchor `{fragment}`"
+        );
+        assert_eq!(fragment, alert.to_lowercase(), "{alert}: its own section");
+        // The section itself: a heading named after the alert, saying what it means and what to do.
+        let start = readme
+            .find(&format!("\n### {alert}\n"))
+            .unwrap_or_else(|| panic!("README.md: no `### {alert}` section"));
+        let section = &readme[start + 1..];
+        let section = &section[..section[4..].find("\n#").map_or(section.len(), |e| e + 4)];
+        assert!(
+            section.contains("**Means**") && section.contains("**Do**"),
+            "{alert}: the runbook says what it means and what to do:\n{section}"
+        );
+        bases.insert(url.split('#').next().unwrap_or_default().to_owned());
+    }
+    assert_eq!(bases.len(), 1, "one README for every runbook: {bases:?}");
+    // Links between runbooks resolve too.
+    for (i, _) in readme.match_indices("](#") {
+        let rest = &readme[i + 3..];
+        let target = &rest[..rest.find(')').unwrap_or(0)];
+        assert!(
+            anchors.contains(target),
+            "README.md links to #{target}, which does not exist"
+        );
+    }
+}
+
 /// The Prometheus Operator labels scraped series with job = the Service's name; `job="..."` matchers must agree.
 #[test]
 fn alert_job_matchers_name_the_scraped_service() {
