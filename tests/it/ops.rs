@@ -590,6 +590,117 @@ async fn under_systemd_log_lines_are_plain_text_with_syslog_priorities() {
     assert!(!log.contains("<3>"), "{log}");
 }
 
+/// With `RUST_LOG=rostersync=debug`, every Canvas retry and every skipped SIS row is one debug line, and in JSON
+/// each carries the run's id (the cycle's span, `span["run.id"]`), so that one `jq 'select(.span["run.id"] == ...)'`
+/// gives a run's whole story.
+#[tokio::test]
+async fn retries_and_skipped_rows_are_logged_at_debug_with_the_run_id() {
+    use canvas_sim::{FaultAction, FaultOptions, FaultRule};
+    let (seed, rows) = roster(3);
+    let faults = FaultOptions::default().with_rule(
+        FaultRule::on(
+            "POST",
+            "/api/v1/courses/:id/enrollments",
+            FaultAction::status(503),
+        )
+        .nth(1)
+        .times(1),
+    );
+    let env = TestEnv::with_options(with_faults(seed, faults)).await;
+    load(&env, &rows).await;
+    env.sis(&[
+        ("ghost-user", "DAEMON-1", None, "student", None),
+        ("d1", "DAEMON-1", None, "no-such-role-kind", None),
+    ])
+    .await;
+    let config = env.config_file("");
+    let out = rostersync_cmd()
+        .arg("--config")
+        .arg(&config)
+        .args(["reconcile", "--json"])
+        .env("RUST_LOG", "rostersync=debug")
+        .env("ROSTERSYNC__LOG__FORMAT", "json")
+        .output()
+        .await
+        .expect("run rostersync reconcile");
+    let (stdout, log) = text(&out);
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON report");
+    let run_id = report["run_id"].as_str().expect("run_id").to_owned();
+    assert_eq!(report["applied"], 3, "{report}");
+    assert!(report["skipped"].as_u64() >= Some(2), "{report}");
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let of_run = |e: &&serde_json::Value| e["span"]["run.id"] == run_id.as_str();
+    let retries: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["message"] == "retrying Canvas request")
+        .collect();
+    assert_eq!(retries.len(), 1, "one line per retry:\n{log}");
+    let retry = retries[0];
+    assert!(
+        of_run(&retry),
+        "the retry line names the run {run_id}: {retry}"
+    );
+    assert_eq!(retry["level"], "DEBUG");
+    assert_eq!(retry["reason"], "server_error", "{retry}");
+    assert_eq!(retry["method"], "POST", "{retry}");
+    assert!(retry["delay_ms"].is_u64(), "{retry}");
+    let skipped: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| {
+            e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("SIS row skipped"))
+        })
+        .collect();
+    for (user, reason) in [("ghost-user", "user_not_found"), ("d1", "bad_role")] {
+        let line = skipped
+            .iter()
+            .find(|e| e["user.sis_id"] == user)
+            .unwrap_or_else(|| panic!("no skipped-row line for {user}:\n{log}"));
+        assert!(of_run(line), "{line}");
+        assert_eq!(line["level"], "DEBUG");
+        assert_eq!(line["course.sis_id"], "DAEMON-1", "{line}");
+        assert_eq!(line["reason"], reason, "{line}");
+    }
+    assert!(!log.contains(&env.token), "the token is never logged");
+    // The next cycle knows the user is missing and skips the row before planning: the same line, its own run id.
+    let out = rostersync_cmd()
+        .arg("--config")
+        .arg(&config)
+        .args(["reconcile", "--json"])
+        .env("RUST_LOG", "rostersync=debug")
+        .env("ROSTERSYNC__LOG__FORMAT", "json")
+        .output()
+        .await
+        .expect("run rostersync reconcile");
+    let (stdout, log) = text(&out);
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON report");
+    let second_run = report["run_id"].as_str().expect("run_id");
+    assert_ne!(second_run, run_id);
+    let line = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["user.sis_id"] == "ghost-user")
+        .unwrap_or_else(|| panic!("no skipped-row line for ghost-user:\n{log}"));
+    assert_eq!(line["span"]["run.id"], second_run, "{line}");
+    assert_eq!(line["reason"], "user_not_found", "{line}");
+    // At the default level, neither is logged.
+    let out = rostersync_cmd()
+        .arg("--config")
+        .arg(&config)
+        .args(["reconcile", "--json", "--dry-run"])
+        .env_remove("RUST_LOG")
+        .env("ROSTERSYNC__LOG__FORMAT", "json")
+        .output()
+        .await
+        .expect("run rostersync reconcile");
+    let (_, log) = text(&out);
+    assert!(!log.contains("SIS row skipped"), "{log}");
+}
+
 #[test]
 fn the_token_file_warning_says_how_to_silence_it_and_spares_the_own_group() {
     use rostersync::config::TokenSource;
