@@ -17,22 +17,29 @@ use crate::canvas::{CanvasClient, CanvasError};
 
 /// Between checks while Canvas accepts the token: one cheap GET per replica every few minutes.
 pub const RECHECK_EVERY: Duration = Duration::from_secs(300);
-/// Between checks while it does not (rejected, unreachable, not checked yet): a rotated token or a Canvas that is
-/// back makes the standby ready within this long.
-pub const RETRY_EVERY: Duration = Duration::from_secs(10);
+/// The first wait after a failed check (rejected, unreachable): a rotated token or a Canvas that is back soon after
+/// makes the standby ready within this long. It doubles after each failure, up to [`RECHECK_EVERY`], so that a
+/// token that stays revoked costs a few requests (and a few of the client's "re-read canvas.token_file" warnings)
+/// an hour, not one every few seconds.
+pub const RETRY_FIRST: Duration = Duration::from_secs(10);
 
-/// Runs until `shutdown`: checks at once, then on [`RECHECK_EVERY`] / [`RETRY_EVERY`] while not the leader.
+/// Runs until `shutdown`: checks at once, then, while not the leader, every [`RECHECK_EVERY`] while Canvas accepts
+/// the token and from [`RETRY_FIRST`] on, doubling, while it does not.
 pub async fn run(client: CanvasClient, health: Arc<Health>, shutdown: CancellationToken) {
     let mut first = true;
+    let mut retry = RETRY_FIRST;
     loop {
         if first || !health.is_leader() {
             check_once(&client, &health).await;
         }
         first = false;
         let wait = if health.canvas() == CanvasState::Accepted {
+            retry = RETRY_FIRST;
             RECHECK_EVERY
         } else {
-            RETRY_EVERY
+            let wait = retry;
+            retry = (retry * 2).min(RECHECK_EVERY);
+            wait
         };
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -49,8 +56,8 @@ async fn check_once(client: &CanvasClient, health: &Health) {
         Err(e) => CanvasState::Refused(refusal(&e)),
     };
     let before = health.set_canvas(state.clone());
-    // One line per change of state, not one per check: a standby with a revoked token would otherwise log every
-    // RETRY_EVERY. The error text never carries the token (CanvasError's messages are Canvas's, or ours).
+    // One line per change of state, not one per check: a standby with a revoked token would otherwise log at every
+    // check. The error text never carries the token (CanvasError's messages are Canvas's, or ours).
     match (&before, &state) {
         (CanvasState::Accepted, CanvasState::Accepted) => {}
         (_, CanvasState::Accepted) => {
@@ -59,8 +66,8 @@ async fn check_once(client: &CanvasClient, health: &Health) {
         (CanvasState::Refused(old), CanvasState::Refused(new)) if old == new => {}
         (_, CanvasState::Refused(why)) => warn!(
             reason = %why,
-            retry_secs = RETRY_EVERY.as_secs(),
-            "Canvas token check failed: this replica reports not ready until it passes"
+            "Canvas token check failed: this replica reports not ready until it passes (checked again in 10 s, \
+             then less and less often, at least every 5 min)"
         ),
         (_, CanvasState::Unverified) => {}
     }
@@ -79,7 +86,7 @@ fn refusal(e: &CanvasError) -> String {
 }
 
 /// The check's own client: the configured Canvas and token, at most one retry per check (a standby needs no
-/// patience: it checks again in [`RETRY_EVERY`]).
+/// patience: it checks again soon).
 pub fn client(ctx: &crate::reconcile::CycleContext) -> Result<CanvasClient, CanvasError> {
     let settings = &ctx.settings;
     let mut opts = crate::canvas::ClientOptions::new(

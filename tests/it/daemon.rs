@@ -387,6 +387,7 @@ async fn a_standby_is_ready_only_after_canvas_accepted_its_token() {
             "/readyz",
         )
         .await;
+    eprintln!("standby with a revoked token, /readyz: {body}");
     assert!(body.contains("GET /api/v1/users/self"), "{body}");
     good.wait_for(Duration::from_secs(15), |_, s| s == 200, "/readyz")
         .await;
@@ -415,7 +416,8 @@ async fn a_standby_is_ready_only_after_canvas_accepted_its_token() {
         "{log}"
     );
 
-    // Rotate the token: the next re-check (within canvas_check::RETRY_EVERY, 10 s) makes the standby ready.
+    // Rotate the token: the next re-check (canvas_check::RETRY_FIRST, 10 s after the first failure) makes the
+    // standby ready.
     std::fs::write(&token_file, format!("{}\n", env.token)).expect("rotate");
     bad.wait_for(Duration::from_secs(20), |_, s| s == 200, "/readyz")
         .await;
@@ -425,6 +427,9 @@ async fn a_standby_is_ready_only_after_canvas_accepted_its_token() {
         bad.log()
     );
     assert!(!bad.log().contains(&env.token), "the token is never logged");
+    for line in bad.log().lines().filter(|l| l.contains("Canvas")) {
+        eprintln!("standby log: {line}");
+    }
     assert_eq!(env.writes(), 0, "a standby writes nothing");
     lock.release().await;
     for d in [&mut bad, &mut good] {
