@@ -46,9 +46,12 @@ ARG REVISION=unknown
 ENV ROSTERSYNC_GIT_COMMIT=${REVISION}
 # COPY keeps the files' modification times, which may be older than the stub build's outputs: touch the crate roots
 # so that cargo rebuilds both crates instead of shipping the stubs.
+# The man page is generated from the clap definitions by the binary just built (`rostersync man`, no
+# configuration needed), so it always matches the commands this image runs.
 RUN touch src/lib.rs src/main.rs src/bin/canvas-sim.rs crates/canvas-sim/src/lib.rs \
  && cargo build --release --locked --bin rostersync \
- && install -D -m 0755 target/release/rostersync /out/rostersync
+ && install -D -m 0755 target/release/rostersync /out/rostersync \
+ && /out/rostersync man > /out/rostersync.1
 
 # ---- the simulator (only with `--target canvas-sim`; BuildKit skips these stages otherwise) ----------------------
 FROM builder AS sim-builder
@@ -84,6 +87,9 @@ RUN apt-get update \
       --shell /usr/sbin/nologin rostersync
 
 COPY --from=builder /out/rostersync /usr/local/bin/
+# `man` is not in the slim image; the page is for `docker cp` or a debug container (`man -l rostersync.1`), and it
+# is what the systemd unit's Documentation= names on a host install.
+COPY --from=builder /out/rostersync.1 /usr/share/man/man1/rostersync.1
 
 USER 10001:10001
 # /metrics, /healthz, /readyz (server.listen, default 0.0.0.0:9464).

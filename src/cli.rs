@@ -128,6 +128,16 @@ pub enum Command {
     Check,
     /// The whole job on bundled defaults: built-in Canvas simulator, a sample district, a PostgreSQL it finds or starts.
     Demo(crate::demo::DemoArgs),
+    /// Print the shell completion script, e.g. `rostersync completions bash > /etc/bash_completion.d/rostersync`.
+    /// Needs no configuration.
+    Completions {
+        /// bash, zsh, fish (also elvish, powershell).
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout, e.g. `rostersync man > /usr/share/man/man1/rostersync.1`. Needs no
+    /// configuration.
+    Man,
 }
 
 /// Exit code for fatal errors (configuration, database, Canvas auth). Only [`exit_code`] uses it.
@@ -182,6 +192,9 @@ pub enum CommandError {
     Demo(#[from] crate::demo::DemoError),
     #[error(transparent)]
     Audit(#[from] crate::desk::audit::AuditError),
+    /// stdout could not be written (a closed pipe, a full disk).
+    #[error("cannot write to stdout: {0}")]
+    Output(std::io::Error),
     /// `check` has printed every failed check on stdout; nothing more is said on stderr.
     #[error(transparent)]
     Check(#[from] crate::check::CheckError),
@@ -224,6 +237,19 @@ pub async fn run(cli: Cli) -> ExitCode {
 }
 
 async fn execute(cli: Cli) -> Result<Outcome, CommandError> {
+    // What the command line says about itself needs no configuration (the Docker build runs `man` with none).
+    match cli.command {
+        Command::Completions { shell } => {
+            crate::manual::write_completions(shell, &mut std::io::stdout().lock());
+            return Ok(Outcome::Done);
+        }
+        Command::Man => {
+            crate::manual::write_man_page(&mut std::io::stdout().lock())
+                .map_err(CommandError::Output)?;
+            return Ok(Outcome::Done);
+        }
+        _ => {}
+    }
     // The demo needs no configuration: it brings its own.
     if let Command::Demo(args) = cli.command {
         if let Some(path) = &cli.config {
@@ -318,6 +344,7 @@ async fn execute(cli: Cli) -> Result<Outcome, CommandError> {
         Command::Run => crate::daemon::run(settings).await?,
         // Handled above; kept total without a panic path.
         Command::Demo(args) => crate::demo::run(args).await?,
+        Command::Completions { .. } | Command::Man => {}
     }
     Ok(Outcome::Done)
 }

@@ -24,6 +24,7 @@ pub mod daemon;
 pub mod demo;
 pub mod desk;
 pub mod domain;
+pub mod manual;
 pub mod metrics;
 pub mod openedx;
 pub mod pgtemp;

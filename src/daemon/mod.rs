@@ -7,13 +7,14 @@
 //! attempted, the run row is closed, and the process exits 0. Losing the leader lock is harsher: the changes in
 //! flight are abandoned as well (their retries end), so no write follows the loss.
 
+mod canvas_check;
 mod fresh;
+pub mod health;
 pub mod leader;
 pub mod server;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -26,6 +27,7 @@ use crate::app;
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::reconcile::{CycleContext, CycleOptions, CycleReport, run_cycle};
+pub use health::Health;
 use leader::Leadership;
 
 /// How often leadership is re-checked (and, on a standby, re-tried).
@@ -37,13 +39,6 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(45);
 /// sends no RST, and a query would wait for TCP to give up, minutes later). Rows it could not finish stay
 /// `planned`, its run stays `running`: the next leader resolves both.
 const LOST_LOCK_GRACE: Duration = Duration::from_secs(15);
-
-/// Health facts the HTTP server reads.
-#[derive(Debug)]
-pub struct Health {
-    /// False after a cycle that found Canvas unreachable or the token rejected, until a cycle gets through.
-    pub canvas_ok: AtomicBool,
-}
 
 /// Why the daemon could not start. Once it runs, nothing ends it but a signal.
 #[derive(Debug, thiserror::Error)]
@@ -75,9 +70,8 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
             return Err(e.into());
         }
     };
-    let health = Arc::new(Health {
-        canvas_ok: AtomicBool::new(true),
-    });
+    // Not ready until Canvas has accepted the token: the check below at once, or a cycle.
+    let health = Arc::new(Health::unverified());
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -96,6 +90,14 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         },
         shutdown.clone(),
     ));
+    match canvas_check::client(&ctx) {
+        Ok(client) => {
+            tokio::spawn(canvas_check::run(client, health.clone(), shutdown.clone()));
+        }
+        // app::connect built the same client a moment ago, so this is next to impossible; a replica that cannot
+        // check Canvas stays unverified (not ready) rather than ready unchecked.
+        Err(e) => error!(error = %e, "cannot build the Canvas token check's client"),
+    }
     info!(%listen, schedule = %cron, "rostersync started");
 
     let (tick_tx, mut ticks) = mpsc::unbounded_channel::<&'static str>();
@@ -203,6 +205,8 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
                 false
             }
         };
+        // The token check runs only while this replica stands by (the leader's cycles keep /readyz current).
+        health.set_leader(leadership.is_leader());
         if start_check {
             if current.as_ref().is_some_and(|r| !r.handle.is_finished()) {
                 pending_check = true;
@@ -319,11 +323,8 @@ async fn finish(handle: JoinHandle<Option<CycleReport>>, health: &Health) {
     }
 }
 
-/// A cycle that found the token rejected or Canvas unreachable makes the replica not ready until one gets through.
 fn record_health(report: &CycleReport, health: &Health) {
-    health
-        .canvas_ok
-        .store(!report.details.canvas_unavailable, Ordering::SeqCst);
+    health.record_cycle(report);
 }
 
 fn watchdog_interval() -> Option<Duration> {

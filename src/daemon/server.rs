@@ -1,8 +1,8 @@
 //! The HTTP endpoints (CONTRACT.md): `/metrics` (OpenMetrics; the classic text format on `Accept: text/plain`), `/healthz` (the process runs), `/readyz` (both
-//! databases answer and this replica can run cycles: Canvas accepted the token and was reachable last time).
+//! databases answer and this replica can run cycles: Canvas accepted its token, by the token check on a standby or
+//! the last cycle on the leader; see `health.rs`).
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Router;
@@ -72,13 +72,13 @@ async fn ping(pool: &PgPool) -> bool {
 async fn readyz(State(state): State<ServerState>) -> impl IntoResponse {
     let mut problems = Vec::new();
     if !ping(&state.db).await {
-        problems.push("rostersync database unreachable");
+        problems.push("rostersync database unreachable".to_owned());
     }
     if !ping(&state.sis).await {
-        problems.push("SIS database unreachable");
+        problems.push("SIS database unreachable".to_owned());
     }
-    if !state.health.canvas_ok.load(Ordering::SeqCst) {
-        problems.push("Canvas rejected the token or was unreachable in the last cycle");
+    if let Some(canvas) = state.health.canvas_problem() {
+        problems.push(canvas);
     }
     if problems.is_empty() {
         (StatusCode::OK, "ready\n".to_owned())

@@ -14,7 +14,6 @@ mod progress;
 mod setup;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -222,9 +221,7 @@ async fn cycles(
             metrics,
             db: ctx.db.clone(),
             sis: ctx.sis.clone(),
-            health: Arc::new(Health {
-                canvas_ok: AtomicBool::new(true),
-            }),
+            health: Arc::new(Health::accepted()),
         },
         stop_server.clone(),
     ));

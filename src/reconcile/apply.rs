@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use futures::StreamExt;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::change::{self, ChangeResult};
 use super::error::CycleError;
@@ -551,14 +551,34 @@ impl Tally {
                 }
             }
         }
+        // A SIS row naming a user or section Canvas lacks is found out here the first time (later cycles skip it
+        // before planning, reconcile/note.rs): the same debug line, in the cycle's span (its run.id).
+        let section = match change.section {
+            SectionKey::Sis(s) => Some(ids.resolve(s)),
+            SectionKey::Default => None,
+        };
         if result.user_not_found
             && let Some(user) = change.user
         {
+            debug!(
+                user.sis_id = ids.resolve(user),
+                course.sis_id = ids.resolve(change.course),
+                section.sis_id = section,
+                reason = "user_not_found",
+                "SIS row skipped: Canvas has no such user"
+            );
             self.missing_users.push(ids.resolve(user).to_owned());
         }
         if result.section_not_found
             && let SectionKey::Sis(section) = change.section
         {
+            debug!(
+                user.sis_id = change.user.map(|u| ids.resolve(u)),
+                course.sis_id = ids.resolve(change.course),
+                section.sis_id = ids.resolve(section),
+                reason = "section_not_found",
+                "SIS row skipped: Canvas has no such section"
+            );
             self.missing_sections.push(ids.resolve(section).to_owned());
         }
         if let Some(e) = &result.ends_cycle {

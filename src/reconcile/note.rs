@@ -1,11 +1,12 @@
 //! Putting a decision into the cycle's report and log, and the operator's override of the brake.
 
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::report::{CycleReport, Safety};
 use super::{CycleContext, CycleOptions};
 use crate::domain::Action;
 use crate::domain::decide::{Decision, Snapshot, Unplanned};
+use crate::domain::{DesiredEnrollment, Ids, SectionKey};
 use crate::metrics::ReasonLabels;
 
 /// Puts the decision in the report and the log; applies the operator's override of the brake.
@@ -22,6 +23,7 @@ pub fn note_decision(
     report.details.live_giving_access = decision.live_giving_access;
     report.details.excepted = decision.excepted;
     for u in &decision.unplanned {
+        log_skipped(ids, u);
         let reason = match u {
             Unplanned::CourseNotFound(_) => "course_not_found",
             Unplanned::SectionNotFound(_) => "section_not_found",
@@ -103,4 +105,47 @@ pub fn note_decision(
         plan_ms = report.details.plan_ms,
         "plan computed"
     );
+}
+
+/// One debug event per SIS row the cycle skips (`RUST_LOG=rostersync=debug`), with the ids and the reason; it is
+/// emitted inside the cycle's span, so the line carries the run's `run.id`. Debug, not info: a district may have
+/// thousands of such rows every cycle, and their audit rows and `rostersync_sis_rows_skipped_total` say as much.
+fn log_skipped(ids: &Ids, unplanned: &Unplanned) {
+    let skipped_desired = |d: &DesiredEnrollment, reason: &'static str, why: &str| {
+        let section = match d.section {
+            SectionKey::Sis(s) => Some(ids.resolve(s)),
+            SectionKey::Default => None,
+        };
+        debug!(
+            user.sis_id = ids.resolve(d.user),
+            course.sis_id = ids.resolve(d.course),
+            section.sis_id = section,
+            reason,
+            "SIS row skipped: {why}"
+        );
+    };
+    match unplanned {
+        Unplanned::SkippedRow(s) => debug!(
+            user.sis_id = s.row.user_id.as_deref(),
+            course.sis_id = s.row.course_id.as_deref(),
+            section.sis_id = s.row.section_id.as_deref(),
+            reason = s.skip.reason.label(),
+            error = %s.skip.reason,
+            "SIS row skipped: it cannot be understood"
+        ),
+        Unplanned::CourseNotFound(d) => {
+            skipped_desired(d, "course_not_found", "Canvas has no such course")
+        }
+        Unplanned::UserNotFound(d) => {
+            skipped_desired(d, "user_not_found", "Canvas has no such user")
+        }
+        Unplanned::SectionNotFound(d) => {
+            skipped_desired(d, "section_not_found", "Canvas has no such section")
+        }
+        Unplanned::RuleConflict(d, _) => skipped_desired(
+            d,
+            "role_rule_conflict",
+            "two role rules disagree about this user",
+        ),
+    }
 }

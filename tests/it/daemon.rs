@@ -353,3 +353,87 @@ async fn traces_go_to_an_otlp_collector_only_when_one_is_configured() {
         traced.log()
     );
 }
+
+/// A standby runs no cycles, so only the token check (GET /api/v1/users/self) can tell it that its token is bad:
+/// it stays not ready with the reason in /readyz, logs why without the token, and becomes ready once the token file
+/// holds a token Canvas accepts. A standby with a good token is ready without ever running a cycle.
+#[tokio::test]
+async fn a_standby_is_ready_only_after_canvas_accepted_its_token() {
+    use rostersync::store::lock::LeaderLock;
+    let (seed, rows) = roster(2);
+    let env = TestEnv::new(seed).await;
+    load(&env, &rows).await;
+    // The test holds the leader lock, so every daemon it starts is a standby.
+    let lock = LeaderLock::try_acquire(&env.settings("").database.url)
+        .await
+        .expect("lock")
+        .expect("the leader lock is free");
+    let token_file = env.dir.path().join("standby-token");
+    std::fs::write(&token_file, "revoked-standby-token\n").expect("write token");
+    let own_token = format!("token = \"{}\"\n", env.token);
+    let mut bad = Daemon::start_with(
+        &env,
+        "*/2 * * * * *",
+        &format!("token_file = \"{}\"", token_file.display()),
+        |t| t.replace(&own_token, ""),
+    )
+    .await;
+    let mut good = Daemon::start(&env, "*/2 * * * * *", "").await;
+
+    let body = bad
+        .wait_for(
+            Duration::from_secs(15),
+            |body, s| s == 503 && body.contains("rejected the token"),
+            "/readyz",
+        )
+        .await;
+    eprintln!("standby with a revoked token, /readyz: {body}");
+    assert!(body.contains("GET /api/v1/users/self"), "{body}");
+    good.wait_for(Duration::from_secs(15), |_, s| s == 200, "/readyz")
+        .await;
+    // Both are standbys: no cycle ran, nothing was written, and each checked its token.
+    for d in [&bad, &good] {
+        let metrics = d.get("/metrics").await.map(|r| r.1).unwrap_or_default();
+        assert_eq!(metric(&metrics, "rostersync_leader"), Some(0.0));
+        assert_eq!(
+            cycles(&metrics, "succeeded") + cycles(&metrics, "failed"),
+            0.0
+        );
+    }
+    assert_eq!(env.writes(), 0);
+    assert!(env.sim.count("GET", "/api/v1/users/self") >= 2);
+    // Still not ready a few re-checks later, and said once in the log, without the token.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(bad.get("/readyz").await.map(|r| r.0), Some(503));
+    let log = bad.log();
+    assert_eq!(
+        log.matches("Canvas token check failed").count(),
+        1,
+        "one line per change of state: {log}"
+    );
+    assert!(
+        !log.contains("revoked-standby-token") && !log.contains(&env.token),
+        "{log}"
+    );
+
+    // Rotate the token: the next re-check (canvas_check::RETRY_FIRST, 10 s after the first failure) makes the
+    // standby ready.
+    std::fs::write(&token_file, format!("{}\n", env.token)).expect("rotate");
+    bad.wait_for(Duration::from_secs(20), |_, s| s == 200, "/readyz")
+        .await;
+    assert!(
+        bad.log().contains("Canvas accepted the token"),
+        "{}",
+        bad.log()
+    );
+    assert!(!bad.log().contains(&env.token), "the token is never logged");
+    for line in bad.log().lines().filter(|l| l.contains("Canvas")) {
+        eprintln!("standby log: {line}");
+    }
+    assert_eq!(env.writes(), 0, "a standby writes nothing");
+    lock.release().await;
+    for d in [&mut bad, &mut good] {
+        d.signal(libc::SIGTERM);
+        assert_eq!(d.wait_exit(Duration::from_secs(20)).await, Some(0));
+    }
+}

@@ -1005,6 +1005,91 @@ fn alerts_have_severity_summary_description_and_runbook() {
     }
 }
 
+/// The anchors a Markdown file offers: GitHub's slug of every heading (lower case, punctuation dropped, spaces as
+/// `-`), and every explicit `<a id="...">`.
+fn markdown_anchors(markdown: &str) -> BTreeSet<String> {
+    let mut anchors = BTreeSet::new();
+    let mut in_code = false;
+    for line in markdown.lines() {
+        if line.starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        if in_code {
+            continue;
+        }
+        if let Some(heading) = line.strip_prefix('#') {
+            let title = heading.trim_start_matches('#').trim();
+            let slug: String = title
+                .to_lowercase()
+                .chars()
+                .filter_map(|c| match c {
+                    ' ' => Some('-'),
+                    c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+                    _ => None,
+                })
+                .collect();
+            anchors.insert(slug);
+        }
+        for (i, _) in line.match_indices("<a id=\"") {
+            let rest = &line[i + 7..];
+            if let Some(end) = rest.find('"') {
+                anchors.insert(rest[..end].to_owned());
+            }
+        }
+    }
+    anchors
+}
+
+/// Every alert links its runbook: a `runbook_url` into README.md whose anchor is a heading there, whose section
+/// says what the alert means and what to do, and all URLs share one base (one placeholder to replace).
+#[test]
+fn every_alert_has_a_runbook_url_whose_anchor_is_in_the_readme() {
+    let readme = read("README.md");
+    let anchors = markdown_anchors(&readme);
+    let mut bases = BTreeSet::new();
+    let rules = alert_rules();
+    assert!(rules.len() >= 11, "{} alerts", rules.len());
+    for r in &rules {
+        let alert = text(&r["alert"], "alert name");
+        let url = r["annotations"]["runbook_url"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{alert}: no runbook_url annotation"));
+        let parsed = url::Url::parse(url).unwrap_or_else(|e| panic!("{alert}: {url}: {e}"));
+        assert_eq!(parsed.scheme(), "https", "{alert}: {url}");
+        assert!(parsed.path().ends_with("/README.md"), "{alert}: {url}");
+        let fragment = parsed
+            .fragment()
+            .unwrap_or_else(|| panic!("{alert}: {url} has no #anchor"));
+        assert!(
+            anchors.contains(fragment),
+            "{alert}: README.md has no heading or anchor `{fragment}`"
+        );
+        assert_eq!(fragment, alert.to_lowercase(), "{alert}: its own section");
+        // The section itself: a heading named after the alert, saying what it means and what to do.
+        let start = readme
+            .find(&format!("\n### {alert}\n"))
+            .unwrap_or_else(|| panic!("README.md: no `### {alert}` section"));
+        let section = &readme[start + 1..];
+        let section = &section[..section[4..].find("\n#").map_or(section.len(), |e| e + 4)];
+        assert!(
+            section.contains("**Means**") && section.contains("**Do**"),
+            "{alert}: the runbook says what it means and what to do:\n{section}"
+        );
+        bases.insert(url.split('#').next().unwrap_or_default().to_owned());
+    }
+    assert_eq!(bases.len(), 1, "one README for every runbook: {bases:?}");
+    // Links between runbooks resolve too.
+    for (i, _) in readme.match_indices("](#") {
+        let rest = &readme[i + 3..];
+        let target = &rest[..rest.find(')').unwrap_or(0)];
+        assert!(
+            anchors.contains(target),
+            "README.md links to #{target}, which does not exist"
+        );
+    }
+}
+
 /// The Prometheus Operator labels scraped series with job = the Service's name; `job="..."` matchers must agree.
 #[test]
 fn alert_job_matchers_name_the_scraped_service() {
@@ -1273,6 +1358,31 @@ fn systemd_unit_execstart_is_the_run_command() {
     assert!(cli.config.is_some(), "ExecStart should name --config");
 }
 
+/// `systemctl help rostersync` opens the man page the binary generates (`rostersync man`), and a page the
+/// systemd README tells the operator to install.
+#[test]
+fn systemd_unit_documentation_names_the_man_page_the_binary_generates() {
+    let unit = unit();
+    let docs: Vec<&str> = unit
+        .all("Unit", "Documentation")
+        .into_iter()
+        .flat_map(|v| v.split_whitespace())
+        .collect();
+    assert!(docs.contains(&"man:rostersync(1)"), "{docs:?}");
+    assert!(matches!(parse_cli(&["man"]).command, Command::Man));
+    let install = read("deploy/systemd/README.md");
+    assert!(
+        install.contains("rostersync man |"),
+        "the README installs the page"
+    );
+    for doc in docs.iter().filter_map(|d| d.strip_prefix("file:")) {
+        assert!(
+            install.contains(doc),
+            "{doc} is named by Documentation= but never installed"
+        );
+    }
+}
+
 #[test]
 fn systemd_credential_is_what_the_token_file_variable_points_at() {
     let unit = unit();
@@ -1432,6 +1542,30 @@ fn dockerfile_final_stage_is_non_root_with_ca_certificates() {
         last.iter()
             .any(|(i, a)| i == "EXPOSE" && a.split_whitespace().any(|p| p == port)),
         "EXPOSE {port}"
+    );
+}
+
+/// The image carries the man page, generated at build time by the binary it ships (so it cannot describe other
+/// commands than the image runs).
+#[test]
+fn dockerfile_ships_the_generated_man_page() {
+    let stages = dockerfile_stages();
+    let builder = stages
+        .iter()
+        .find(|s| s[0].1.ends_with(" AS builder"))
+        .expect("a builder stage");
+    assert!(
+        builder
+            .iter()
+            .any(|(i, a)| i == "RUN" && a.contains("/out/rostersync man > /out/rostersync.1")),
+        "the builder generates the page with the built binary"
+    );
+    let last = stages.last().expect("stages");
+    assert!(
+        last.iter().any(|(i, a)| i == "COPY"
+            && a.starts_with("--from=builder /out/rostersync.1 ")
+            && a.ends_with(" /usr/share/man/man1/rostersync.1")),
+        "the runtime stage installs it as /usr/share/man/man1/rostersync.1"
     );
 }
 

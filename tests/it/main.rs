@@ -8,6 +8,7 @@ mod daemon;
 mod damping;
 mod demo;
 mod deploy;
+mod deploy_tools;
 mod desk_audit;
 mod desk_except;
 mod desk_explain;

@@ -85,6 +85,132 @@ async fn version_names_the_git_commit_and_canvas_sim_has_one_too() {
     assert!(stdout.starts_with("canvas-sim "), "{stdout}");
 }
 
+/// The commands an operator types, as clap knows them (hidden ones and `help` aside).
+fn subcommands() -> Vec<String> {
+    use clap::CommandFactory;
+    rostersync::cli::Cli::command()
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set() && c.get_name() != "help")
+        .map(|c| c.get_name().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn completions_for_bash_zsh_and_fish_name_every_command_without_a_config() {
+    let commands = subcommands();
+    assert!(commands.len() >= 14, "{commands:?}");
+    for shell in ["bash", "zsh", "fish"] {
+        // A configuration that would fail to load: completions must not need one.
+        let out = rostersync_cmd()
+            .args([
+                "--config",
+                "/nonexistent/rostersync.toml",
+                "completions",
+                shell,
+            ])
+            .output()
+            .await
+            .expect("run rostersync completions");
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{shell}: {stderr}");
+        assert!(stdout.len() > 1000, "{shell}: {stdout}");
+        for command in &commands {
+            assert!(
+                stdout.contains(command.as_str()),
+                "{shell}: `{command}` missing"
+            );
+        }
+        // Arguments of a command, not only the command names.
+        assert!(
+            stdout.contains("dry-run") && stdout.contains("accept-removals"),
+            "{shell}"
+        );
+    }
+    // bash parses what it was given (a syntax error would break every shell that sources it).
+    let out = rostersync(&["completions", "bash"]).await;
+    if let Ok(bash) = std::process::Command::new("bash")
+        .args(["-n", "-c"])
+        .arg(String::from_utf8_lossy(&out.stdout).as_ref())
+        .output()
+    {
+        assert!(
+            bash.status.success(),
+            "{}",
+            String::from_utf8_lossy(&bash.stderr)
+        );
+    }
+    let out = rostersync(&["completions", "tcsh"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(64),
+        "an unknown shell is a usage error"
+    );
+}
+
+#[tokio::test]
+async fn the_man_page_is_roff_with_every_command_and_the_exit_codes() {
+    let out = rostersync(&["--config", "/nonexistent/rostersync.toml", "man"]).await;
+    let (page, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(page.starts_with(".TH ROSTERSYNC 1 "), "{page}");
+    assert!(page.is_ascii(), "roff input is ASCII");
+    assert_eq!(page.matches(".TH ").count(), 1);
+    for section in [
+        "NAME",
+        "SYNOPSIS",
+        "OPTIONS",
+        "COMMANDS",
+        "EXIT STATUS",
+        "ENVIRONMENT",
+        "FILES",
+    ] {
+        let heading = if section.contains(' ') {
+            format!(".SH \"{section}\"")
+        } else {
+            format!(".SH {section}")
+        };
+        assert!(
+            page.lines().any(|l| l == heading),
+            "{heading} missing:\n{page}"
+        );
+    }
+    for command in subcommands() {
+        assert!(
+            page.lines()
+                .any(|l| l == format!(".SS \"rostersync {command}\"")),
+            "`rostersync {command}` has no subsection:\n{page}"
+        );
+    }
+    // Nested commands and a command's own arguments.
+    assert!(page.contains(".SS \"rostersync except add\""), "{page}");
+    assert!(page.contains("\\-\\-accept\\-removals"), "{page}");
+    assert!(
+        page.contains(rostersync::GIT_COMMIT),
+        "the version names the commit"
+    );
+    for code in ["64", "3", "2"] {
+        assert!(
+            page.contains(&format!(".TP\n\\fB{code}\\fR\n")),
+            "exit code {code}:\n{page}"
+        );
+    }
+    // groff, where installed, reads it without a warning (-ww: all warnings; -z: no output).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("rostersync.1");
+    std::fs::write(&file, &page).expect("write page");
+    if let Ok(groff) = std::process::Command::new("groff")
+        .args(["-man", "-ww", "-z"])
+        .arg(&file)
+        .output()
+    {
+        let said = String::from_utf8_lossy(&groff.stderr);
+        assert!(
+            groff.status.success() && said.trim().is_empty(),
+            "groff: {said}"
+        );
+    }
+}
+
 // ---- 2. a database that is down says so, fast -------------------------------------------------------------------
 
 /// A configuration whose database URL is `url`: Canvas is never reached, since the database comes first.
@@ -462,6 +588,117 @@ async fn under_systemd_log_lines_are_plain_text_with_syslog_priorities() {
     })
     .await;
     assert!(!log.contains("<3>"), "{log}");
+}
+
+/// With `RUST_LOG=rostersync=debug`, every Canvas retry and every skipped SIS row is one debug line, and in JSON
+/// each carries the run's id (the cycle's span, `span["run.id"]`), so that one `jq 'select(.span["run.id"] == ...)'`
+/// gives a run's whole story.
+#[tokio::test]
+async fn retries_and_skipped_rows_are_logged_at_debug_with_the_run_id() {
+    use canvas_sim::{FaultAction, FaultOptions, FaultRule};
+    let (seed, rows) = roster(3);
+    let faults = FaultOptions::default().with_rule(
+        FaultRule::on(
+            "POST",
+            "/api/v1/courses/:id/enrollments",
+            FaultAction::status(503),
+        )
+        .nth(1)
+        .times(1),
+    );
+    let env = TestEnv::with_options(with_faults(seed, faults)).await;
+    load(&env, &rows).await;
+    env.sis(&[
+        ("ghost-user", "DAEMON-1", None, "student", None),
+        ("d1", "DAEMON-1", None, "no-such-role-kind", None),
+    ])
+    .await;
+    let config = env.config_file("");
+    let out = rostersync_cmd()
+        .arg("--config")
+        .arg(&config)
+        .args(["reconcile", "--json"])
+        .env("RUST_LOG", "rostersync=debug")
+        .env("ROSTERSYNC__LOG__FORMAT", "json")
+        .output()
+        .await
+        .expect("run rostersync reconcile");
+    let (stdout, log) = text(&out);
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON report");
+    let run_id = report["run_id"].as_str().expect("run_id").to_owned();
+    assert_eq!(report["applied"], 3, "{report}");
+    assert!(report["skipped"].as_u64() >= Some(2), "{report}");
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let of_run = |e: &&serde_json::Value| e["span"]["run.id"] == run_id.as_str();
+    let retries: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["message"] == "retrying Canvas request")
+        .collect();
+    assert_eq!(retries.len(), 1, "one line per retry:\n{log}");
+    let retry = retries[0];
+    assert!(
+        of_run(&retry),
+        "the retry line names the run {run_id}: {retry}"
+    );
+    assert_eq!(retry["level"], "DEBUG");
+    assert_eq!(retry["reason"], "server_error", "{retry}");
+    assert_eq!(retry["method"], "POST", "{retry}");
+    assert!(retry["delay_ms"].is_u64(), "{retry}");
+    let skipped: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| {
+            e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("SIS row skipped"))
+        })
+        .collect();
+    for (user, reason) in [("ghost-user", "user_not_found"), ("d1", "bad_role")] {
+        let line = skipped
+            .iter()
+            .find(|e| e["user.sis_id"] == user)
+            .unwrap_or_else(|| panic!("no skipped-row line for {user}:\n{log}"));
+        assert!(of_run(line), "{line}");
+        assert_eq!(line["level"], "DEBUG");
+        assert_eq!(line["course.sis_id"], "DAEMON-1", "{line}");
+        assert_eq!(line["reason"], reason, "{line}");
+    }
+    assert!(!log.contains(&env.token), "the token is never logged");
+    // The next cycle knows the user is missing and skips the row before planning: the same line, its own run id.
+    let out = rostersync_cmd()
+        .arg("--config")
+        .arg(&config)
+        .args(["reconcile", "--json"])
+        .env("RUST_LOG", "rostersync=debug")
+        .env("ROSTERSYNC__LOG__FORMAT", "json")
+        .output()
+        .await
+        .expect("run rostersync reconcile");
+    let (stdout, log) = text(&out);
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON report");
+    let second_run = report["run_id"].as_str().expect("run_id");
+    assert_ne!(second_run, run_id);
+    let line = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["user.sis_id"] == "ghost-user")
+        .unwrap_or_else(|| panic!("no skipped-row line for ghost-user:\n{log}"));
+    assert_eq!(line["span"]["run.id"], second_run, "{line}");
+    assert_eq!(line["reason"], "user_not_found", "{line}");
+    // At the default level, neither is logged.
+    let out = rostersync_cmd()
+        .arg("--config")
+        .arg(&config)
+        .args(["reconcile", "--json", "--dry-run"])
+        .env_remove("RUST_LOG")
+        .env("ROSTERSYNC__LOG__FORMAT", "json")
+        .output()
+        .await
+        .expect("run rostersync reconcile");
+    let (_, log) = text(&out);
+    assert!(!log.contains("SIS row skipped"), "{log}");
 }
 
 #[test]

@@ -91,7 +91,7 @@ impl CanvasClient {
                     )
                 }
             };
-            match self.next_delay(&mut backoff, reason) {
+            match self.next_delay(&mut backoff, reason, &reqwest::Method::GET, url.path()) {
                 Some(delay) => tokio::time::sleep(delay).await,
                 None => return Err(error),
             }

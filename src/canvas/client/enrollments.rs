@@ -92,9 +92,7 @@ impl CanvasClient {
             ("enrollment[notify]".to_owned(), "false".to_owned()),
         ];
         let mut backoff = self.backoff();
-        let mut attempts = 0;
         loop {
-            attempts += 1;
             match self
                 .attempt(Method::POST, url.clone(), Some(Body::Form(&form)))
                 .await
@@ -102,15 +100,11 @@ impl CanvasClient {
                 Ok(answer) => return decode(&answer.body, "enrollment"),
                 Err(Attempt::Final(e)) => return Err(e),
                 Err(Attempt::Retryable { reason, error }) => {
-                    let Some(delay) = self.next_delay(&mut backoff, reason) else {
+                    let Some(delay) =
+                        self.next_delay(&mut backoff, reason, &Method::POST, url.path())
+                    else {
                         return Err(error);
                     };
-                    tracing::debug!(
-                        attempts,
-                        reason,
-                        delay_ms = delay.as_millis() as u64,
-                        "retrying enrollment create"
-                    );
                     tokio::time::sleep(delay).await;
                     // Throttled requests never ran; anything else may have been applied.
                     if reason != "throttled"

@@ -32,27 +32,38 @@ impl CanvasClient {
     }
 
     /// The delay before the next retry, or `None` when the request's retries or the cycle's budget are used up.
+    /// Every retry of every kind of request passes here, so this is where it is logged: one debug event per retry
+    /// (`RUST_LOG=rostersync=debug`), inside the cycle's span, so that the JSON line carries the run's `run.id`.
+    /// `path` is the URL's path alone: a query string may carry a download's verifier.
     pub(super) fn next_delay(
         &self,
         backoff: &mut backon::ExponentialBackoff,
         reason: &'static str,
+        method: &Method,
+        path: &str,
     ) -> Option<Duration> {
         let delay = backoff.next()?;
-        let took = self
+        let before = self
             .retry_budget
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| b.checked_sub(1))
-            .is_ok();
-        if !took {
-            return None;
-        }
+            .ok()?;
         self.counters.retries.fetch_add(1, Ordering::Relaxed);
         self.metrics.count_retry(reason);
         // Throttling needs the bucket to drain: at least a second.
-        Some(if reason == "throttled" {
+        let delay = if reason == "throttled" {
             delay.max(Duration::from_secs(1))
         } else {
             delay
-        })
+        };
+        tracing::debug!(
+            %method,
+            path,
+            reason,
+            delay_ms = delay.as_millis() as u64,
+            cycle_retries_left = before - 1,
+            "retrying Canvas request"
+        );
+        Some(delay)
     }
 
     /// A request with the retry policy for idempotent calls (GET, PUT, DELETE).
@@ -82,11 +93,8 @@ impl CanvasClient {
                 Ok(answer) => return Ok(answer),
                 Err(Attempt::Final(e)) => return Err(e),
                 Err(Attempt::Retryable { reason, error }) => {
-                    match self.next_delay(&mut backoff, reason) {
-                        Some(delay) => {
-                            tracing::debug!(%method, path = url.path(), reason, delay_ms = delay.as_millis() as u64, "retrying Canvas request");
-                            tokio::time::sleep(delay).await;
-                        }
+                    match self.next_delay(&mut backoff, reason, &method, url.path()) {
+                        Some(delay) => tokio::time::sleep(delay).await,
                         None => return Err(error),
                     }
                 }
@@ -126,7 +134,9 @@ impl CanvasClient {
                 Ok(answer) => return decode(&answer.body, what),
                 Err(Attempt::Final(e)) => return Err(e),
                 Err(Attempt::Retryable { reason, error }) => {
-                    let Some(delay) = self.next_delay(&mut backoff, reason) else {
+                    let Some(delay) =
+                        self.next_delay(&mut backoff, reason, &Method::POST, url.path())
+                    else {
                         return Err(error);
                     };
                     tokio::time::sleep(delay).await;
