@@ -14,6 +14,7 @@ use tracing::{info, warn};
 
 use super::health::{CanvasState, Health};
 use crate::canvas::{CanvasClient, CanvasError};
+use crate::openedx::{OpenEdxClient, OpenEdxClientOptions};
 
 /// Between checks while Canvas accepts the token: one cheap GET per replica every few minutes.
 pub const RECHECK_EVERY: Duration = Duration::from_secs(300);
@@ -23,9 +24,16 @@ pub const RECHECK_EVERY: Duration = Duration::from_secs(300);
 /// an hour, not one every few seconds.
 pub const RETRY_FIRST: Duration = Duration::from_secs(10);
 
-/// Runs until `shutdown`: checks at once, then, while not the leader, every [`RECHECK_EVERY`] while Canvas accepts
-/// the token and from [`RETRY_FIRST`] on, doubling, while it does not.
-pub async fn run(client: CanvasClient, health: Arc<Health>, shutdown: CancellationToken) {
+/// What the check asks: Canvas whether it accepts the token, or, with `target.kind = "openedx"`, Open edX whether
+/// it issues a token to the client credentials and lets the application read program enrollments.
+pub enum Probe {
+    Canvas(Box<CanvasClient>),
+    OpenEdx(Box<OpenEdxClient>),
+}
+
+/// Runs until `shutdown`: checks at once, then, while not the leader, every [`RECHECK_EVERY`] while the target
+/// accepts the credentials and from [`RETRY_FIRST`] on, doubling, while it does not.
+pub async fn run(client: Probe, health: Arc<Health>, shutdown: CancellationToken) {
     let mut first = true;
     let mut retry = RETRY_FIRST;
     loop {
@@ -48,21 +56,35 @@ pub async fn run(client: CanvasClient, health: Arc<Health>, shutdown: Cancellati
     }
 }
 
-async fn check_once(client: &CanvasClient, health: &Health) {
-    // Each check starts afresh: its own retry budget, and a rejected token file may be re-read (rotation).
-    client.begin_cycle();
-    let state = match client.get_self().await {
-        Ok(_) => CanvasState::Accepted,
-        Err(e) => CanvasState::Refused(refusal(&e)),
+async fn check_once(probe: &Probe, health: &Health) {
+    let state = match probe {
+        Probe::Canvas(client) => {
+            // Each check starts afresh: its own retry budget, and a rejected token file may be re-read (rotation).
+            client.begin_cycle();
+            match client.get_self().await {
+                Ok(_) => CanvasState::Accepted,
+                Err(e) => CanvasState::Refused(refusal(&e)),
+            }
+        }
+        Probe::OpenEdx(client) => match client.check_access().await {
+            Ok(()) => CanvasState::Accepted,
+            Err(e) => CanvasState::Refused(format!("Open edX credentials check failed: {e}")),
+        },
     };
     let before = health.set_canvas(state.clone());
     // One line per change of state, not one per check: a standby with a revoked token would otherwise log at every
     // check. The error text never carries the token (CanvasError's messages are Canvas's, or ours).
     match (&before, &state) {
         (CanvasState::Accepted, CanvasState::Accepted) => {}
-        (_, CanvasState::Accepted) => {
-            info!("Canvas accepted the token (GET /api/v1/users/self): ready as far as Canvas goes")
-        }
+        (_, CanvasState::Accepted) => match probe {
+            Probe::Canvas(_) => info!(
+                "Canvas accepted the token (GET /api/v1/users/self): ready as far as Canvas goes"
+            ),
+            Probe::OpenEdx(_) => info!(
+                "Open edX issued a token and the application may read program enrollments: ready as far as Open \
+                 edX goes"
+            ),
+        },
         (CanvasState::Refused(old), CanvasState::Refused(new)) if old == new => {}
         (_, CanvasState::Refused(why)) => warn!(
             reason = %why,
@@ -85,10 +107,17 @@ fn refusal(e: &CanvasError) -> String {
     }
 }
 
-/// The check's own client: the configured Canvas and token, at most one retry per check (a standby needs no
-/// patience: it checks again soon).
-pub fn client(ctx: &crate::reconcile::CycleContext) -> Result<CanvasClient, CanvasError> {
+/// The check's own client: the configured target and credentials, at most one retry per check (a standby needs
+/// no patience: it checks again soon).
+pub fn client(ctx: &crate::reconcile::CycleContext) -> Result<Probe, String> {
     let settings = &ctx.settings;
+    if let Some(openedx) = &settings.openedx {
+        let mut opts = OpenEdxClientOptions::new(openedx, &settings.limits);
+        opts.max_retries = opts.max_retries.min(1);
+        return OpenEdxClient::new(opts)
+            .map(|c| Probe::OpenEdx(Box::new(c)))
+            .map_err(|e| e.to_string());
+    }
     let mut opts = crate::canvas::ClientOptions::new(
         &settings.canvas,
         &settings.limits,
@@ -97,4 +126,6 @@ pub fn client(ctx: &crate::reconcile::CycleContext) -> Result<CanvasClient, Canv
     opts.max_retries = opts.max_retries.min(1);
     opts.cycle_retry_budget = opts.cycle_retry_budget.min(1);
     CanvasClient::new(opts, ctx.metrics.clone())
+        .map(|c| Probe::Canvas(Box::new(c)))
+        .map_err(|e| e.to_string())
 }

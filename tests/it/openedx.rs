@@ -670,3 +670,29 @@ async fn openedx_a_batch_answered_500_fails_every_key_and_the_next_cycle_makes_t
     assert_eq!(lms.with_store(|s| s.program_enrollments(PROGRAM).len()), 30);
     lms.shutdown().await;
 }
+
+#[tokio::test]
+async fn openedx_the_daemon_is_ready_once_open_edx_accepts_it_and_its_cycles_converge() {
+    use std::time::Duration;
+    let env = TestEnv::new(Seed::default()).await;
+    let lms = lms_with(university()).await;
+    openedx_sis(
+        &env,
+        &[("learner-8", PROGRAM, None, None, None, Some(CURRICULUM))],
+    )
+    .await;
+    let daemon = Daemon::start(&env, "*/2 * * * * *", &openedx_config(&lms, LOOSE)).await;
+    daemon
+        .wait_for(Duration::from_secs(20), |_, s| s == 200, "/readyz")
+        .await;
+    eventually(
+        Duration::from_secs(20),
+        || program_status(&lms, PROGRAM, "learner-8").is_some(),
+        || daemon.log(),
+    )
+    .await;
+    let log = daemon.log();
+    assert!(!log.contains(SECRET), "{log}");
+    assert_eq!(env.writes(), 0, "Canvas is never reached");
+    lms.shutdown().await;
+}
