@@ -1,14 +1,17 @@
-//! One SIS row (five nullable text columns, as PostgreSQL hands them over) through `parse_row`, under both
-//! `sis.user_id_kind`s, against a role book with the built-in roles and two custom ones (one inactive).
+//! One SIS row (five nullable text columns and the optional curriculum, as PostgreSQL hands them over) through
+//! `parse_row`, under both `sis.user_id_kind`s, against a role book with the built-in roles and two custom ones (one
+//! inactive); and through Open edX's `parse_openedx_row`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use rostersync::domain::UserIdKind;
+use rostersync::domain::openedx_row::parse_openedx_row;
 use rostersync::domain::roles::{BUILT_IN_TYPES, RoleBook, RoleInfo, RoleStatus};
 use rostersync::domain::sis_row::{SisRow, parse_row};
 use rostersync::domain::{Ids, RoleId};
 
 type Columns = (
+    Option<String>,
     Option<String>,
     Option<String>,
     Option<String>,
@@ -40,13 +43,14 @@ fn roles() -> RoleBook {
 }
 
 fuzz_target!(|columns: Columns| {
-    let (user_id, course_id, section_id, role, status, login) = columns;
+    let (user_id, course_id, section_id, role, status, curriculum_uuid, login) = columns;
     let row = SisRow {
         user_id,
         course_id,
         section_id,
         role,
         status,
+        curriculum_uuid,
     };
     let kind = if login {
         UserIdKind::SisLoginId
@@ -59,5 +63,15 @@ fuzz_target!(|columns: Columns| {
         let user = ids.resolve(d.user);
         assert!(!user.is_empty() && user == user.trim());
         assert_eq!(Some(ids.resolve(d.course)), row.course_id.as_deref());
+    }
+    let mut ids = Ids::new();
+    if let Ok(r) = parse_openedx_row(&row, &mut ids) {
+        // The program is the column as given (a lowercase UUID); the key compares lower-cased, is written as given.
+        assert_eq!(
+            Some(ids.resolve(r.desired.course)),
+            row.course_id.as_deref()
+        );
+        assert_eq!(Some(r.student_key.as_str()), row.user_id.as_deref());
+        assert_eq!(ids.resolve(r.desired.user), r.student_key.to_lowercase());
     }
 });
