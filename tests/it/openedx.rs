@@ -696,3 +696,29 @@ async fn openedx_the_daemon_is_ready_once_open_edx_accepts_it_and_its_cycles_con
     assert_eq!(env.writes(), 0, "Canvas is never reached");
     lms.shutdown().await;
 }
+
+#[tokio::test]
+async fn openedx_a_cycle_with_a_restricted_application_exits_1_saying_so() {
+    let env = TestEnv::new(Seed::default()).await;
+    let lms = lms().await;
+    openedx_sis(
+        &env,
+        &[("learner-1", PROGRAM, None, None, None, Some(CURRICULUM))],
+    )
+    .await;
+    let config = format!(
+        "{}[sis]\nenrollments_query = \"SELECT user_id, course_id, section_id, role, status, curriculum_uuid FROM sis_enrollments\"\n",
+        openedx_extra(&lms, "partner")
+    );
+    let out = env.cli(&["reconcile", "--json"], &config).await;
+    let report = json_report(&out);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    let error = report["error"].as_str().unwrap_or_default();
+    assert!(error.contains("restricted application"), "{error}");
+    assert!(!format!("{report}").contains(SECRET));
+    assert_eq!(
+        lms.count("PUT", canvas_sim::openedx::PROGRAM_ENROLLMENTS_ROUTE),
+        0
+    );
+    lms.shutdown().await;
+}
