@@ -89,6 +89,8 @@ pub enum AuditError {
 #[derive(Debug, Default)]
 struct Filter {
     user: Option<String>,
+    /// How the target compares user ids (`--user` matches both spellings).
+    identity: crate::domain::UserIdKind,
     course: Option<String>,
     run: Option<String>,
     since: Option<DateTime<Utc>>,
@@ -109,6 +111,7 @@ impl Filter {
             .map(|s| parse_time("--since", s))
             .transpose()?;
         Ok(Filter {
+            identity: crate::domain::UserIdKind::SisUserId,
             user: args.user.clone(),
             course: args.course.clone(),
             run: args.run.clone(),
@@ -167,6 +170,7 @@ struct Entry {
 pub async fn run(settings: &Settings, args: &AuditArgs) -> Result<(), AuditError> {
     let format = Format::parse(&args.format)?;
     let mut filter = Filter::parse(args)?;
+    filter.identity = crate::target::identity_kind(settings);
     // The query lasts as long as the reader takes (a pipe, a terminal): its duration is no slow statement.
     let pool = crate::store::connect_with("rostersync", &settings.database.url, 2, |o| {
         o.disable_statement_logging()
@@ -185,6 +189,16 @@ pub async fn run(settings: &Settings, args: &AuditArgs) -> Result<(), AuditError
         eprintln!("no audit rows match these filters");
     }
     Ok(())
+}
+
+/// A user id as given and as the plan compares it (one value when they are the same).
+pub fn spellings(user: &str, identity: crate::domain::UserIdKind) -> Vec<String> {
+    let compared = crate::domain::sis_row::user_identity(user, identity).into_owned();
+    if compared == user {
+        vec![compared]
+    } else {
+        vec![user.to_owned(), compared]
+    }
 }
 
 /// A run id as given, or the run whose id ends with it (at least [`SHORT_RUN`] characters).
@@ -235,7 +249,12 @@ async fn stream<W: Write>(
          FROM rostersync.audit_log WHERE true",
     );
     if let Some(user) = &filter.user {
-        query.push(" AND user_id = ").push_bind(user);
+        // As given, and as the plan compares it (lower-cased login ids and Open edX keys): changes are recorded
+        // under the identity, skipped SIS rows as the SIS wrote them.
+        query
+            .push(" AND user_id = ANY(")
+            .push_bind(spellings(user, filter.identity))
+            .push(")");
     }
     if let Some(course) = &filter.course {
         query.push(" AND course_id = ").push_bind(course);

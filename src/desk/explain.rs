@@ -408,10 +408,13 @@ async fn history(
         "SELECT occurred_at, run_id, action, course_id, section_id, role_before, role_after, state_before, \
                 state_after, outcome, error, approved_by \
          FROM rostersync.audit_log \
-         WHERE user_id = $1 AND ($2::text IS NULL OR course_id = $2) AND NOT dry_run \
+         WHERE user_id = ANY($1) AND ($2::text IS NULL OR course_id = $2) AND NOT dry_run \
          ORDER BY occurred_at DESC, id DESC LIMIT $3",
     )
-    .bind(user)
+    .bind(crate::desk::audit::spellings(
+        user,
+        crate::target::identity_kind(&ctx.settings),
+    ))
     .bind(course)
     .bind(HISTORY)
     .fetch_all(&ctx.db)

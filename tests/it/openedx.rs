@@ -629,6 +629,13 @@ async fn openedx_held_cancels_are_applied_by_a_person_undone_and_explained() {
         text.contains("canceled") && text.contains("enrolled"),
         "{text}"
     );
+    // Its history, recorded under the key as Open edX compares it, is found whatever the casing asked.
+    assert!(
+        explained["history"]
+            .as_array()
+            .is_some_and(|h| h.len() >= 2),
+        "{explained}"
+    );
     lms.shutdown().await;
 }
 
