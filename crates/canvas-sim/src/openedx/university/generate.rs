@@ -5,8 +5,8 @@ use std::collections::HashSet;
 
 use super::sis::UniversitySisRow;
 use super::{
-    ORGANIZATION, SAML_SLUG, SERVICE_USER, University, UniversityDrift, UniversityDriftKind,
-    UniversityProgram, UniversitySpec, UniversityStats,
+    MovedLearner, ORGANIZATION, SAML_SLUG, SERVICE_USER, University, UniversityDrift,
+    UniversityDriftKind, UniversityProgram, UniversitySpec, UniversityStats,
 };
 use crate::district::{FIRST_NAMES, LAST_NAMES, Rng};
 use crate::openedx::{
@@ -101,6 +101,7 @@ pub(super) struct Generator<'s> {
     stats: UniversityStats,
     /// (student key, name) of everyone generated, the unlisted learners included.
     names: Vec<(String, String)>,
+    moved: Vec<MovedLearner>,
 }
 
 impl<'s> Generator<'s> {
@@ -115,6 +116,7 @@ impl<'s> Generator<'s> {
             drift: UniversityDrift::default(),
             stats: UniversityStats::default(),
             names: Vec::new(),
+            moved: Vec::new(),
         }
     }
 
@@ -150,6 +152,7 @@ impl<'s> Generator<'s> {
             spec: self.spec.clone(),
             seed: self.seed,
             programs: self.programs,
+            moved: self.moved,
             drift: self.drift,
             stats: self.stats,
             sis: self.sis,
@@ -305,6 +308,14 @@ impl<'s> Generator<'s> {
                         u64::from(managed.contains(&from)) + u64::from(named.contains(&(from, 0)));
                     // Open edX still has the learner in the old program, active in the core run.
                     self.live(l, from, &[(0, false)]);
+                    let (to, old) = (&self.programs[l.program], &self.programs[from]);
+                    let moved = MovedLearner {
+                        student_key: l.key.clone(),
+                        from: old.uuid.clone(),
+                        to: to.uuid.clone(),
+                        shared_run: to.runs[0].clone(),
+                    };
+                    self.moved.push(moved);
                     continue;
                 }
                 Kind::Suspended => {

@@ -295,6 +295,17 @@ pub struct UniversityStats {
     pub live_waiting: u64,
 }
 
+/// A learner the SIS moved to another program while Open edX still has them in the old one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MovedLearner {
+    pub student_key: String,
+    /// Program UUIDs.
+    pub from: String,
+    pub to: String,
+    /// The run both programs have, active in `from` before the move.
+    pub shared_run: String,
+}
+
 /// A generated university. See the module docs.
 #[derive(Debug, Clone)]
 pub struct University {
@@ -302,6 +313,8 @@ pub struct University {
     /// The live Open edX, drift included, without an OAuth client (add one with [`University::with_client`]).
     pub seed: OpenEdxSeed,
     pub programs: Vec<UniversityProgram>,
+    /// The learners of [`UniversityDriftKind::Moved`].
+    pub moved: Vec<MovedLearner>,
     pub drift: UniversityDrift,
     pub stats: UniversityStats,
     sis: Vec<UniversitySisRow>,
