@@ -226,7 +226,7 @@ impl<'s> Generator<'s> {
         }
     }
 
-    /// At most one drift kind per learner; none in a first sync.
+    /// At most one drift kind per learner. In a first sync every learner is new to Open edX (and that is not drift).
     fn kind(&mut self, program: usize, runs: usize) -> Kind {
         if !self.spec.prefilled {
             return Kind::NewAdmit;

@@ -65,6 +65,21 @@ fn a_small_university_has_every_drift_kind_and_a_seed_openedx_sim_loads() {
         bad.iter()
             .any(|r| r.section_id.as_deref().is_some_and(|s| s.contains('/')))
     );
+    for m in &u.moved {
+        assert_ne!(m.from, m.to);
+        for program in [&m.from, &m.to] {
+            let p = u
+                .programs
+                .iter()
+                .find(|p| &p.uuid == program)
+                .expect("a program");
+            assert!(p.runs.contains(&m.shared_run), "both programs have the run");
+        }
+    }
+    assert_eq!(
+        u.moved.len() as u64,
+        u.drift.count(UniversityDriftKind::Moved).cases
+    );
     assert_eq!(u.learner_name("su000001"), u.learner_name("SU000001"));
     assert!(u.learner_name("SU000001").is_some());
 }
