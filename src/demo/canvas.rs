@@ -65,12 +65,14 @@ async fn run(
          {:<14} reconcile.removal = {}, max_removal_ratio = {}, max_removals = {}\n{summary}",
         "Configuration", "", "conclude", limits.max_removal_ratio, limits.max_removals
     );
-    let name = |user: &str| {
-        sim.with_store(|s| s.find_user_by_sis(user).map(|u| u.name.clone()))
-            .unwrap_or_default()
+    let who = |user: &str| {
+        let name = sim
+            .with_store(|s| s.find_user_by_sis(user).map(|u| u.name.clone()))
+            .unwrap_or_default();
+        format!("{user} {name}")
     };
     let show_plan = |prepared: &PreparedCycle, ctx: &CycleContext| {
-        print_plan(prepared, ctx, &PlanWords::canvas(&name));
+        print_plan(prepared, ctx, &PlanWords::canvas(&who));
         let expected = district.drift.expected_planned();
         if prepared.report.planned == expected
             && prepared.report.details.sis_rows_skipped == district.drift.expected_skipped()

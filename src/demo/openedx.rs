@@ -87,9 +87,16 @@ async fn run(
             .as_ref()
             .map_or(0, |o| o.waiting_keepalive.as_secs() / 86_400),
     );
-    let name = |key: &str| university.learner_name(key).unwrap_or_default().to_owned();
+    // The audit log has keys lower-cased (they compare case-insensitively, facts §6.5); shown as the SIS spells them.
+    let who = |key: &str| {
+        format!(
+            "{} {}",
+            university.student_key(key).unwrap_or(key),
+            university.learner_name(key).unwrap_or_default()
+        )
+    };
     let show_plan = |prepared: &PreparedCycle, ctx: &CycleContext| {
-        print_plan(prepared, ctx, &PlanWords::openedx(&name));
+        print_plan(prepared, ctx, &PlanWords::openedx(&who));
         let keepalive =
             crate::target::extra_changes(&prepared.snapshot, &prepared.decision).len() as u64;
         println!(

@@ -137,8 +137,8 @@ fn lms(target: TargetKind) -> &'static str {
     }
 }
 
-/// How one target's plan reads: what each action means there, what an enrollment without a section is, and whose
-/// name a user id is.
+/// How one target's plan reads: what each action means there, what an enrollment without a section is, and who a
+/// user id is.
 pub(super) struct PlanWords<'a> {
     blurb: fn(Action) -> &'static str,
     /// The section column of an enrollment without one: Canvas's default section, Open edX's program enrollment.
@@ -147,11 +147,12 @@ pub(super) struct PlanWords<'a> {
     places: &'static str,
     /// Whether a skipped row shows its `section_id` (an Open edX run key can be what is wrong with it).
     skipped_section: bool,
-    name: &'a dyn Fn(&str) -> String,
+    /// The user column for a user id: the id and the person's name.
+    who: &'a dyn Fn(&str) -> String,
 }
 
 impl<'a> PlanWords<'a> {
-    pub(super) fn canvas(name: &'a dyn Fn(&str) -> String) -> Self {
+    pub(super) fn canvas(who: &'a dyn Fn(&str) -> String) -> Self {
         PlanWords {
             blurb: |action| match action {
                 Action::Enroll => "in the SIS, not in Canvas",
@@ -164,11 +165,11 @@ impl<'a> PlanWords<'a> {
             no_section: "(default section)",
             places: "managed courses",
             skipped_section: false,
-            name,
+            who,
         }
     }
 
-    pub(super) fn openedx(name: &'a dyn Fn(&str) -> String) -> Self {
+    pub(super) fn openedx(who: &'a dyn Fn(&str) -> String) -> Self {
         PlanWords {
             blurb: |action| match action {
                 Action::Enroll => {
@@ -183,7 +184,7 @@ impl<'a> PlanWords<'a> {
             no_section: "(program enrollment)",
             places: "managed programs",
             skipped_section: true,
-            name,
+            who,
         }
     }
 }
@@ -251,11 +252,10 @@ pub(super) fn print_plan(p: &PreparedCycle, ctx: &CycleContext, words: &PlanWord
     for (action, rows) in &blocks {
         for r in examples(rows) {
             let user = r.user_id.clone().unwrap_or_default();
-            let name = (words.name)(&user);
             lines.push((
                 *action,
                 [
-                    format!("{user} {name}"),
+                    (words.who)(&user),
                     r.course_id.clone().unwrap_or_default(),
                     r.section_id
                         .clone()

@@ -137,7 +137,7 @@ impl<'s> Generator<'s> {
         let names = self
             .names
             .iter()
-            .map(|(key, name)| (key.to_lowercase(), name.clone()))
+            .map(|(key, name)| (key.to_lowercase(), (key.clone(), name.clone())))
             .collect();
         self.stats.programs = self.programs.len() as u32;
         self.stats.runs = self

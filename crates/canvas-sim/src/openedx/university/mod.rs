@@ -318,8 +318,8 @@ pub struct University {
     pub drift: UniversityDrift,
     pub stats: UniversityStats,
     sis: Vec<UniversitySisRow>,
-    /// Lower-cased student key → the learner's name.
-    names: HashMap<String, String>,
+    /// Lower-cased student key → the key as the SIS spells it, and the learner's name.
+    names: HashMap<String, (String, String)>,
 }
 
 impl University {
@@ -335,7 +335,16 @@ impl University {
 
     /// A learner's name by student key (any casing).
     pub fn learner_name(&self, key: &str) -> Option<&str> {
-        self.names.get(&key.to_lowercase()).map(String::as_str)
+        self.names
+            .get(&key.to_lowercase())
+            .map(|(_, name)| name.as_str())
+    }
+
+    /// A student key as the SIS spells it, by the key in any casing (the audit log has it lower-cased).
+    pub fn student_key(&self, key: &str) -> Option<&str> {
+        self.names
+            .get(&key.to_lowercase())
+            .map(|(key, _)| key.as_str())
     }
 
     /// A program's name by UUID.

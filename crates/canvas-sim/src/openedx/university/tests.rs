@@ -82,6 +82,7 @@ fn a_small_university_has_every_drift_kind_and_a_seed_openedx_sim_loads() {
     );
     assert_eq!(u.learner_name("su000001"), u.learner_name("SU000001"));
     assert!(u.learner_name("SU000001").is_some());
+    assert_eq!(u.student_key("su000001"), Some("SU000001"));
 }
 
 #[test]
