@@ -2,7 +2,7 @@
 //! Canvas's throttle allows and a naive baseline.
 //!
 //! ```text
-//! cargo bench --bench scale -- [S1 S2 S3 S4 S5] [--latency-ms N] [--cost X] [--scale F] [--baseline]
+//! cargo bench --bench scale -- [S1 S2 S3 S4 S5] [F] [O] [--latency-ms N] [--cost X] [--scale F] [--baseline]
 //!     [--baseline-sample F] [--markdown] [--out FILE] [--fill store|seed] [--read-path P] [--write-path P]
 //!     [--max-in-flight N] [--timeout-secs N] [--repeat N]
 //! ```
@@ -47,6 +47,8 @@ use rostersync::reconcile::read::live_enrollment;
 
 #[path = "scale/fresh.rs"]
 mod fresh;
+#[path = "scale/openedx.rs"]
+mod openedx;
 use sqlx::{Connection, PgConnection};
 
 /// Canvas's throttle defaults (facts §5); the simulator runs with them, only `request_cost` changes.
@@ -97,12 +99,14 @@ struct Opts {
     max_in_flight_set: bool,
     /// `F`: the freshness scenario, with this many trials per trigger.
     fresh_trials: Option<usize>,
+    /// `O`: the Open edX first sync and steady state.
+    openedx: bool,
     timeout: Duration,
     repeat: usize,
     command_line: String,
 }
 
-const USAGE: &str = "usage: cargo bench --bench scale -- [S1 S2 S3 S4 S5] [F] [--fresh-trials N] [--latency-ms N] [--cost X] [--scale F] \
+const USAGE: &str = "usage: cargo bench --bench scale -- [S1 S2 S3 S4 S5] [F] [O] [--fresh-trials N] [--latency-ms N] [--cost X] [--scale F] \
 [--baseline] [--baseline-sample F] [--markdown] [--out FILE] [--fill store|seed] [--read-path P] [--write-path P] \
 [--max-in-flight N] [--timeout-secs N] [--repeat N]";
 
@@ -128,6 +132,7 @@ fn parse_args() -> Result<Opts> {
         max_in_flight: 11,
         max_in_flight_set: false,
         fresh_trials: None,
+        openedx: false,
         timeout: Duration::from_secs(3600),
         repeat: 1,
         command_line: format!("cargo bench --bench scale -- {}", shown.join(" ")),
@@ -168,6 +173,7 @@ fn parse_args() -> Result<Opts> {
             "F" | "f" => {
                 opts.fresh_trials.get_or_insert(6);
             }
+            "O" | "o" => opts.openedx = true,
             "--timeout-secs" => opts.timeout = Duration::from_secs(value(&arg)?.parse()?),
             "--repeat" => opts.repeat = value(&arg)?.parse::<usize>()?.max(1),
             "-h" | "--help" => {
@@ -186,7 +192,7 @@ fn parse_args() -> Result<Opts> {
             other => bail!("unknown argument {other}\n{USAGE}"),
         }
     }
-    if opts.scenarios.is_empty() && opts.fresh_trials.is_none() {
+    if opts.scenarios.is_empty() && opts.fresh_trials.is_none() && !opts.openedx {
         opts.scenarios = (0..SHAPES.len()).collect();
     }
     if opts.scale.is_nan() || opts.scale <= 0.0 {
@@ -2085,6 +2091,17 @@ async fn main() -> Result<()> {
         },
         None => None,
     };
+    let openedx = if opts.openedx {
+        match openedx::run(&pg, &opts, dir.path()).await {
+            Ok(o) => Some(o),
+            Err(e) => {
+                eprintln!("[O] failed: {e:#}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     if std::env::var_os("BENCH_KEEP_LOGS").is_some() {
         let kept = dir.keep();
         eprintln!("logs kept in {}", kept.display());
@@ -2093,14 +2110,23 @@ async fn main() -> Result<()> {
     if let Some(f) = &fresh {
         println!("\n{}", f.table());
     }
-    println!("\n{}", results_table(&outcomes).render(md));
-    println!("{}", targets_table(&outcomes).render(md));
-    println!("{}", params_table(&outcomes).render(md));
+    if let Some(o) = &openedx {
+        println!("\n{}", o.table());
+    }
+    if !outcomes.is_empty() {
+        println!("\n{}", results_table(&outcomes).render(md));
+        println!("{}", targets_table(&outcomes).render(md));
+        println!("{}", params_table(&outcomes).render(md));
+    }
     if let Some(out) = &opts.out {
         let mut doc = document(&outcomes, &opts);
         if let Some(f) = &fresh {
             doc.push('\n');
             doc.push_str(&f.table());
+        }
+        if let Some(o) = &openedx {
+            doc.push('\n');
+            doc.push_str(&o.table());
         }
         write_document(out, &doc)?;
         eprintln!("wrote {}", out.display());

@@ -126,7 +126,8 @@ pub enum Command {
     Migrate,
     /// Validate the configuration, reach both databases and Canvas, and print what was checked.
     Check,
-    /// The whole job on bundled defaults: built-in Canvas simulator, a sample district, a PostgreSQL it finds or starts.
+    /// The whole job on bundled defaults: a built-in simulator (Canvas, or Open edX with `--target openedx`), a sample
+    /// district (or university), a PostgreSQL it finds or starts.
     Demo(crate::demo::DemoArgs),
     /// Print the shell completion script, e.g. `rostersync completions bash > /etc/bash_completion.d/rostersync`.
     /// Needs no configuration.

@@ -1,14 +1,19 @@
 //! `rostersync demo`: the whole job on bundled defaults, with no configuration at all.
 //!
-//! It finds a PostgreSQL (or starts a throwaway one), creates a fresh database, starts the Canvas simulator
-//! in-process, loads a sample district (the seed into the simulator, the SIS rows into `sis_enrollments`, the
-//! employees into `sis_staff`), and runs the real cycle twice: the first shows its plan and applies it, the second
-//! shows that nothing is left to do. Everything it started is stopped at the end unless `--keep` is given.
+//! It finds a PostgreSQL (or starts a throwaway one), creates a fresh database, starts a simulator in-process with a
+//! generated sample, and runs the real cycle twice: the first shows its plan and applies it, the second shows that
+//! nothing is left to do. Everything it started is stopped at the end unless `--keep` is given. The sample is a
+//! school district in the Canvas simulator (`--target canvas`, the default: the seed into the simulator, the SIS
+//! rows into `sis_enrollments`, the employees into `sis_staff`), or a university in openedx-sim (`--target openedx`:
+//! programs and course runs, the SIS rows with `curriculum_uuid`).
 //!
-//! This module holds the command's arguments, its error and the order of the steps; `setup` makes the database,
-//! the simulator and the configuration, `progress` shows the apply's progress, and `print` writes what a person
-//! reads.
+//! This module holds the command's arguments, its error and the order of the steps both targets share (database,
+//! metrics endpoint, the two cycles, cleanup); `canvas` and `openedx` make each target's sample, simulator and
+//! configuration; `setup` the database and the configurations, `progress` shows the apply's progress, and `print`
+//! writes what a person reads.
 
+mod canvas;
+mod openedx;
 mod print;
 mod progress;
 mod setup;
@@ -17,12 +22,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use canvas_sim::district::{self, ADULT_LEARNER, DEFAULT_RNG_SEED, District, DistrictSpec};
-use canvas_sim::{self as sim, SimHandle, SimOptions};
-use clap::Args;
+use canvas_sim::district::{DEFAULT_RNG_SEED, DistrictSpec};
+use clap::{Args, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{LogFormat, LogSettings};
+use crate::config::{LogFormat, LogSettings, Settings};
 use crate::daemon::Health;
 use crate::daemon::server::{ServerState, serve};
 use crate::metrics::Metrics;
@@ -31,25 +35,32 @@ use crate::reconcile::{self, CycleContext, CycleOptions, PreparedCycle};
 use crate::store::RunStatus;
 use crate::store::lock::LeaderLock;
 
-use print::{
-    Out, district_summary, per_action, print_audit, print_metrics, print_plan, print_result,
-    print_second,
-};
+use print::{Out, print_audit, print_metrics, print_result, print_second};
 use progress::progress;
 pub use setup::STAFF_RULE;
-use setup::{
-    DEMO_REQUEST_COST, STAFF_QUERY, demo_settings, demo_throttle, drop_database, plain_url,
-};
+use setup::{drop_database, plain_url};
+
+/// The LMS the demo reconciles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DemoTarget {
+    /// A sample school district in the bundled Canvas simulator.
+    Canvas,
+    /// A sample university's program enrollments in the bundled Open edX simulator (openedx-sim).
+    Openedx,
+}
 
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
-    /// District size: small (~300 students), medium (~5,000), large (~20,000), or a number of students.
+    /// The LMS: canvas (a sample district) or openedx (a sample university's programs).
+    #[arg(long, value_enum, default_value = "canvas", value_name = "TARGET")]
+    pub target: DemoTarget,
+    /// Sample size: small (~300 students or learners), medium (~5,000), large (~20,000), or a number of them.
     #[arg(long, default_value = "small", value_name = "SIZE", value_parser = DistrictSpec::parse_size)]
     pub size: DistrictSpec,
     /// Leave the database (and a PostgreSQL the demo started) running afterwards, and print how to connect.
     #[arg(long)]
     pub keep: bool,
-    /// Seed of the sample-district generator: the same seed gives the same district.
+    /// Seed of the sample generator: the same seed gives the same district (or university).
     #[arg(long, default_value_t = DEFAULT_RNG_SEED, value_name = "U64")]
     pub seed: u64,
     /// Print the two cycle reports as JSON lines instead of the human summary.
@@ -92,10 +103,16 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
     init_quiet();
     let started = Instant::now();
     let out = Out { json: args.json };
-    out.say(
-        "rostersync demo: the whole job on bundled defaults (built-in Canvas simulator, a sample district, \
-         a PostgreSQL it finds or starts)\n",
-    );
+    out.say(match args.target {
+        DemoTarget::Canvas => {
+            "rostersync demo: the whole job on bundled defaults (built-in Canvas simulator, a sample district, \
+             a PostgreSQL it finds or starts)\n"
+        }
+        DemoTarget::Openedx => {
+            "rostersync demo --target openedx: the whole job on bundled defaults (built-in Open edX simulator, a \
+             sample university's program enrollments, a PostgreSQL it finds or starts)\n"
+        }
+    });
 
     let server = pgtemp::find_or_start().await?;
     let suffix = uuid::Uuid::new_v4().simple().to_string();
@@ -157,55 +174,29 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
     }
 }
 
-/// Everything between "database created" and cleanup.
+/// Everything between "database created" and cleanup: the target's sample, simulator and cycles.
 async fn demo(args: &DemoArgs, out: Out, db_url: &str) -> Result<()> {
-    let generated = Instant::now();
-    let spec = args.size.clone().with_rng_seed(args.seed);
-    let mut district = District::generate(&spec);
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .connect(db_url)
-        .await
-        .context("cannot connect to the demo database")?;
-    let loaded = district::load_sis(&pool, &district)
-        .await
-        .context("cannot load the sample district's SIS rows")?;
-    pool.close().await;
-    let summary = district_summary(&district, &loaded, generated);
-
-    // The simulator gets the seed; the district keeps its counts (its SIS rows are not read again).
-    let seed = std::mem::take(&mut district.seed);
-    let sim = sim::spawn(SimOptions {
-        seed,
-        throttle: demo_throttle(),
-        ..SimOptions::default()
-    })
-    .await
-    .context("cannot start the Canvas simulator")?;
-    out.say(format_args!(
-        "{:<14} simulator at {} (admin token {}; Canvas's throttle on, {} units per request)",
-        "Canvas",
-        sim.base_url(),
-        sim::DEFAULT_TOKEN,
-        DEMO_REQUEST_COST
-    ));
-    let result = cycles(args, out, &district, &summary, &sim, db_url).await;
-    sim.shutdown().await;
-    result
+    match args.target {
+        DemoTarget::Canvas => canvas::demo(args, out, db_url).await,
+        DemoTarget::Openedx => openedx::demo(args, out, db_url).await,
+    }
 }
 
-async fn cycles(
-    args: &DemoArgs,
-    out: Out,
-    district: &District,
-    summary: &str,
-    sim: &SimHandle,
-    db_url: &str,
-) -> Result<()> {
-    let settings = demo_settings(&sim.base_url(), db_url, district)?;
-    let limits = settings.reconcile.clone();
+/// What a target's demo hands to the shared steps: its settings, the lines that introduce it, and how its plan is
+/// shown (with whether it matches the drift the sample injected).
+struct Sample<'a> {
+    settings: Settings,
+    /// Printed after the metrics endpoint: the configuration and the sample's summary.
+    intro: String,
+    show_plan: &'a (dyn Fn(&PreparedCycle, &CycleContext) + Sync),
+    /// Printed after the second cycle: what the LMS holds now, when the target has something to show.
+    show_after: Option<&'a (dyn Fn() + Sync)>,
+}
+
+/// Connects, serves /metrics while the cycles run, runs them, and closes everything again.
+async fn cycles(args: &DemoArgs, out: Out, sample: Sample<'_>, db_url: &str) -> Result<()> {
     let metrics = Arc::new(Metrics::new());
-    let ctx = crate::app::connect(settings, metrics.clone())
+    let ctx = crate::app::connect(sample.settings.clone(), metrics.clone())
         .await
         .context("cannot prepare the demo database")?;
 
@@ -229,19 +220,10 @@ async fn cycles(
         "{:<14} http://{metrics_addr}/metrics (served while the demo runs)",
         "Metrics"
     ));
-    out.say(format_args!(
-        "{:<14} role rule `{STAFF_RULE}`: users of `{STAFF_QUERY}` get {ADULT_LEARNER} instead of StudentEnrollment\n\
-         {:<14} reconcile.removal = {}, max_removal_ratio = {}, max_removals = {}",
-        "Configuration",
-        "",
-        "conclude",
-        limits.max_removal_ratio,
-        limits.max_removals
-    ));
-    out.say(summary);
+    out.say(&sample.intro);
 
     let metrics_url = format!("http://{metrics_addr}/metrics");
-    let result = run_cycles(args, out, district, &ctx, sim, db_url, &metrics_url).await;
+    let result = run_cycles(args, out, &sample, &ctx, db_url, &metrics_url).await;
 
     stop_server.cancel();
     let _ = server.await;
@@ -253,9 +235,8 @@ async fn cycles(
 async fn run_cycles(
     args: &DemoArgs,
     out: Out,
-    district: &District,
+    sample: &Sample<'_>,
     ctx: &CycleContext,
-    sim: &SimHandle,
     db_url: &str,
     metrics_url: &str,
 ) -> Result<()> {
@@ -292,26 +273,15 @@ async fn run_cycles(
         }
     };
     if !out.json {
-        print_plan(&prepared, ctx, sim);
-        let expected = district.drift.expected_planned();
-        if prepared.report.planned == expected
-            && prepared.report.details.sis_rows_skipped == district.drift.expected_skipped()
-        {
-            println!("  (the plan matches the drift injected above, kind for kind)");
-        } else {
-            println!(
-                "  note: the injected drift predicted {}; skipped rows {}",
-                per_action(&expected),
-                district.drift.expected_skipped()
-            );
-        }
+        (sample.show_plan)(&prepared, ctx);
         println!("\nApplying {} changes ...", apply_count(&prepared));
     }
     let first = prepared.apply(ctx, &opts).await;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    print_result(out, &first);
+    let target = ctx.target.kind();
+    print_result(out, &first, target);
 
     let second = reconcile::run_cycle(
         ctx,
@@ -322,8 +292,11 @@ async fn run_cycles(
     )
     .await;
     lock.release().await;
-    print_second(out, &second);
+    print_second(out, &second, target);
     if !out.json {
+        if let Some(show_after) = sample.show_after {
+            show_after();
+        }
         print_metrics(metrics_url).await;
     }
     if out.json {
@@ -344,17 +317,19 @@ async fn run_cycles(
                 .unwrap_or_default()
         );
     }
-    if second.status != RunStatus::Succeeded || second.planned_total() != 0 {
+    let writes = second.details.requests.writes;
+    if second.status != RunStatus::Succeeded || second.planned_total() != 0 || writes != 0 {
         bail!(
-            "the second cycle ended {} with {} planned changes; the demo should have converged",
+            "the second cycle ended {} with {} planned changes and {writes} writes; the demo should have converged",
             second.status.as_str(),
-            second.planned_total()
+            second.planned_total(),
         );
     }
     Ok(())
 }
 
-/// Changes that will reach Canvas: the plan minus removals the guard holds.
+/// Changes that will reach the LMS: the plan minus removals the guard holds, plus a target's own writes (Open
+/// edX's keep-alives).
 fn apply_count(p: &PreparedCycle) -> usize {
-    p.decision.to_make().count()
+    p.decision.to_make().count() + crate::target::extra_changes(&p.snapshot, &p.decision).len()
 }

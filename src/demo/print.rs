@@ -1,13 +1,13 @@
-//! What the demo prints: the sample district, the first cycle's plan with examples, the results of both cycles,
-//! a few metrics and where the audit log is. Everything but the JSON reports goes through [`Out`], which `--json`
-//! silences.
+//! What the demo prints: the sample district (the university's summary is `openedx.rs`'s), the first cycle's plan
+//! with examples, the results of both cycles, a few metrics and where the audit log is. Everything but the JSON
+//! reports goes through [`Out`], which `--json` silences.
 
 use std::fmt::Write as _;
 use std::time::Instant;
 
-use canvas_sim::SimHandle;
 use canvas_sim::district::{self, District, DriftKind};
 
+use crate::config::TargetKind;
 use crate::domain::Action;
 use crate::reconcile::{self, CycleContext, CycleReport, PreparedCycle};
 use crate::store::{AuditOutcome, AuditRow};
@@ -31,7 +31,7 @@ impl Out {
     }
 }
 
-fn thousands(n: u64) -> String {
+pub(super) fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
@@ -129,12 +129,63 @@ fn quoted(value: Option<&str>) -> String {
     }
 }
 
-fn action_blurb(action: Action) -> &'static str {
-    match action {
-        Action::Enroll => "in the SIS, not in Canvas",
-        Action::Remove => "in Canvas, not in the SIS: concluded (reconcile.removal = conclude)",
-        Action::ChangeRole => "right place, wrong role (role rules included)",
-        Action::ChangeState => "right enrollment, wrong state",
+/// The LMS, as the result lines name it.
+fn lms(target: TargetKind) -> &'static str {
+    match target {
+        TargetKind::Canvas => "Canvas",
+        TargetKind::OpenEdx => "Open edX",
+    }
+}
+
+/// How one target's plan reads: what each action means there, what an enrollment without a section is, and who a
+/// user id is.
+pub(super) struct PlanWords<'a> {
+    blurb: fn(Action) -> &'static str,
+    /// The section column of an enrollment without one: Canvas's default section, Open edX's program enrollment.
+    no_section: &'static str,
+    /// What the places are: Canvas courses, Open edX programs.
+    places: &'static str,
+    /// Whether a skipped row shows its `section_id` (an Open edX run key can be what is wrong with it).
+    skipped_section: bool,
+    /// The user column for a user id: the id and the person's name.
+    who: &'a dyn Fn(&str) -> String,
+}
+
+impl<'a> PlanWords<'a> {
+    pub(super) fn canvas(who: &'a dyn Fn(&str) -> String) -> Self {
+        PlanWords {
+            blurb: |action| match action {
+                Action::Enroll => "in the SIS, not in Canvas",
+                Action::Remove => {
+                    "in Canvas, not in the SIS: concluded (reconcile.removal = conclude)"
+                }
+                Action::ChangeRole => "right place, wrong role (role rules included)",
+                Action::ChangeState => "right enrollment, wrong state",
+            },
+            no_section: "(default section)",
+            places: "managed courses",
+            skipped_section: false,
+            who,
+        }
+    }
+
+    pub(super) fn openedx(who: &'a dyn Fn(&str) -> String) -> Self {
+        PlanWords {
+            blurb: |action| match action {
+                Action::Enroll => {
+                    "in the SIS, not in Open edX: written, linked or waiting for an account"
+                }
+                Action::Remove => {
+                    "in Open edX, not in the SIS: program ended, run inactive (reconcile.removal = conclude)"
+                }
+                Action::ChangeRole => "right run, course_staff differs",
+                Action::ChangeState => "right enrollment, wrong status",
+            },
+            no_section: "(program enrollment)",
+            places: "managed programs",
+            skipped_section: true,
+            who,
+        }
     }
 }
 
@@ -174,14 +225,15 @@ fn examples(rows: &[AuditRow]) -> Vec<&AuditRow> {
     picked
 }
 
-pub(super) fn print_plan(p: &PreparedCycle, ctx: &CycleContext, sim: &SimHandle) {
+pub(super) fn print_plan(p: &PreparedCycle, ctx: &CycleContext, words: &PlanWords<'_>) {
     let details = &p.report.details;
     println!(
-        "\nPlan (run {}): read {} SIS rows and {} live enrollments in {} managed courses",
+        "\nPlan (run {}): read {} SIS rows and {} live enrollments in {} {}",
         p.report.run_id,
         thousands(details.sis_rows),
         thousands(details.live_enrollments),
-        thousands(details.managed_courses)
+        thousands(details.managed_courses),
+        words.places
     );
     // Examples first, so that all columns can be aligned.
     let mut blocks = Vec::new();
@@ -200,17 +252,14 @@ pub(super) fn print_plan(p: &PreparedCycle, ctx: &CycleContext, sim: &SimHandle)
     for (action, rows) in &blocks {
         for r in examples(rows) {
             let user = r.user_id.clone().unwrap_or_default();
-            let name = sim
-                .with_store(|s| s.find_user_by_sis(&user).map(|u| u.name.clone()))
-                .unwrap_or_default();
             lines.push((
                 *action,
                 [
-                    format!("{user} {name}"),
+                    (words.who)(&user),
                     r.course_id.clone().unwrap_or_default(),
                     r.section_id
                         .clone()
-                        .unwrap_or_else(|| "(default section)".into()),
+                        .unwrap_or_else(|| words.no_section.into()),
                     arrow(r.role_before.as_deref(), r.role_after.as_deref()),
                     arrow(r.state_before.as_deref(), r.state_after.as_deref()),
                 ],
@@ -224,7 +273,7 @@ pub(super) fn print_plan(p: &PreparedCycle, ctx: &CycleContext, sim: &SimHandle)
             "  {:<14} {:>6}   {}",
             action.as_str(),
             thousands(rows.len() as u64),
-            action_blurb(*action)
+            (words.blurb)(*action)
         );
         for (_, line) in lines.iter().zip(&aligned).filter(|((a, _), _)| a == action) {
             println!("      {line}");
@@ -249,8 +298,12 @@ pub(super) fn print_plan(p: &PreparedCycle, ctx: &CycleContext, sim: &SimHandle)
             .as_deref()
             .unwrap_or_default()
             .trim_start_matches("SIS row skipped: ");
+        let section = match (&r.section_id, words.skipped_section) {
+            (Some(s), true) => format!(", section_id {}", quoted(Some(s))),
+            _ => String::new(),
+        };
         println!(
-            "      user_id {}, course_id {}, role {}, status {}: {reason}",
+            "      user_id {}, course_id {}{section}, role {}, status {}: {reason}",
             quoted(r.user_id.as_deref()),
             quoted(r.course_id.as_deref()),
             quoted(r.role_after.as_deref()),
@@ -298,10 +351,10 @@ pub(super) fn per_action(counts: &std::collections::BTreeMap<&'static str, u64>)
         .join(", ")
 }
 
-pub(super) fn print_result(out: Out, r: &CycleReport) {
+pub(super) fn print_result(out: Out, r: &CycleReport, target: TargetKind) {
     let req = &r.details.requests;
     out.say(format_args!(
-        "Result: {} in {:.1} s: {} applied ({}), {} failed, {} skipped; {} Canvas API calls ({} reads, {} writes)",
+        "Result: {} in {:.1} s: {} applied ({}), {} failed, {} skipped; {} {} API calls ({} reads, {} writes)",
         r.status.as_str(),
         r.duration_ms as f64 / 1000.0,
         thousands(r.applied),
@@ -309,6 +362,7 @@ pub(super) fn print_result(out: Out, r: &CycleReport) {
         thousands(r.failed),
         thousands(r.skipped),
         thousands(r.api_calls),
+        lms(target),
         thousands(req.gets),
         thousands(req.writes)
     ));
@@ -317,19 +371,20 @@ pub(super) fn print_result(out: Out, r: &CycleReport) {
     }
 }
 
-pub(super) fn print_second(out: Out, r: &CycleReport) {
+pub(super) fn print_second(out: Out, r: &CycleReport, target: TargetKind) {
     let verdict = if r.planned_total() == 0 {
         "nothing left to do"
     } else {
         "NOT converged"
     };
     out.say(format_args!(
-        "\nSecond cycle (run {}): planned {}: {verdict}\n  {:.1} s, {} Canvas API calls, {} of them writes; \
+        "\nSecond cycle (run {}): planned {}: {verdict}\n  {:.1} s, {} {} API calls, {} of them writes; \
          the {} bad SIS rows are skipped again until they are fixed in the SIS",
         r.run_id,
         per_action(&r.planned),
         r.duration_ms as f64 / 1000.0,
         thousands(r.api_calls),
+        lms(target),
         r.details.requests.writes,
         r.details.sis_rows_skipped,
     ));

@@ -1,5 +1,6 @@
 //! What the demo sets up before its cycles: the demo database (and dropping it again), the Canvas simulator's
-//! throttle, and the built-in configuration that points the daemon at both.
+//! throttle, and the built-in configurations that point the daemon at the database and a simulator (Canvas, or
+//! openedx-sim).
 
 use anyhow::{Context, Result};
 use canvas_sim::district::{ADULT_LEARNER, District};
@@ -53,11 +54,16 @@ fn toml_string(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// The demo's configuration: the simulator, the demo database, the staff rule, and a removal brake the sample
+/// The count limit of the demo's brake: the ratio's share of the live enrollments, at least the default 500, so that
+/// a big sample is judged by ratio.
+fn max_removals(live: u64) -> u64 {
+    ((live as f64 * MAX_REMOVAL_RATIO).ceil() as u64).max(500)
+}
+
+/// The demo's configuration: the simulator, the demo database, the staff role rule, and a removal brake the sample
 /// district stays under (by ratio; the count limit grows with the district so that big ones are judged by ratio).
 pub(super) fn demo_settings(canvas: &str, db_url: &str, district: &District) -> Result<Settings> {
-    let max_removals =
-        ((district.stats.live_in_managed as f64 * MAX_REMOVAL_RATIO).ceil() as u64).max(500);
+    let max_removals = max_removals(district.stats.live_in_managed);
     let toml = format!(
         "[canvas]\nbase_url = {canvas}\ntoken = {token}\n\n\
          [database]\nurl = {db}\n\n\
@@ -71,6 +77,41 @@ pub(super) fn demo_settings(canvas: &str, db_url: &str, district: &District) -> 
         to = toml_string(ADULT_LEARNER),
     );
     Settings::from_toml_str(&toml).context("the demo's built-in configuration is invalid")
+}
+
+/// The SIS query of an Open edX university: the five columns and `curriculum_uuid` (CONTRACT v2).
+pub(super) const OPENEDX_SIS_QUERY: &str =
+    "SELECT user_id, course_id, section_id, role, status, curriculum_uuid FROM sis_enrollments";
+
+/// Where openedx-sim is and how to authenticate to it. The secret goes into the configuration and nowhere else.
+pub(super) struct OpenEdxAccess<'a> {
+    pub(super) base_url: &'a str,
+    pub(super) client_id: &'a str,
+    pub(super) client_secret: &'a str,
+}
+
+/// The Open edX demo's configuration: `target.kind = "openedx"`, openedx-sim and its OAuth client, the demo
+/// database, the SIS query with `curriculum_uuid`, and the Canvas demo's removal brake over the university's `live`
+/// enrollments (program and run). No `[canvas]` table: an Open edX deployment needs none.
+pub(super) fn openedx_settings(
+    lms: &OpenEdxAccess<'_>,
+    db_url: &str,
+    live: u64,
+) -> Result<Settings> {
+    let toml = format!(
+        "[target]\nkind = \"openedx\"\n\n\
+         [openedx]\nbase_url = {base}\nclient_id = {id}\nclient_secret = {secret}\n\n\
+         [database]\nurl = {db}\n\n\
+         [sis]\nenrollments_query = {query}\n\n\
+         [reconcile]\nremoval = \"conclude\"\nmax_removal_ratio = {MAX_REMOVAL_RATIO}\nmax_removals = {max_removals}\n",
+        base = toml_string(lms.base_url),
+        id = toml_string(lms.client_id),
+        secret = toml_string(lms.client_secret),
+        db = toml_string(db_url),
+        query = toml_string(OPENEDX_SIS_QUERY),
+        max_removals = max_removals(live),
+    );
+    Settings::from_toml_str(&toml).context("the Open edX demo's built-in configuration is invalid")
 }
 
 #[cfg(test)]
@@ -94,5 +135,19 @@ mod tests {
         assert_eq!(s.role_rules.len(), 1);
         assert_eq!(s.role_rules[0].to_role, ADULT_LEARNER);
         assert_eq!(s.reconcile.max_removals, 500);
+    }
+
+    #[test]
+    fn the_open_edx_configuration_is_valid_and_keeps_its_secret() {
+        let lms = OpenEdxAccess {
+            base_url: "http://127.0.0.1:1",
+            client_id: "rostersync-demo",
+            client_secret: "canary-secret-4d1f",
+        };
+        let s = openedx_settings(&lms, "postgres://p@h/db", 40_000).expect("valid");
+        assert_eq!(s.target, crate::config::TargetKind::OpenEdx);
+        assert_eq!(s.reconcile.max_removals, 2_000);
+        assert!(s.sis.enrollments_query.contains("curriculum_uuid"));
+        assert!(!format!("{s:?}").contains("canary-secret-4d1f"));
     }
 }

@@ -221,3 +221,110 @@ async fn the_demo_dry_run_prints_the_plan_an_operator_reviews() {
     );
     assert!(!stdout.contains("Applying"), "a dry run changes nothing");
 }
+
+// ---- `rostersync demo --target openedx` (issue 17 item 5): a sample university in openedx-sim. ----
+
+#[tokio::test]
+async fn the_openedx_demo_shows_the_university_applies_its_plan_and_converges() {
+    let (out, url) = demo(&["--target", "openedx"]).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    for expected in [
+        "rostersync demo --target openedx",
+        "openedx-sim at http://127.0.0.1:",
+        "target.kind = openedx",
+        "Sample university",
+        "3 programs (",
+        "    program ",
+        "without one (waiting enrollments",
+        "moved to another program sharing a run",
+        "Plan (run ",
+        "managed programs",
+        "(program enrollment)",
+        "— → staff",
+        "enrolled → ended",
+        "active → inactive",
+        "learner → staff",
+        "skipped rows        2",
+        "has uppercase letters",
+        "does not parse (expected course-v1:Org+Course+Run)",
+        "keep-alive",
+        "the plan matches the drift injected above",
+        "Result: succeeded",
+        "Open edX API calls",
+        "planned enroll 0, remove 0, change_role 0, change_state 0: nothing left to do",
+        "0 of them writes",
+        "inactive through the old program, active through the new",
+        "rostersync.audit_log",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+    // The OAuth client's secret is made per run and never printed; no Canvas is involved.
+    for text in [&stdout, &stderr] {
+        assert!(!text.contains("client_secret"), "{text}");
+        assert!(!text.contains("sim-token"), "{text}");
+    }
+    assert!(!stderr.contains("INFO"), "{stderr}");
+    let name = demo_database(&stdout);
+    assert!(
+        !database_exists(&url, &name).await,
+        "{name} was not dropped"
+    );
+}
+
+#[tokio::test]
+async fn the_openedx_demo_in_json_converges_and_a_dry_run_writes_nothing() {
+    let (out, _) = demo(&[
+        "--target", "openedx", "--json", "--size", "120", "--seed", "7",
+    ])
+    .await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let reports: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON report per line"))
+        .collect();
+    assert_eq!(reports.len(), 2, "{stdout}");
+    let (first, second) = (&reports[0], &reports[1]);
+    assert_eq!(first["status"], "succeeded", "{first}");
+    assert!(first["planned"]["enroll"].as_u64().unwrap() > 0, "{first}");
+    assert!(first["planned"]["remove"].as_u64().unwrap() > 0, "{first}");
+    assert_eq!(
+        first["skipped"].as_u64(),
+        Some(2),
+        "the two bad SIS rows: {first}"
+    );
+    assert_eq!(first["failed"].as_u64(), Some(0), "{first}");
+    for action in ["enroll", "remove", "change_role", "change_state"] {
+        assert_eq!(second["planned"][action], 0, "{second}");
+    }
+    assert_eq!(second["applied"].as_u64(), Some(0), "{second}");
+    assert_eq!(
+        second["details"]["requests"]["writes"].as_u64(),
+        Some(0),
+        "{second}"
+    );
+
+    let (out, _) = demo(&[
+        "--target",
+        "openedx",
+        "--dry-run",
+        "--size",
+        "120",
+        "--seed",
+        "7",
+    ])
+    .await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("(dry run)"), "{stdout}");
+    assert!(stdout.contains("+ enroll "), "{stdout}");
+    assert!(!stdout.contains("Applying"), "a dry run changes nothing");
+}

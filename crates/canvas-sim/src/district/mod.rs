@@ -37,6 +37,10 @@ use serde::Serialize;
 
 use crate::Seed;
 use generate::Generator;
+// The sample university (openedx-sim) is dressed and drawn the same way.
+pub(crate) use generate::Rng;
+pub(crate) use names::{FIRST_NAMES, LAST_NAMES};
+pub(crate) use sis::copy_rows;
 pub use sis::{
     CREATE_SIS_ENROLLMENTS, CREATE_SIS_STAFF, LoadedSis, SisRowOwned, SisRowRef, StaffRow, load_sis,
 };

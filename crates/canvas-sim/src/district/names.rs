@@ -109,7 +109,7 @@ pub(super) const STAFF_TITLES: &[&str] = &[
 ];
 
 #[rustfmt::skip]
-pub(super) const FIRST_NAMES: &[&str] = &[
+pub(crate) const FIRST_NAMES: &[&str] = &[
     "Ava", "Liam", "Maya", "Noah", "Sofia", "Ethan", "Isabella", "Lucas", "Mia", "Mateo", "Amara",
     "Elijah", "Chloe", "James", "Priya", "Benjamin", "Zoe", "Daniel", "Aaliyah", "Henry", "Layla",
     "Samuel", "Nora", "Diego", "Hannah", "Omar", "Grace", "Caleb", "Leah", "Isaac", "Fatima",
@@ -119,7 +119,7 @@ pub(super) const FIRST_NAMES: &[&str] = &[
 ];
 
 #[rustfmt::skip]
-pub(super) const LAST_NAMES: &[&str] = &[
+pub(crate) const LAST_NAMES: &[&str] = &[
     "Smith", "Johnson", "Garcia", "Nguyen", "Brown", "Martinez", "Patel", "Kim", "Davis", "Rodriguez", "Wilson",
     "Lopez", "Chen", "Anderson", "Thomas", "Hernandez", "Moore", "Okafor", "Jackson", "Martin", "Lee", "Perez",
     "Thompson", "White", "Harris", "Sanchez", "Clark", "Ramirez", "Lewis", "Robinson", "Walker", "Young", "Allen",

@@ -216,7 +216,7 @@ pub async fn load_sis(pool: &PgPool, district: &District) -> Result<LoadedSis, s
     })
 }
 
-async fn copy_rows<'a, const N: usize>(
+pub(crate) async fn copy_rows<'a, const N: usize>(
     conn: &mut sqlx::PgConnection,
     statement: &str,
     rows: impl Iterator<Item = [Option<&'a str>; N]>,

@@ -33,6 +33,7 @@ mod routes;
 mod seed;
 mod server;
 mod store;
+pub mod university;
 mod write;
 
 use std::net::SocketAddr;
