@@ -19,7 +19,7 @@ use crate::config::ReadPath;
 use crate::domain::decide::{SkippedSisRow, Snapshot};
 use crate::domain::roles::{RoleBook, RoleInfo};
 use crate::domain::rules::{ResolvedRule, role_rule_cycle};
-use crate::domain::sis_row::{parse_row, user_identity};
+use crate::domain::sis_row::{parse_row_ref, user_identity};
 use crate::domain::{EnrollmentState, Ids, LiveEnrollment, RoleId, SectionKey, Sym, UserIdKind};
 use crate::metrics::ReasonLabels;
 use crate::sis;
@@ -52,16 +52,19 @@ pub async fn read_snapshot(
         &settings.sis.enrollments_query,
         settings.sis.statement_timeout,
         |row| {
-            if scope.is_some_and(|s| !s.contains(row.course_id.as_deref().unwrap_or_default())) {
-                if parse_row(&row, kind, roles, ids).is_ok() {
+            if scope.is_some_and(|s| !s.contains(row.course_id.unwrap_or_default())) {
+                if parse_row_ref(row, kind, roles, ids).is_ok() {
                     outside_scope += 1;
                 }
                 return;
             }
             in_scope += 1;
-            match parse_row(&row, kind, roles, ids) {
+            match parse_row_ref(row, kind, roles, ids) {
                 Ok(d) => desired.push(d),
-                Err(skip) => skipped.push(SkippedSisRow { row, skip }),
+                Err(skip) => skipped.push(SkippedSisRow {
+                    row: row.to_row(),
+                    skip,
+                }),
             }
         },
     )
