@@ -14,7 +14,9 @@ use super::error::CycleError;
 use super::report::CycleReport;
 use super::{CycleContext, provisioning};
 use crate::canvas::client::UserRef;
+use crate::canvas::error::CanvasError;
 use crate::canvas::model::Enrollment;
+use crate::canvas::model::Role;
 use crate::config::ReadPath;
 use crate::domain::decide::{SkippedSisRow, Snapshot};
 use crate::domain::roles::{RoleBook, RoleInfo};
@@ -33,13 +35,26 @@ pub async fn read_snapshot(
     scope: Option<&BTreeSet<String>>,
     report: &mut CycleReport,
 ) -> Result<Snapshot, CycleError> {
+    let started = Instant::now();
+    let roles = ctx.canvas.list_roles(&ctx.settings.canvas.account_id).await;
+    read_snapshot_with_roles(ctx, scope, report, started, roles).await
+}
+
+/// [`read_snapshot`], with the account's roles already requested (from `started`): the cycle asks Canvas for them
+/// while it fingerprints the SIS, which they do not depend on.
+pub async fn read_snapshot_with_roles(
+    ctx: &CycleContext,
+    scope: Option<&BTreeSet<String>>,
+    report: &mut CycleReport,
+    started: Instant,
+    roles: Result<Vec<Role>, CanvasError>,
+) -> Result<Snapshot, CycleError> {
     let settings = &ctx.settings;
     let kind = settings.sis.user_id_kind;
-    let started = Instant::now();
     let mut snap = Snapshot::default();
 
     // Roles first: SIS rows name roles, and a rule naming a missing role is fatal before anything is read.
-    let roles = ctx.canvas.list_roles(&settings.canvas.account_id).await?;
+    let roles = roles?;
     snap.roles = RoleBook::new(roles.into_iter().map(RoleInfo::from));
     snap.rules = read_rules(ctx, &snap.roles, &mut snap.ids).await?;
 
