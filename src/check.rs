@@ -235,7 +235,7 @@ async fn check_openedx(settings: &Settings, sis: Option<&sqlx::PgPool>, list: &m
         settings.sis.statement_timeout,
         |row| {
             if let Some(program) = row.course_id.filter(|c| !c.trim().is_empty()) {
-                programs.insert(program);
+                programs.insert(program.to_owned());
             }
         },
     )

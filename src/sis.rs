@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use sqlx::{AssertSqlSafe, Column, Executor, PgPool, Row, SqlSafeStr, Type, TypeInfo};
 
-use crate::domain::sis_row::SisRow;
+use crate::domain::sis_row::SisRowRef;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SisError {
@@ -107,7 +107,7 @@ pub async fn read_enrollments(
     pool: &PgPool,
     query: &str,
     timeout: Duration,
-    mut on_row: impl FnMut(SisRow),
+    mut on_row: impl FnMut(SisRowRef<'_>),
 ) -> Result<u64, SisError> {
     const WHAT: &str = "sis.enrollments_query";
     let mut tx = begin_read_only(pool, WHAT, timeout).await?;
@@ -122,15 +122,16 @@ pub async fn read_enrollments(
     {
         let mut rows = sqlx::query(AssertSqlSafe(query.to_owned())).fetch(&mut *tx);
         while let Some(row) = rows.try_next().await.map_err(query_error(WHAT))? {
-            let get = |i: usize| row.try_get::<Option<String>, _>(pos[i]).ok().flatten();
-            on_row(SisRow {
+            // Decoded in place (no copy of the text); the callback copies what it keeps.
+            let get = |i: usize| row.try_get::<Option<&str>, _>(pos[i]).ok().flatten();
+            on_row(SisRowRef {
                 user_id: get(0),
                 course_id: get(1),
                 section_id: get(2),
                 role: get(3),
                 status: get(4),
                 curriculum_uuid: curriculum
-                    .and_then(|i| row.try_get::<Option<String>, _>(i).ok().flatten()),
+                    .and_then(|i| row.try_get::<Option<&str>, _>(i).ok().flatten()),
             });
             count += 1;
         }

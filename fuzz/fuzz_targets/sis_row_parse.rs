@@ -65,7 +65,7 @@ fuzz_target!(|columns: Columns| {
         assert_eq!(Some(ids.resolve(d.course)), row.course_id.as_deref());
     }
     let mut ids = Ids::new();
-    if let Ok(r) = parse_openedx_row(&row, &mut ids) {
+    if let Ok(r) = parse_openedx_row(row.borrowed(), &mut ids) {
         // The program is the column as given (a lowercase UUID); the key compares lower-cased, is written as given.
         assert_eq!(
             Some(ids.resolve(r.desired.course)),

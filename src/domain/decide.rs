@@ -13,6 +13,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::fast::{self, FastMap};
 use super::guard::{self, GuardDecision, GuardLimits, ScopedBase, Trip};
 use super::plan::{self, Change, DuplicateConflict, Plan, PlanInput};
 use super::roles::RoleBook;
@@ -261,12 +262,14 @@ pub fn decide(snapshot: &Snapshot, settings: &DecideSettings) -> Decision {
         section_removal: settings.section_removal,
     });
 
-    let mut live_per_course: HashMap<Sym, u64> = snapshot
-        .managed
-        .iter()
-        .filter(|c| !snapshot.courses_not_found.contains(c))
-        .map(|c| (*c, 0))
-        .collect();
+    let mut live_per_course: FastMap<Sym, u64> = fast::map_with_capacity(snapshot.managed.len());
+    live_per_course.extend(
+        snapshot
+            .managed
+            .iter()
+            .filter(|c| !snapshot.courses_not_found.contains(c))
+            .map(|c| (*c, 0)),
+    );
     // The ratios' denominator: enrollments that give access now.
     for l in live.iter().filter(|l| l.state.is_removable()) {
         *live_per_course.entry(l.course).or_default() += 1;

@@ -10,7 +10,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::hash::BuildHasher;
 
+use super::fast::FastMap;
 use super::plan::{Change, Plan};
 use super::{Action, Sym};
 
@@ -185,10 +187,10 @@ impl GuardDecision {
 /// Decides the brake for one plan.
 /// `usable_sis_rows`: rows that parsed; `live_per_course`: live enrollments that give access now (active, invited,
 /// creation pending), per managed course.
-pub fn evaluate(
+pub fn evaluate<S: BuildHasher>(
     plan: &Plan,
     usable_sis_rows: usize,
-    live_per_course: &HashMap<Sym, u64>,
+    live_per_course: &HashMap<Sym, u64, S>,
     limits: &GuardLimits,
     course_name: impl Fn(Sym) -> String,
 ) -> GuardDecision {
@@ -217,17 +219,17 @@ pub struct ScopedBase {
 }
 
 /// [`evaluate`], for a scoped run when `base` is set.
-pub fn evaluate_scoped(
+pub fn evaluate_scoped<S: BuildHasher>(
     plan: &Plan,
     usable_sis_rows: usize,
-    live_per_course: &HashMap<Sym, u64>,
+    live_per_course: &HashMap<Sym, u64, S>,
     limits: &GuardLimits,
     base: Option<&ScopedBase>,
     course_name: impl Fn(Sym) -> String,
 ) -> GuardDecision {
     let mut decision = GuardDecision::default();
     let removals_by_course = plan.changes.iter().filter(|c| c.takes_access_away()).fold(
-        HashMap::<Sym, u64>::new(),
+        FastMap::<Sym, u64>::default(),
         |mut m, c| {
             *m.entry(c.course).or_default() += 1;
             m

@@ -5,6 +5,7 @@
 //! (resolves role names). The reconcile cycle reads the SIS and Canvas into these types at its edges.
 
 pub mod decide;
+pub mod fast;
 pub mod guard;
 pub mod openedx_row;
 pub mod plan;
@@ -21,10 +22,19 @@ pub use policy::{RemovalPolicy, UserIdKind};
 /// million-enrollment snapshot small and makes the plan's hash maps cheap to key.
 pub type Sym = lasso::Spur;
 
-/// Interns and resolves the identifiers of one cycle.
-#[derive(Default, Clone, serde::Serialize, serde::Deserialize)]
+/// Interns and resolves the identifiers of one cycle. Hashed with foldhash, not SipHash: every identifier of a
+/// cycle passes through here, and `fast` says why that hasher is fine for SIS and Canvas ids.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct Ids {
-    rodeo: lasso::Rodeo,
+    rodeo: lasso::Rodeo<Sym, fast::RandomState>,
+}
+
+impl Default for Ids {
+    fn default() -> Self {
+        Self {
+            rodeo: lasso::Rodeo::with_hasher(fast::RandomState::default()),
+        }
+    }
 }
 
 impl Ids {

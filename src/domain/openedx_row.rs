@@ -6,7 +6,7 @@
 //! SIS's own casing is what is written.
 
 use super::roles::{OPENEDX_LEARNER, OPENEDX_STAFF};
-use super::sis_row::{IdColumn, SisRow, SkipReason, SkippedRow, id_field};
+use super::sis_row::{IdColumn, SisRowRef, SkipReason, SkippedRow, id_field};
 use std::collections::HashMap;
 
 use super::{DesiredEnrollment, DesiredState, Ids, SectionKey, Sym};
@@ -124,16 +124,16 @@ fn is_run_key(s: &str) -> bool {
         })
 }
 
-pub fn parse_openedx_row(row: &SisRow, ids: &mut Ids) -> Result<OpenEdxRow, SkippedRow> {
-    let key = id_field(row.user_id.as_deref(), IdColumn::UserId);
-    let program = id_field(row.course_id.as_deref(), IdColumn::CourseId);
+pub fn parse_openedx_row(row: SisRowRef<'_>, ids: &mut Ids) -> Result<OpenEdxRow, SkippedRow> {
+    let key = id_field(row.user_id, IdColumn::UserId);
+    let program = id_field(row.course_id, IdColumn::CourseId);
     let (key, program) = match (key, program) {
         (Ok(k), Ok(p)) => (k, p),
         (Err(reason), program) => {
             return Err(SkippedRow {
                 reason,
                 user: None,
-                course: program.ok().map(|p| ids.intern(&p)),
+                course: program.ok().map(|p| ids.intern(p)),
             });
         }
         (Ok(k), Err(reason)) => {
@@ -145,20 +145,20 @@ pub fn parse_openedx_row(row: &SisRow, ids: &mut Ids) -> Result<OpenEdxRow, Skip
         }
     };
     let user = ids.intern(&key.to_lowercase());
-    let course = ids.intern(&program);
+    let course = ids.intern(program);
     let skip = |reason: OpenEdxSkip| SkippedRow {
         reason: SkipReason::OpenEdx(reason),
         user: Some(user),
         course: Some(course),
     };
-    if !is_lowercase_uuid(&program) {
+    if !is_lowercase_uuid(program) {
         return Err(if is_lowercase_uuid(&program.to_lowercase()) {
-            skip(OpenEdxSkip::UppercaseProgram(program))
+            skip(OpenEdxSkip::UppercaseProgram(program.to_owned()))
         } else {
-            skip(OpenEdxSkip::NotAProgram(program))
+            skip(OpenEdxSkip::NotAProgram(program.to_owned()))
         });
     }
-    let section = match row.section_id.as_deref() {
+    let section = match row.section_id {
         None | Some("") => SectionKey::Default,
         Some(s) => {
             let run = id_field(Some(s), IdColumn::SectionId).map_err(|reason| SkippedRow {
@@ -166,19 +166,19 @@ pub fn parse_openedx_row(row: &SisRow, ids: &mut Ids) -> Result<OpenEdxRow, Skip
                 user: Some(user),
                 course: Some(course),
             })?;
-            if !is_run_key(&run) {
-                return Err(skip(OpenEdxSkip::RunKey(run)));
+            if !is_run_key(run) {
+                return Err(skip(OpenEdxSkip::RunKey(run.to_owned())));
             }
-            SectionKey::Sis(ids.intern(&run))
+            SectionKey::Sis(ids.intern(run))
         }
     };
-    let role = match (row.role.as_deref(), section) {
+    let role = match (row.role, section) {
         (None | Some("learner"), _) => OPENEDX_LEARNER,
         (Some("staff"), SectionKey::Sis(_)) => OPENEDX_STAFF,
         (Some("staff"), SectionKey::Default) => return Err(skip(OpenEdxSkip::StaffOnProgram)),
         (Some(other), _) => return Err(skip(OpenEdxSkip::Role(other.to_owned()))),
     };
-    let state = match (row.status.as_deref(), section) {
+    let state = match (row.status, section) {
         (None, _) => DesiredState::Active,
         (Some(s), SectionKey::Default) => match s {
             "enrolled" => DesiredState::Active,
@@ -194,7 +194,7 @@ pub fn parse_openedx_row(row: &SisRow, ids: &mut Ids) -> Result<OpenEdxRow, Skip
             other => return Err(skip(OpenEdxSkip::CourseStatus(other.to_owned()))),
         },
     };
-    let curriculum = match row.curriculum_uuid.as_deref() {
+    let curriculum = match row.curriculum_uuid {
         None | Some("") => None,
         Some(c) if is_lowercase_uuid(c) => Some(c.to_owned()),
         Some(c) => return Err(skip(OpenEdxSkip::Curriculum(c.to_owned()))),
@@ -207,7 +207,7 @@ pub fn parse_openedx_row(row: &SisRow, ids: &mut Ids) -> Result<OpenEdxRow, Skip
             role,
             state,
         },
-        student_key: key,
+        student_key: key.to_owned(),
         curriculum,
     })
 }
@@ -215,6 +215,7 @@ pub fn parse_openedx_row(row: &SisRow, ids: &mut Ids) -> Result<OpenEdxRow, Skip
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::sis_row::SisRow;
 
     const PROGRAM: &str = "00000000-1111-2222-3333-444444444444";
 
@@ -232,18 +233,19 @@ mod tests {
     #[test]
     fn program_and_course_rows_parse_into_places_with_keys_compared_lower_cased() {
         let mut ids = Ids::new();
-        let p =
-            parse_openedx_row(&row(None, None, Some("pending")), &mut ids).expect("program row");
+        let p = parse_openedx_row(row(None, None, Some("pending")).borrowed(), &mut ids)
+            .expect("program row");
         assert_eq!(p.desired.section, SectionKey::Default);
         assert_eq!(p.desired.state, DesiredState::Pending);
         assert_eq!(p.student_key, "Learner-1");
         assert_eq!(ids.resolve(p.desired.user), "learner-1");
         let c = parse_openedx_row(
-            &row(
+            row(
                 Some("course-v1:edX+Toy+2026"),
                 Some("staff"),
                 Some("inactive"),
-            ),
+            )
+            .borrowed(),
             &mut ids,
         )
         .expect("course row");
@@ -281,7 +283,7 @@ mod tests {
         ];
         for (r, expected) in cases {
             let mut ids = Ids::new();
-            let err = parse_openedx_row(&r, &mut ids).expect_err(expected);
+            let err = parse_openedx_row(r.borrowed(), &mut ids).expect_err(expected);
             assert!(
                 err.reason.to_string().contains(expected),
                 "{expected}: {}",

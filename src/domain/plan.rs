@@ -8,8 +8,10 @@
 //!   linked observer row, belongs to a user without SIS identity, or sits under a hold (a user+course whose SIS
 //!   rows could not be understood: a bad row must never turn into a removal).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+use std::collections::hash_map::Entry;
 
+use super::fast::{self, FastMap};
 use super::{
     Action, DesiredEnrollment, DesiredState, EnrollmentKey, EnrollmentState, LiveEnrollment,
     RoleId, SectionKey, Sym,
@@ -108,12 +110,16 @@ pub struct DuplicateConflict {
 pub fn resolve_duplicates(
     desired: Vec<DesiredEnrollment>,
 ) -> (Vec<DesiredEnrollment>, Vec<DuplicateConflict>) {
-    let mut index: HashMap<EnrollmentKey, usize> = HashMap::with_capacity(desired.len());
-    let mut unique: Vec<DesiredEnrollment> = Vec::with_capacity(desired.len());
+    // Compacted in place: the first row of each key moves to the front, in row order.
+    let mut unique = desired;
+    let mut index: FastMap<EnrollmentKey, usize> = fast::map_with_capacity(unique.len());
     let mut conflicts = Vec::new();
-    for d in desired {
-        match index.get(&d.key()) {
-            Some(&i) => {
+    let mut kept = 0;
+    for row in 0..unique.len() {
+        let d = unique[row];
+        match index.entry(d.key()) {
+            Entry::Occupied(e) => {
+                let i = *e.get();
                 let existing = unique[i].state;
                 if existing != d.state {
                     let (kept, dropped) = if d.state > existing {
@@ -129,33 +135,89 @@ pub fn resolve_duplicates(
                     });
                 }
             }
-            None => {
-                index.insert(d.key(), unique.len());
-                unique.push(d);
+            Entry::Vacant(e) => {
+                e.insert(kept);
+                unique[kept] = d;
+                kept += 1;
             }
         }
     }
+    unique.truncate(kept);
     (unique, conflicts)
+}
+
+/// Live rows grouped by a key, each group in row order, without a `Vec` per group: a million small vectors were
+/// most of the plan's time (their allocations, and freeing them) at S4's 1.5M enrollments.
+struct Groups<K> {
+    /// key → (first row, last row) of its group.
+    ends: FastMap<K, (usize, usize)>,
+    /// The next row of the same group (`usize::MAX`: none).
+    next: Vec<usize>,
+}
+
+impl<K: std::hash::Hash + Eq> Groups<K> {
+    fn new(rows: usize) -> Self {
+        Groups {
+            ends: fast::map_with_capacity(rows),
+            next: vec![usize::MAX; rows],
+        }
+    }
+
+    fn push(&mut self, key: K, row: usize) {
+        match self.ends.entry(key) {
+            Entry::Occupied(mut e) => {
+                let (_, last) = e.get_mut();
+                self.next[*last] = row;
+                *last = row;
+            }
+            Entry::Vacant(e) => {
+                e.insert((row, row));
+            }
+        }
+    }
+
+    /// The group's rows in row order; `None` when no row has this key.
+    fn get(&self, key: &K) -> Option<GroupRows<'_>> {
+        let &(first, _) = self.ends.get(key)?;
+        Some(GroupRows {
+            next: &self.next,
+            at: first,
+        })
+    }
+}
+
+#[derive(Clone)]
+struct GroupRows<'a> {
+    next: &'a [usize],
+    at: usize,
+}
+
+impl Iterator for GroupRows<'_> {
+    type Item = usize;
+    fn next(&mut self) -> Option<usize> {
+        let row = self.at;
+        if row == usize::MAX {
+            return None;
+        }
+        self.at = self.next[row];
+        Some(row)
+    }
 }
 
 /// Decides every change that turns `live` into `desired`.
 pub fn plan(input: &PlanInput<'_>) -> Plan {
-    let mut by_key: HashMap<EnrollmentKey, Vec<usize>> = HashMap::with_capacity(input.live.len());
-    // (user, course, section) → live rows there, for role-change candidates.
-    let mut by_place: HashMap<(Sym, Sym, SectionKey), Vec<usize>> =
-        HashMap::with_capacity(input.live.len());
-    for (i, l) in input.live.iter().enumerate() {
-        // Linked observer rows belong to Canvas, not to the SIS (facts §10).
-        if l.associated_user_id.is_some() {
-            continue;
-        }
-        if let Some(key) = l.key() {
-            by_key.entry(key).or_default().push(i);
-            by_place
-                .entry((key.user, key.course, key.section))
-                .or_default()
-                .push(i);
-        }
+    // Linked observer rows belong to Canvas, not to the SIS (facts §10); rows without a SIS user have no key.
+    let keyed = || {
+        input
+            .live
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.associated_user_id.is_none())
+            .filter_map(|(i, l)| Some((i, l.key()?)))
+    };
+    let mut by_key: Groups<EnrollmentKey> = Groups::new(input.live.len());
+    for (i, key) in keyed() {
+        by_key.push(key, i);
     }
 
     let mut matched = vec![false; input.live.len()];
@@ -173,17 +235,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         // The course's default section and teacher-made sections carry no SIS id, so they share this key: the SIS
         // row names them all ("in the course") and none is removed for being unlisted; each follows the SIS.
         // Otherwise Canvas keeps one row per key, so several is an anomaly: prefer one already in the wanted state.
-        let preferred = rows
-            .iter()
-            .copied()
-            .find(|&i| input.live[i].state == want)
-            .unwrap_or(rows[0]);
-        let claimed: &[usize] = if d.section == SectionKey::Default {
-            rows
-        } else {
-            std::slice::from_ref(&preferred)
-        };
-        for &i in claimed {
+        let mut claim = |i: usize| {
             matched[i] = true;
             let l = &input.live[i];
             if l.state != want {
@@ -199,8 +251,19 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                     live: Some(*l),
                 });
             }
+        };
+        if d.section == SectionKey::Default {
+            rows.for_each(&mut claim);
+        } else {
+            let first = rows.at;
+            let preferred = rows
+                .clone()
+                .find(|&i| input.live[i].state == want)
+                .unwrap_or(first);
+            claim(preferred);
         }
     }
+    drop(by_key);
 
     let removable = |l: &LiveEnrollment, matched: &[bool], i: usize| -> bool {
         !matched[i]
@@ -213,6 +276,19 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             }
     };
 
+    // (user, course, section) → live rows there, for role-change candidates. Only a missing active enrollment
+    // looks for one, so a cycle without such (every converged one) never builds it.
+    let by_place: Groups<(Sym, Sym, SectionKey)> =
+        if missing.iter().any(|d| d.state == DesiredState::Active) {
+            let mut by_place = Groups::new(input.live.len());
+            for (i, key) in keyed() {
+                by_place.push((key.user, key.course, key.section), i);
+            }
+            by_place
+        } else {
+            Groups::new(0)
+        };
+
     // Pass 2: missing enrollments become a role change when an unclaimed removable row sits in their place.
     for d in missing {
         if d.state == DesiredState::Deleted {
@@ -222,9 +298,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             by_place
                 .get(&(d.user, d.course, d.section))
                 .and_then(|rows| {
-                    rows.iter()
-                        .copied()
-                        .filter(|&i| removable(&input.live[i], &matched, i))
+                    rows.filter(|&i| removable(&input.live[i], &matched, i))
                         .min_by_key(|&i| input.live[i].id)
                 })
         } else {

@@ -20,6 +20,44 @@ pub struct SisRow {
     pub curriculum_uuid: Option<String>,
 }
 
+/// A SIS row's five text columns, borrowed from where they were read: the SIS read parses each row in place and
+/// copies it into a [`SisRow`] only when it is skipped (and kept for the audit).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SisRowRef<'a> {
+    pub user_id: Option<&'a str>,
+    pub course_id: Option<&'a str>,
+    pub section_id: Option<&'a str>,
+    pub role: Option<&'a str>,
+    pub status: Option<&'a str>,
+    pub curriculum_uuid: Option<&'a str>,
+}
+
+impl SisRowRef<'_> {
+    pub fn to_row(self) -> SisRow {
+        SisRow {
+            user_id: self.user_id.map(str::to_owned),
+            course_id: self.course_id.map(str::to_owned),
+            section_id: self.section_id.map(str::to_owned),
+            role: self.role.map(str::to_owned),
+            status: self.status.map(str::to_owned),
+            curriculum_uuid: self.curriculum_uuid.map(str::to_owned),
+        }
+    }
+}
+
+impl SisRow {
+    pub fn borrowed(&self) -> SisRowRef<'_> {
+        SisRowRef {
+            user_id: self.user_id.as_deref(),
+            course_id: self.course_id.as_deref(),
+            section_id: self.section_id.as_deref(),
+            role: self.role.as_deref(),
+            status: self.status.as_deref(),
+            curriculum_uuid: self.curriculum_uuid.as_deref(),
+        }
+    }
+}
+
 /// Why a row was skipped, and which user/course it was about (when that much could be read), so that the cycle
 /// can hold that user's enrollments in that course instead of removing them.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -94,13 +132,13 @@ impl SkipReason {
     }
 }
 
-pub(super) fn id_field(value: Option<&str>, column: IdColumn) -> Result<String, SkipReason> {
+pub(super) fn id_field(value: Option<&str>, column: IdColumn) -> Result<&str, SkipReason> {
     match value {
         None => Err(SkipReason::Null(column)),
         Some(v) if v.trim().is_empty() => Err(SkipReason::Empty(column)),
         Some(v) if v != v.trim() => Err(SkipReason::Whitespace(column, v.to_owned())),
         Some(v) if v.chars().any(char::is_control) => Err(SkipReason::ControlCharacter(column)),
-        Some(v) => Ok(v.to_owned()),
+        Some(v) => Ok(v),
     }
 }
 
@@ -118,9 +156,18 @@ pub fn parse_row(
     roles: &RoleBook,
     ids: &mut Ids,
 ) -> Result<DesiredEnrollment, SkippedRow> {
-    let user = id_field(row.user_id.as_deref(), IdColumn::UserId)
-        .map(|u| ids.intern(&user_identity(&u, kind)));
-    let course = id_field(row.course_id.as_deref(), IdColumn::CourseId).map(|c| ids.intern(&c));
+    parse_row_ref(row.borrowed(), kind, roles, ids)
+}
+
+/// [`parse_row`] of a borrowed row.
+pub fn parse_row_ref(
+    row: SisRowRef<'_>,
+    kind: UserIdKind,
+    roles: &RoleBook,
+    ids: &mut Ids,
+) -> Result<DesiredEnrollment, SkippedRow> {
+    let user = id_field(row.user_id, IdColumn::UserId).map(|u| ids.intern(&user_identity(u, kind)));
+    let course = id_field(row.course_id, IdColumn::CourseId).map(|c| ids.intern(c));
     // A skipped row still names someone: a padded id (a CHAR(n) column) names the user and course its trimmed
     // text does, and that user's enrollments there are held, never removed because of it.
     let mut named = |value: Option<&str>, user: bool| {
@@ -137,17 +184,15 @@ pub fn parse_row(
         (Err(reason), course) => {
             return Err(SkippedRow {
                 reason,
-                user: named(row.user_id.as_deref(), true),
-                course: course
-                    .ok()
-                    .or_else(|| named(row.course_id.as_deref(), false)),
+                user: named(row.user_id, true),
+                course: course.ok().or_else(|| named(row.course_id, false)),
             });
         }
         (Ok(user), Err(reason)) => {
             return Err(SkippedRow {
                 reason,
                 user: Some(user),
-                course: named(row.course_id.as_deref(), false),
+                course: named(row.course_id, false),
             });
         }
     };
@@ -156,20 +201,20 @@ pub fn parse_row(
         user: Some(user),
         course: Some(course),
     };
-    let section = match row.section_id.as_deref() {
+    let section = match row.section_id {
         // An empty string is how many exports spell "no section"; both mean the course's default section.
         None | Some("") => SectionKey::Default,
         Some(s) => {
-            SectionKey::Sis(ids.intern(&id_field(Some(s), IdColumn::SectionId).map_err(skip)?))
+            SectionKey::Sis(ids.intern(id_field(Some(s), IdColumn::SectionId).map_err(skip)?))
         }
     };
-    let role = match row.role.as_deref() {
+    let role = match row.role {
         None => return Err(skip(SkipReason::RoleNull)),
         Some(r) => roles
             .resolve(r)
             .map_err(|e| skip(SkipReason::Role(e.to_string())))?,
     };
-    let state = match row.status.as_deref() {
+    let state = match row.status {
         None => DesiredState::Active,
         Some(s) => DesiredState::parse(s).ok_or_else(|| skip(SkipReason::Status(s.to_owned())))?,
     };

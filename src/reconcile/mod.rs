@@ -211,9 +211,10 @@ pub async fn prepare(
         // Read before the rows, so that a change made in between is seen again by the next check, never missed.
         // A query this cannot wrap fails the row read below with its own, clearer error; without fingerprints the
         // freshness check waits for the next full run.
-        let fingerprints = if dry_run {
-            None
-        } else {
+        let fingerprints = async {
+            if dry_run {
+                return None;
+            }
             let s = &ctx.settings.sis;
             match sis::course_fingerprints(&ctx.sis, &s.enrollments_query, s.statement_timeout)
                 .await
@@ -225,7 +226,13 @@ pub async fn prepare(
                 }
             }
         };
-        let snapshot = read::read_snapshot(ctx, scope, &mut report).await?;
+        // What the target is asked first (Canvas's roles) does not depend on the SIS: asked for while the SIS is
+        // fingerprinted (the SIS rows, which must come after the fingerprints, are read next).
+        let read_started = Instant::now();
+        let (fingerprints, prefetched) = tokio::join!(fingerprints, read::prefetch(ctx));
+        let snapshot =
+            read::read_snapshot_prefetched(ctx, scope, &mut report, read_started, prefetched)
+                .await?;
         // A scoped run read only some courses: the interrupted changes elsewhere wait for a full run.
         if opts.holds_lock && !dry_run && scope.is_none() {
             report.details.resolved_interrupted =

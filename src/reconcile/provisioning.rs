@@ -69,6 +69,11 @@ pub fn parse_enrollments_csv(
     let mut out = Vec::new();
     let mut record = csv::ByteRecord::new();
     let mut line = 1u64;
+    // The report lists a course's rows together, and most courses have one section and one or two roles: the
+    // last course, section and role seen are remembered, so that a row repeating them costs no lookup.
+    let mut last_course: (Vec<u8>, Option<Sym>) = (Vec::new(), None);
+    let mut last_section: Option<(Vec<u8>, SectionKey)> = None;
+    let mut last_role: Option<RoleId> = None;
     while reader
         .read_byte_record(&mut record)
         .map_err(|e| format!("provisioning report: unreadable CSV at line {line}: {e}"))?
@@ -76,7 +81,13 @@ pub fn parse_enrollments_csv(
         line += 1;
         let text =
             |i: usize| std::str::from_utf8(record.get(i).unwrap_or_default()).unwrap_or_default();
-        let Some(course_sym) = ids.get(text(course)).filter(|c| managed.contains(c)) else {
+        let course_bytes = record.get(course).unwrap_or_default();
+        if line == 2 || last_course.0 != course_bytes {
+            last_course.0.clear();
+            last_course.0.extend_from_slice(course_bytes);
+            last_course.1 = ids.get(text(course)).filter(|c| managed.contains(c));
+        }
+        let Some(course_sym) = last_course.1 else {
             continue;
         };
         let Some(state) = state(text(status)) else {
@@ -91,22 +102,35 @@ pub fn parse_enrollments_csv(
             })
         };
         let role = RoleId(number(role_id)?);
-        if let Some(name) = role_name.map(text) {
+        if let Some(name) = role_name.map(text)
+            && last_role != Some(role)
+        {
+            // The first row naming a role is the one learnt (`learn` keeps what it knows).
             roles.learn(role, name, base_type.map(text).unwrap_or_default());
+            last_role = Some(role);
         }
         let user_text = text(user);
-        let section_text = text(section);
+        let section_bytes = record.get(section).unwrap_or_default();
+        let section_key = match &last_section {
+            Some((bytes, key)) if bytes.as_slice() == section_bytes => *key,
+            _ => {
+                let section_text = text(section);
+                let key = if section_text.is_empty() {
+                    SectionKey::Default
+                } else {
+                    SectionKey::Sis(ids.intern(section_text))
+                };
+                last_section = Some((section_bytes.to_vec(), key));
+                key
+            }
+        };
         out.push(LiveEnrollment {
             id: number(eid)?,
             user: (!user_text.is_empty()).then(|| ids.intern(user_text)),
             canvas_user_id: number(canvas_user)?,
             course: course_sym,
             canvas_course_id: number(canvas_course)?,
-            section: if section_text.is_empty() {
-                SectionKey::Default
-            } else {
-                SectionKey::Sis(ids.intern(section_text))
-            },
+            section: section_key,
             canvas_section_id: number(canvas_section)?,
             role,
             state,

@@ -15,12 +15,14 @@ use super::report::CycleReport;
 use super::{CycleContext, provisioning};
 use crate::canvas::CanvasClient;
 use crate::canvas::client::UserRef;
+use crate::canvas::error::CanvasError;
 use crate::canvas::model::Enrollment;
+use crate::canvas::model::Role;
 use crate::config::ReadPath;
 use crate::domain::decide::{SkippedSisRow, Snapshot};
 use crate::domain::roles::{RoleBook, RoleInfo};
 use crate::domain::rules::{ResolvedRule, role_rule_cycle};
-use crate::domain::sis_row::{SisRow, SkippedRow, parse_row, user_identity};
+use crate::domain::sis_row::{SisRowRef, SkippedRow, parse_row_ref, user_identity};
 use crate::domain::{
     DesiredEnrollment, EnrollmentState, Ids, LiveEnrollment, RoleId, SectionKey, Sym, UserIdKind,
 };
@@ -37,9 +39,45 @@ pub async fn read_snapshot(
     scope: Option<&BTreeSet<String>>,
     report: &mut CycleReport,
 ) -> Result<Snapshot, CycleError> {
+    let started = Instant::now();
+    let prefetched = prefetch(ctx).await;
+    read_snapshot_prefetched(ctx, scope, report, started, prefetched).await
+}
+
+/// What a cycle asks the target for while it fingerprints the SIS (it does not depend on the SIS): Canvas's
+/// account roles. Open edX has nothing to ask first.
+pub enum Prefetched {
+    CanvasRoles(Result<Vec<Role>, CanvasError>),
+    Nothing,
+}
+
+/// Asks the target for what [`Prefetched`] holds.
+pub async fn prefetch(ctx: &CycleContext) -> Prefetched {
     match &ctx.target {
-        Target::Canvas(canvas) => read_canvas_snapshot(ctx, canvas, scope, report).await,
-        Target::OpenEdx(client) => {
+        Target::Canvas(canvas) => {
+            Prefetched::CanvasRoles(canvas.list_roles(&ctx.settings.canvas.account_id).await)
+        }
+        Target::OpenEdx(_) => Prefetched::Nothing,
+    }
+}
+
+/// [`read_snapshot`], with what was [prefetched](prefetch) since `started`.
+pub async fn read_snapshot_prefetched(
+    ctx: &CycleContext,
+    scope: Option<&BTreeSet<String>>,
+    report: &mut CycleReport,
+    started: Instant,
+    prefetched: Prefetched,
+) -> Result<Snapshot, CycleError> {
+    match (&ctx.target, prefetched) {
+        (Target::Canvas(_), Prefetched::CanvasRoles(roles)) => {
+            read_canvas_snapshot(ctx, scope, report, started, roles).await
+        }
+        (Target::Canvas(canvas), Prefetched::Nothing) => {
+            let roles = canvas.list_roles(&ctx.settings.canvas.account_id).await;
+            read_canvas_snapshot(ctx, scope, report, started, roles).await
+        }
+        (Target::OpenEdx(client), _) => {
             crate::target::openedx::read_snapshot(ctx, client, scope, report).await
         }
     }
@@ -56,7 +94,8 @@ pub(crate) fn canvas_of(ctx: &CycleContext) -> Result<&CanvasClient, CycleError>
 }
 
 /// Streams the SIS rows through `parse` into the snapshot (rows outside `scope` are parsed, counted and dropped),
-/// counts the skipped ones, and says how many were read.
+/// counts the skipped ones, and says how many were read. Rows are parsed where they were decoded; only a skipped
+/// one is copied (for its audit row).
 pub(crate) async fn read_sis_rows<F>(
     ctx: &CycleContext,
     scope: Option<&BTreeSet<String>>,
@@ -65,7 +104,7 @@ pub(crate) async fn read_sis_rows<F>(
     mut parse: F,
 ) -> Result<(), CycleError>
 where
-    F: FnMut(&SisRow, &mut Ids) -> Result<DesiredEnrollment, SkippedRow>,
+    F: FnMut(SisRowRef<'_>, &mut Ids) -> Result<DesiredEnrollment, SkippedRow>,
 {
     let settings = &ctx.settings;
     let ids = &mut snap.ids;
@@ -76,16 +115,19 @@ where
         &settings.sis.enrollments_query,
         settings.sis.statement_timeout,
         |row| {
-            if scope.is_some_and(|s| !s.contains(row.course_id.as_deref().unwrap_or_default())) {
-                if parse(&row, ids).is_ok() {
+            if scope.is_some_and(|s| !s.contains(row.course_id.unwrap_or_default())) {
+                if parse(row, ids).is_ok() {
                     outside_scope += 1;
                 }
                 return;
             }
             in_scope += 1;
-            match parse(&row, ids) {
+            match parse(row, ids) {
                 Ok(d) => desired.push(d),
-                Err(skip) => skipped.push(SkippedSisRow { row, skip }),
+                Err(skip) => skipped.push(SkippedSisRow {
+                    row: row.to_row(),
+                    skip,
+                }),
             }
         },
     )
@@ -123,26 +165,28 @@ pub(crate) fn managed_courses(snap: &Snapshot) -> Vec<Sym> {
     managed
 }
 
+/// The Canvas side: SIS rows parsed against Canvas's roles, and the managed courses' live enrollments (report or
+/// course listings, through [`canvas_of`]).
 async fn read_canvas_snapshot(
     ctx: &CycleContext,
-    canvas: &CanvasClient,
     scope: Option<&BTreeSet<String>>,
     report: &mut CycleReport,
+    started: Instant,
+    roles: Result<Vec<Role>, CanvasError>,
 ) -> Result<Snapshot, CycleError> {
     let settings = &ctx.settings;
     let kind = settings.sis.user_id_kind;
-    let started = Instant::now();
     let mut snap = Snapshot::default();
 
     // Roles first: SIS rows name roles, and a rule naming a missing role is fatal before anything is read.
-    let roles = canvas.list_roles(&settings.canvas.account_id).await?;
+    let roles = roles?;
     snap.roles = RoleBook::new(roles.into_iter().map(RoleInfo::from));
     snap.rules = read_rules(ctx, &snap.roles, &mut snap.ids).await?;
 
     // SIS rows, streamed and parsed one at a time.
     let roles = snap.roles.clone();
     read_sis_rows(ctx, scope, &mut snap, report, |row, ids| {
-        parse_row(row, kind, &roles, ids)
+        parse_row_ref(row, kind, &roles, ids)
     })
     .await?;
 
