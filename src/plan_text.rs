@@ -23,7 +23,7 @@ pub fn render(report: &CycleReport) -> String {
         .collect();
     let _ = writeln!(
         out,
-        "run {} {}{} in {:.1} s: planned {}; applied {}, failed {}, skipped {}, held {}; {} Canvas API calls",
+        "run {} {}{} in {:.1} s: planned {}; applied {}, failed {}, skipped {}, held {}; {} {} API calls",
         report.run_id,
         report.status.as_str(),
         if report.dry_run { " (dry run)" } else { "" },
@@ -33,6 +33,7 @@ pub fn render(report: &CycleReport) -> String {
         report.failed,
         report.skipped,
         report.held,
+        system(report),
         report.api_calls
     );
     let excepted = report.details.excepted;
@@ -66,7 +67,12 @@ pub fn render(report: &CycleReport) -> String {
         .collect();
     if !not_made.is_empty() {
         let _ = writeln!(out, "\n{} changes not made:", not_made.len());
-        let lines = align(&not_made.iter().map(|c| columns(c)).collect::<Vec<_>>());
+        let lines = align(
+            &not_made
+                .iter()
+                .map(|c| columns(c, report))
+                .collect::<Vec<_>>(),
+        );
         for (c, line) in not_made.iter().zip(lines) {
             let _ = writeln!(
                 out,
@@ -89,7 +95,7 @@ pub fn render(report: &CycleReport) -> String {
         let n = shown.iter().filter(|c| c.action == action.as_str()).count();
         let _ = writeln!(out, "  {:<13} {n:>7}", action.as_str());
     }
-    let lines = align(&shown.iter().map(|c| columns(c)).collect::<Vec<_>>());
+    let lines = align(&shown.iter().map(|c| columns(c, report)).collect::<Vec<_>>());
     for action in Action::ALL {
         let of_action: Vec<&String> = shown
             .iter()
@@ -174,8 +180,21 @@ fn symbol(action: Action) -> &'static str {
     }
 }
 
-/// user (name), course, section, role before → after, state before → after.
-fn columns(c: &ChangeRecord) -> [String; 5] {
+/// The system the report's target is, in its words.
+fn system(report: &CycleReport) -> &'static str {
+    match report.details.target {
+        "openedx" => "Open edX",
+        _ => "Canvas",
+    }
+}
+
+/// user (name), course, section, role before → after, state before → after. For Open edX the course is the
+/// program and a section the course run; the program enrollment itself has none.
+fn columns(c: &ChangeRecord, report: &CycleReport) -> [String; 5] {
+    let default_place = match report.details.target {
+        "openedx" => "(program enrollment)",
+        _ => "(default section)",
+    };
     let user = match (&c.user_id, &c.user_name) {
         (Some(id), Some(name)) => format!("{id} ({name})"),
         (Some(id), None) => id.clone(),
@@ -184,9 +203,7 @@ fn columns(c: &ChangeRecord) -> [String; 5] {
     [
         user,
         c.course_id.clone().unwrap_or_else(|| "-".into()),
-        c.section_id
-            .clone()
-            .unwrap_or_else(|| "(default section)".into()),
+        c.section_id.clone().unwrap_or_else(|| default_place.into()),
         arrow(c.role_before.as_deref(), c.role_after.as_deref()),
         arrow(c.state_before.as_deref(), c.state_after.as_deref()),
     ]

@@ -175,6 +175,7 @@ pub async fn prepare(
     let dry_run = opts.dry_run || ctx.settings.reconcile.dry_run || paused_reason.is_some();
     let span = info_span!("cycle", run.id = %run_id, dry_run);
     let mut report = CycleReport::new(run_id.clone(), dry_run);
+    report.details.target = ctx.settings.target.as_str();
     let runs = Runs::new(ctx.db.clone());
     ctx.target.begin_cycle();
     let scope = opts.scope.as_deref();

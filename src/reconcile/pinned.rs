@@ -152,6 +152,7 @@ pub(super) async fn run_pinned(
     runs.start_approved(&run_id, dry_run, Some(approval))
         .await?;
     let mut report = CycleReport::new(run_id, dry_run);
+    report.details.target = ctx.settings.target.as_str();
     report.details.undo_of = approval.undo_of.clone();
     ctx.target.begin_cycle();
     for row in rows {

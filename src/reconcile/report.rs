@@ -20,6 +20,9 @@ pub struct Safety {
 /// Figures beyond the contract's minimum, for operators and benchmarks.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct CycleDetails {
+    /// `canvas` or `openedx` (`target.kind`); empty in reports of older versions (Canvas).
+    #[serde(default, skip_serializing_if = "str::is_empty")]
+    pub target: &'static str,
     /// The courses a `scope = 'courses'` run was limited to (those whose SIS rows changed); empty in a full run.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub scope: Vec<String>,
