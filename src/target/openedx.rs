@@ -24,7 +24,7 @@ use crate::domain::plan::Change;
 use crate::domain::roles::{OPENEDX_LEARNER, OPENEDX_STAFF, RoleBook};
 use crate::domain::sis_row::{SisRow, SkipReason, SkippedRow};
 use crate::domain::{
-    Action, DesiredEnrollment, DesiredState, EnrollmentState, LiveEnrollment, SectionKey, Sym,
+    Action, DesiredEnrollment, DesiredState, EnrollmentState, Ids, LiveEnrollment, SectionKey, Sym,
     UserIdKind, Vocabulary,
 };
 use crate::metrics::ReasonLabels;
@@ -54,6 +54,58 @@ fn stable_id(program: &str, run: Option<&str>, key_lower: &str) -> u64 {
     let mut bytes = [0u8; 8];
     bytes.copy_from_slice(&digest[..8]);
     u64::from_be_bytes(bytes) >> 1
+}
+
+/// One enrollment as a program or run listing showed it.
+struct Listed<'a> {
+    program: Sym,
+    uuid: &'a str,
+    /// The run (interned, and its key), for a run enrollment.
+    run: Option<(Sym, &'a str)>,
+    staff: bool,
+    key: String,
+    status: &'a str,
+    curriculum: String,
+    waiting: bool,
+}
+
+impl Listed<'_> {
+    /// Into the shared model (a live enrollment under a stable id) and the Open edX side; retired keys are left out
+    /// (never a removal candidate, facts §6.6).
+    fn record(self, ids: &mut Ids, live: &mut Vec<LiveEnrollment>, side: &mut OpenEdxSide) {
+        if self.key.starts_with(RETIRED_PREFIX) {
+            return;
+        }
+        let lower = self.key.to_lowercase();
+        let id = stable_id(self.uuid, self.run.map(|(_, k)| k), &lower);
+        let section = self
+            .run
+            .map_or(SectionKey::Default, |(r, _)| SectionKey::Sis(r));
+        live.push(LiveEnrollment {
+            id,
+            user: Some(ids.intern(&lower)),
+            canvas_user_id: 0,
+            course: self.program,
+            canvas_course_id: 0,
+            section,
+            canvas_section_id: 0,
+            role: if self.staff {
+                OPENEDX_STAFF
+            } else {
+                OPENEDX_LEARNER
+            },
+            state: Vocabulary::OpenEdx.parse_state(section, self.status),
+            associated_user_id: None,
+        });
+        side.live.insert(
+            id,
+            LiveRecord {
+                student_key: self.key,
+                curriculum: self.curriculum,
+                waiting: self.waiting,
+            },
+        );
+    }
 }
 
 /// Reads the SIS rows and Open edX's program and run enrollments into a snapshot.
@@ -201,68 +253,35 @@ pub async fn read_snapshot_with(
     let mut linked = Vec::new();
     for (program, uuid, rows) in program_rows {
         for r in rows {
-            if r.student_key.starts_with(RETIRED_PREFIX) {
-                continue;
+            if r.account_exists && !r.student_key.starts_with(RETIRED_PREFIX) {
+                linked.push((uuid.clone(), r.student_key.to_lowercase()));
             }
-            let lower = r.student_key.to_lowercase();
-            let id = stable_id(&uuid, None, &lower);
-            if r.account_exists {
-                linked.push((uuid.clone(), lower.clone()));
-            }
-            live.push(LiveEnrollment {
-                id,
-                user: Some(snap.ids.intern(&lower)),
-                canvas_user_id: 0,
-                course: program,
-                canvas_course_id: 0,
-                section: SectionKey::Default,
-                canvas_section_id: 0,
-                role: OPENEDX_LEARNER,
-                state: Vocabulary::OpenEdx.parse_state(SectionKey::Default, &r.status),
-                associated_user_id: None,
-            });
-            side.live.insert(
-                id,
-                LiveRecord {
-                    student_key: r.student_key,
-                    curriculum: r.curriculum_uuid,
-                    waiting: !r.account_exists,
-                },
-            );
+            let listed = Listed {
+                program,
+                uuid: &uuid,
+                run: None,
+                staff: false,
+                key: r.student_key,
+                status: &r.status,
+                curriculum: r.curriculum_uuid,
+                waiting: !r.account_exists,
+            };
+            listed.record(&mut snap.ids, &mut live, &mut side);
         }
     }
     for (program, run, uuid, key, rows) in run_rows {
-        let section = SectionKey::Sis(run);
         for r in rows {
-            if r.student_key.starts_with(RETIRED_PREFIX) {
-                continue;
-            }
-            let lower = r.student_key.to_lowercase();
-            let id = stable_id(&uuid, Some(&key), &lower);
-            live.push(LiveEnrollment {
-                id,
-                user: Some(snap.ids.intern(&lower)),
-                canvas_user_id: 0,
-                course: program,
-                canvas_course_id: 0,
-                section,
-                canvas_section_id: 0,
-                role: if r.course_staff {
-                    OPENEDX_STAFF
-                } else {
-                    OPENEDX_LEARNER
-                },
-                state: Vocabulary::OpenEdx.parse_state(section, &r.status),
-                associated_user_id: None,
-            });
-            side.live.insert(
-                id,
-                LiveRecord {
-                    student_key: r.student_key,
-                    curriculum: r.curriculum_uuid,
-                    waiting: !r.account_exists,
-                },
-            );
+            let listed = Listed {
+                program,
+                uuid: &uuid,
+                run: Some((run, &key)),
+                staff: r.course_staff,
+                key: r.student_key,
+                status: &r.status,
+                curriculum: r.curriculum_uuid,
+                waiting: !r.account_exists,
+            };
+            listed.record(&mut snap.ids, &mut live, &mut side);
         }
     }
     snap.live = live;

@@ -345,16 +345,15 @@ async fn openedx_first_cycle_converges_the_second_plans_nothing_and_a_dry_run_wr
     lms.shutdown().await;
 }
 
-#[tokio::test]
-async fn openedx_the_brake_holds_a_mass_cancel_from_a_bad_export() {
+/// 20 learners enrolled in Open edX, and a SIS export that cancels every one of them.
+async fn a_bad_export_cancels_twenty() -> (TestEnv, OpenEdxHandle, Vec<String>) {
     let env = TestEnv::new(Seed::default()).await;
-    let mut seed = university();
     let keys: Vec<String> = (0..20).map(|i| format!("learner-{i:02}")).collect();
-    for k in &keys {
-        seed = seed.enrollment(SeedProgramEnrollment::new(
+    let seed = keys.iter().fold(university(), |seed, k| {
+        seed.enrollment(SeedProgramEnrollment::new(
             k, PROGRAM, CURRICULUM, "enrolled",
-        ));
-    }
+        ))
+    });
     let lms = lms_with(seed).await;
     let rows: Vec<OpenEdxRow<'_>> = keys
         .iter()
@@ -370,6 +369,12 @@ async fn openedx_the_brake_holds_a_mass_cancel_from_a_bad_export() {
         })
         .collect();
     openedx_sis(&env, &rows).await;
+    (env, lms, keys)
+}
+
+#[tokio::test]
+async fn openedx_the_brake_holds_a_mass_cancel_from_a_bad_export() {
+    let (env, lms, keys) = a_bad_export_cancels_twenty().await;
     let (code, report, text) = reconcile(&env, &lms, &[], "").await;
     assert_eq!(code, Some(3), "{text}");
     assert_eq!(report["held"].as_u64(), Some(20), "{report}");
@@ -556,29 +561,7 @@ async fn openedx_waiting_enrollments_are_kept_alive_before_they_expire() {
 
 #[tokio::test]
 async fn openedx_held_cancels_are_applied_by_a_person_undone_and_explained() {
-    let env = TestEnv::new(Seed::default()).await;
-    let mut seed = university();
-    let keys: Vec<String> = (0..20).map(|i| format!("learner-{i:02}")).collect();
-    for k in &keys {
-        seed = seed.enrollment(SeedProgramEnrollment::new(
-            k, PROGRAM, CURRICULUM, "enrolled",
-        ));
-    }
-    let lms = lms_with(seed).await;
-    let rows: Vec<OpenEdxRow<'_>> = keys
-        .iter()
-        .map(|k| {
-            (
-                k.as_str(),
-                PROGRAM,
-                None,
-                None,
-                Some("canceled"),
-                Some(CURRICULUM),
-            )
-        })
-        .collect();
-    openedx_sis(&env, &rows).await;
+    let (env, lms, keys) = a_bad_export_cancels_twenty().await;
     let (code, tripped, text) = reconcile(&env, &lms, &[], "").await;
     assert_eq!(code, Some(3), "{text}");
     let config = openedx_config(&lms, "");
