@@ -20,7 +20,7 @@ mod model;
 mod tests;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use backon::BackoffBuilder;
@@ -32,6 +32,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
+use crate::canvas::client::Counters;
 use crate::config::{ClientSecretSource, LimitsSettings, OpenEdxSettings};
 pub use error::OpenEdxError;
 use model::{COURSE_OK, PROGRAM_OK, Page};
@@ -101,16 +102,6 @@ pub struct OpenEdxClient {
     counters: Counters,
 }
 
-/// Requests of the current cycle, as the run record counts Canvas's (`details.requests`).
-#[derive(Default)]
-struct Counters {
-    requests: AtomicU64,
-    gets: AtomicU64,
-    writes: AtomicU64,
-    retries: AtomicU64,
-    throttled: AtomicU64,
-}
-
 impl std::fmt::Debug for OpenEdxClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OpenEdxClient")
@@ -167,22 +158,12 @@ impl OpenEdxClient {
 
     /// Starts counting a new cycle's requests.
     pub fn begin_cycle(&self) {
-        let c = &self.counters;
-        for counter in [&c.requests, &c.gets, &c.writes, &c.retries, &c.throttled] {
-            counter.store(0, Ordering::SeqCst);
-        }
+        self.counters.reset();
     }
 
     /// The requests since [`OpenEdxClient::begin_cycle`] (token requests included).
     pub fn stats(&self) -> crate::canvas::RequestStats {
-        let c = &self.counters;
-        crate::canvas::RequestStats {
-            requests: c.requests.load(Ordering::SeqCst),
-            gets: c.gets.load(Ordering::SeqCst),
-            writes: c.writes.load(Ordering::SeqCst),
-            retries: c.retries.load(Ordering::SeqCst),
-            throttled: c.throttled.load(Ordering::SeqCst),
-        }
+        self.counters.stats()
     }
 
     /// `{base}/api/program_enrollments/v1/programs/{uuid}/enrollments/` (facts §2.1).

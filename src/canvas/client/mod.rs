@@ -94,13 +94,39 @@ pub struct RequestStats {
     pub throttled: u64,
 }
 
+/// The live counts behind [`RequestStats`], shared by the Canvas and Open edX clients.
 #[derive(Default)]
-struct Counters {
-    requests: AtomicU64,
-    gets: AtomicU64,
-    writes: AtomicU64,
-    retries: AtomicU64,
-    throttled: AtomicU64,
+pub struct Counters {
+    pub requests: AtomicU64,
+    pub gets: AtomicU64,
+    pub writes: AtomicU64,
+    pub retries: AtomicU64,
+    pub throttled: AtomicU64,
+}
+
+impl Counters {
+    /// Starts counting a new cycle.
+    pub fn reset(&self) {
+        for c in [
+            &self.requests,
+            &self.gets,
+            &self.writes,
+            &self.retries,
+            &self.throttled,
+        ] {
+            c.store(0, Ordering::SeqCst);
+        }
+    }
+
+    pub fn stats(&self) -> RequestStats {
+        RequestStats {
+            requests: self.requests.load(Ordering::SeqCst),
+            gets: self.gets.load(Ordering::SeqCst),
+            writes: self.writes.load(Ordering::SeqCst),
+            retries: self.retries.load(Ordering::SeqCst),
+            throttled: self.throttled.load(Ordering::SeqCst),
+        }
+    }
 }
 
 pub struct CanvasClient {
@@ -179,25 +205,11 @@ impl CanvasClient {
         self.consecutive_failures.store(0, Ordering::SeqCst);
         self.auth_failed.store(false, Ordering::SeqCst);
         self.token_reloaded.store(false, Ordering::SeqCst);
-        for c in [
-            &self.counters.requests,
-            &self.counters.gets,
-            &self.counters.writes,
-            &self.counters.retries,
-            &self.counters.throttled,
-        ] {
-            c.store(0, Ordering::SeqCst);
-        }
+        self.counters.reset();
     }
 
     pub fn stats(&self) -> RequestStats {
-        RequestStats {
-            requests: self.counters.requests.load(Ordering::SeqCst),
-            gets: self.counters.gets.load(Ordering::SeqCst),
-            writes: self.counters.writes.load(Ordering::SeqCst),
-            retries: self.counters.retries.load(Ordering::SeqCst),
-            throttled: self.counters.throttled.load(Ordering::SeqCst),
-        }
+        self.counters.stats()
     }
 
     /// The current adaptive in-flight limit.
