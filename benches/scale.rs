@@ -1676,13 +1676,10 @@ fn verdicts(o: &Outcome) -> Vec<(String, bool)> {
                 o.sim.calls == o.min_calls,
             ));
             v.push((format!("0 writes (is {})", o.sim.writes), o.sim.writes == 0));
+            v.push(within_bucket_model(o, 1.15));
             v.push((
-                format!("wall ≤ 1.15× floor (is {:.2}×)", o.wall_ratio()),
-                o.wall_ratio() <= 1.15,
-            ));
-            v.push((
-                format!("RSS ≤ 100 MB (is {:.0} MB)", o.rss_mb),
-                o.rss_mb <= 100.0,
+                format!("RSS ≤ 60 MB (is {:.0} MB)", o.rss_mb),
+                o.rss_mb <= 60.0,
             ));
         }
         "S2" => {
@@ -1690,13 +1687,14 @@ fn verdicts(o: &Outcome) -> Vec<(String, bool)> {
                 format!("call ratio ≤ 1.01 (is {:.3})", o.call_ratio()),
                 o.call_ratio() <= 1.01,
             ));
-            v.push((
-                format!("wall ≤ 1.2× floor (is {:.2}×)", o.wall_ratio()),
-                o.wall_ratio() <= 1.2,
-            ));
+            v.push(within_bucket_model(o, 1.15));
             v.push((
                 format!("0 throttled (is {})", o.sim.throttled),
                 o.sim.throttled == 0,
+            ));
+            v.push((
+                format!("RSS ≤ 250 MB (is {:.0} MB)", o.rss_mb),
+                o.rss_mb <= 250.0,
             ));
         }
         "S3" => {
@@ -1721,12 +1719,12 @@ fn verdicts(o: &Outcome) -> Vec<(String, bool)> {
                 o.read_path == "report",
             ));
             v.push((
-                format!("in-process ≤ 10 s (CPU {:.1} s)", o.cpu_s),
-                o.cpu_s <= 10.0,
+                format!("in-process ≤ 5 s CPU (is {:.1} s)", o.cpu_s),
+                o.cpu_s <= 5.0,
             ));
             v.push((
-                format!("RSS ≤ 1 GB (is {:.0} MB)", o.rss_mb),
-                o.rss_mb <= 1024.0,
+                format!("RSS ≤ 600 MB (is {:.0} MB)", o.rss_mb),
+                o.rss_mb <= 600.0,
             ));
         }
         "S5" => {
@@ -1909,6 +1907,16 @@ fn results_table(outcomes: &[Outcome]) -> Table {
         ]);
     }
     t
+}
+
+/// Issue 14's wall target: against the floor under the simulator's bucket rule (the up-front charge held in flight
+/// counted), which no client facing that latency can beat.
+fn within_bucket_model(o: &Outcome, at_most: f64) -> (String, bool) {
+    let ratio = o.wall_s / o.floor_model_s.max(1e-9);
+    (
+        format!("wall ≤ {at_most}× the bucket-model floor (is {ratio:.3}×)"),
+        ratio <= at_most,
+    )
 }
 
 fn targets_table(outcomes: &[Outcome]) -> Table {

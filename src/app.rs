@@ -44,10 +44,10 @@ pub async fn connect(
         _ => db.clone(),
     };
     let target = match &settings.openedx {
-        Some(openedx) => Target::OpenEdx(Arc::new(OpenEdxClient::new(OpenEdxClientOptions::new(
-            openedx,
-            &settings.limits,
-        ))?)),
+        Some(openedx) => Target::OpenEdx(Arc::new(
+            OpenEdxClient::new(OpenEdxClientOptions::new(openedx, &settings.limits))?
+                .with_metrics(metrics.clone()),
+        )),
         None => Target::Canvas(Arc::new(CanvasClient::new(
             ClientOptions::new(
                 &settings.canvas,

@@ -128,13 +128,13 @@ impl Metrics {
         let canvas_requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "rostersync_canvas_requests",
-            "Canvas API requests by method and HTTP status (or timeout/error), retries included",
+            "Requests to the target (Canvas, or Open edX with target.kind = openedx) by method and HTTP status (or timeout/error), retries included",
             canvas_requests.clone(),
         );
         let canvas_retries = Family::<ReasonLabels, Counter>::default();
         registry.register(
             "rostersync_canvas_retries",
-            "Canvas requests retried, by reason (throttled, server_error, timeout, network)",
+            "Requests to the target retried, by reason (throttled, server_error, timeout, network)",
             canvas_retries.clone(),
         );
         let cycle_duration = Histogram::new([

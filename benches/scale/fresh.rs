@@ -31,6 +31,9 @@ pub struct FreshOutcome {
     pub courses: u64,
     pub full_calls: u64,
     pub full_wall_s: f64,
+    /// What a full cycle that lists every course would call (pages of every course + the roles): the comparison
+    /// when the provisioning report is unavailable.
+    pub per_course_calls: u64,
     /// (mode, trials)
     pub modes: Vec<(&'static str, Vec<Trial>)>,
 }
@@ -66,7 +69,51 @@ impl FreshOutcome {
                 100.0 * calls / self.full_calls.max(1) as f64
             ));
         }
+        s.push_str(&format!(
+            "\n| target (issue 14) | measured | met |\n|---|---|---|\n{}",
+            self.verdicts()
+                .into_iter()
+                .map(|(what, is, ok)| format!(
+                    "| {what} | {is} | {} |\n",
+                    if ok { "yes" } else { "**no**" }
+                ))
+                .collect::<String>()
+        ));
         s
+    }
+
+    fn verdicts(&self) -> Vec<(String, String, bool)> {
+        let mut v = Vec::new();
+        for (mode, trials) in &self.modes {
+            let p95 = percentile(trials.iter().map(|t| t.latency_s).collect(), 0.95);
+            let at_most = if mode.starts_with("NOTIFY") {
+                5.0
+            } else {
+                60.0
+            };
+            v.push((
+                format!("{mode}: SIS change → Canvas p95 ≤ {at_most} s"),
+                format!("{p95:.1} s"),
+                p95 <= at_most,
+            ));
+        }
+        let trials: Vec<&Trial> = self.modes.iter().flat_map(|(_, t)| t).collect();
+        let calls = trials.iter().map(|t| t.calls).sum::<u64>() as f64 / trials.len().max(1) as f64;
+        for (what, full) in [
+            (
+                "the default full cycle's calls (provisioning report)",
+                self.full_calls,
+            ),
+            ("a per-course full cycle's calls", self.per_course_calls),
+        ] {
+            let share = calls / full.max(1) as f64;
+            v.push((
+                format!("calls per 100 changes ≤ 2% of {what}, {full}"),
+                format!("{calls:.0} = {:.1}%", share * 100.0),
+                share <= 0.02,
+            ));
+        }
+        v
     }
 }
 
@@ -186,6 +233,7 @@ pub async fn run(pg: &PgServer, opts: &Opts, dir: &Path, trials: usize) -> Resul
         let mut out = FreshOutcome {
             enrollments: data.slots.len() as u64,
             courses: data.courses() as u64,
+            per_course_calls: super::per_course_reads(&data.sizes) + 1,
             ..FreshOutcome::default()
         };
         let mut rng = StdRng::seed_from_u64(0xf5e54);

@@ -115,7 +115,7 @@ pub fn client(ctx: &crate::reconcile::CycleContext) -> Result<Probe, String> {
         let mut opts = OpenEdxClientOptions::new(openedx, &settings.limits);
         opts.max_retries = opts.max_retries.min(1);
         return OpenEdxClient::new(opts)
-            .map(|c| Probe::OpenEdx(Box::new(c)))
+            .map(|c| Probe::OpenEdx(Box::new(c.with_metrics(ctx.metrics.clone()))))
             .map_err(|e| e.to_string());
     }
     let mut opts = crate::canvas::ClientOptions::new(

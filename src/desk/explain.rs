@@ -20,7 +20,9 @@ use crate::reconcile::report::CycleReport;
 use crate::reconcile::{CycleContext, decide_settings, read, record};
 use crate::sis;
 use crate::store::grace::RemovalGrace;
+use crate::store::openedx_learners::OpenEdxLearners;
 use crate::store::{DbError, Runs};
+use crate::target::Target;
 
 /// How many audit rows the history shows, newest first (`rostersync audit --user` has them all).
 const HISTORY: i64 = 50;
@@ -28,10 +30,13 @@ const HISTORY: i64 = 50;
 #[derive(Debug, thiserror::Error)]
 pub enum ExplainError {
     #[error(
-        "neither the SIS nor Canvas knows user `{0}` (the SIS query returns no row for it and Canvas has no user \
-         with that {1}); check the id, and sis.user_id_kind"
+        "neither the SIS nor {target} knows user `{user}` ({why}); check the id, and sis.user_id_kind"
     )]
-    Unknown(String, &'static str),
+    Unknown {
+        user: String,
+        target: &'static str,
+        why: &'static str,
+    },
     #[error("explain: {0}")]
     Cycle(#[from] CycleError),
     #[error("explain: {0}")]
@@ -124,17 +129,26 @@ pub async fn explain(
     let settings = &ctx.settings;
     let kind = crate::target::identity_kind(settings);
     // Canvas can be asked for a user's enrollments everywhere; Open edX only program by program, so there the
-    // programs are those the SIS names for the learner.
+    // programs are those the SIS names for the learner and those rostersync knows them in: where it wrote or saw
+    // them (`openedx_learners`) and where their audit history is. A learner the SIS dropped is found there.
+    let history = history(ctx, user, course).await?;
     let (canvas_user, listed) = match ctx.target.canvas() {
         Some(canvas) => canvas_enrollments(canvas, user).await?,
         None => (None, Vec::new()),
     };
-    let canvas_courses: Vec<String> = listed
-        .iter()
-        .filter_map(|e| e.sis_course_id.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let known_elsewhere: BTreeSet<String> = match &ctx.target {
+        Target::Canvas(_) => listed
+            .iter()
+            .filter_map(|e| e.sis_course_id.clone())
+            .collect(),
+        Target::OpenEdx(_) => OpenEdxLearners::new(ctx.db.clone())
+            .programs_of(user)
+            .await?
+            .into_iter()
+            .chain(history.iter().filter_map(|h| h.course_id.clone()))
+            .collect(),
+    };
+    let canvas_courses: Vec<String> = known_elsewhere.into_iter().collect();
     let (own, managed_live) = sis::courses_of_user(
         &ctx.sis,
         &settings.sis.enrollments_query,
@@ -145,12 +159,27 @@ pub async fn explain(
     )
     .await
     .map_err(CycleError::from)?;
-    if own.is_empty() && canvas_user.is_none() {
-        let what = match kind {
-            UserIdKind::SisUserId => "sis_user_id",
-            UserIdKind::SisLoginId => "login_id",
+    if own.is_empty() && canvas_user.is_none() && managed_live.is_empty() {
+        let (target, why) = match (&ctx.target, kind) {
+            (Target::OpenEdx(_), _) => (
+                "rostersync",
+                "the SIS query returns no row for it, and rostersync never wrote or saw that external key in an \
+                 Open edX program",
+            ),
+            (Target::Canvas(_), UserIdKind::SisUserId) => (
+                "Canvas",
+                "the SIS query returns no row for it and Canvas has no user with that sis_user_id",
+            ),
+            (Target::Canvas(_), UserIdKind::SisLoginId) => (
+                "Canvas",
+                "the SIS query returns no row for it and Canvas has no user with that login_id",
+            ),
         };
-        return Err(ExplainError::Unknown(user.to_owned(), what));
+        return Err(ExplainError::Unknown {
+            user: user.to_owned(),
+            target,
+            why,
+        });
     }
     let mut scope: BTreeSet<String> = own.into_iter().chain(managed_live).collect();
     if let Some(c) = course {
@@ -169,7 +198,7 @@ pub async fn explain(
         role_rules: Vec::new(),
         live: Vec::new(),
         would_do: Vec::new(),
-        history: history(ctx, user, course).await?,
+        history,
     };
     // The user's enrollments in courses no SIS row names: rostersync leaves them alone.
     for e in &listed {

@@ -20,6 +20,7 @@ mod model;
 mod tests;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,7 @@ use url::Url;
 
 use crate::canvas::client::Counters;
 use crate::config::{ClientSecretSource, LimitsSettings, OpenEdxSettings};
+use crate::metrics::Metrics;
 pub use error::OpenEdxError;
 use model::{COURSE_OK, PROGRAM_OK, Page};
 pub use model::{
@@ -100,6 +102,9 @@ pub struct OpenEdxClient {
     http: reqwest::Client,
     token: tokio::sync::Mutex<Option<Token>>,
     counters: Counters,
+    /// The daemon's registry: the target's requests and retries go into the same families as Canvas's
+    /// (CONTRACT v2: metrics work for both targets).
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl std::fmt::Debug for OpenEdxClient {
@@ -115,6 +120,7 @@ impl std::fmt::Debug for OpenEdxClient {
 struct Answer {
     status: u16,
     body: String,
+    retry_after: Option<u64>,
 }
 
 /// How one attempt ended.
@@ -126,6 +132,8 @@ enum Attempt {
     Retry {
         wait: Option<Duration>,
         error: OpenEdxError,
+        /// The `reason` label of `rostersync_canvas_retries_total`.
+        reason: &'static str,
     },
     Fail(OpenEdxError),
 }
@@ -153,7 +161,48 @@ impl OpenEdxClient {
             http,
             token: tokio::sync::Mutex::new(None),
             counters: Counters::default(),
+            metrics: None,
         })
+    }
+
+    /// Counts requests and retries in the daemon's metrics as well as per cycle.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Sends one request and reads its answer whole; the outcome is counted by status (or `timeout`/`error`).
+    async fn exchange(
+        &self,
+        request: reqwest::RequestBuilder,
+        method: &str,
+        path: &str,
+    ) -> Result<Answer, Attempt> {
+        let result = match request.send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let retry_after = response
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+                response.text().await.map(|body| Answer {
+                    status,
+                    body,
+                    retry_after,
+                })
+            }
+            Err(e) => Err(e),
+        };
+        let counted = match &result {
+            Ok(answer) => answer.status.to_string(),
+            Err(e) if e.is_timeout() => "timeout".to_owned(),
+            Err(_) => "error".to_owned(),
+        };
+        if let Some(metrics) = &self.metrics {
+            metrics.count_request(method, &counted);
+        }
+        result.map_err(|e| transport_attempt(&e, method, path))
     }
 
     /// Starts counting a new cycle's requests.
@@ -211,21 +260,13 @@ impl OpenEdxClient {
         }
         let path = url.path().to_owned();
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
-        let sent = self
-            .http
-            .post(url)
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", self.opts.client_id.as_str()),
-                ("client_secret", secret.expose_secret()),
-                ("token_type", "jwt"),
-            ])
-            .send()
-            .await;
-        let answer = match sent {
-            Ok(response) => read_answer(response, "POST", &path).await?,
-            Err(e) => return Err(transport_attempt(&e, "POST", &path)),
-        };
+        let request = self.http.post(url).form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", self.opts.client_id.as_str()),
+            ("client_secret", secret.expose_secret()),
+            ("token_type", "jwt"),
+        ]);
+        let answer = self.exchange(request, "POST", &path).await?;
         match answer.status {
             200 => {}
             400 | 401 => {
@@ -234,7 +275,7 @@ impl OpenEdxClient {
                     status: answer.status,
                 }));
             }
-            _ => return Err(status_attempt(&answer, None, "POST", &path)),
+            _ => return Err(status_attempt(answer, "POST", &path)),
         }
         #[derive(serde::Deserialize)]
         struct TokenAnswer {
@@ -300,16 +341,7 @@ impl OpenEdxClient {
             _ => &self.counters.writes,
         }
         .fetch_add(1, Ordering::Relaxed);
-        let response = match request.send().await {
-            Ok(response) => response,
-            Err(e) => return transport_attempt(&e, method.as_str(), &path),
-        };
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        let answer = match read_answer(response, method.as_str(), &path).await {
+        let answer = match self.exchange(request, method.as_str(), &path).await {
             Ok(answer) => answer,
             Err(attempt) => return attempt,
         };
@@ -317,7 +349,7 @@ impl OpenEdxClient {
             200..=299 | 422 => Attempt::Done(answer),
             401 => Attempt::Unauthorized(developer_message(&answer.body)),
             403 => Attempt::Fail(self.forbidden(&jwt)),
-            _ => status_attempt(&answer, retry_after, method.as_str(), &path),
+            _ => status_attempt(answer, method.as_str(), &path),
         }
     }
 
@@ -386,7 +418,11 @@ impl OpenEdxClient {
                     }
                     reauthenticated = true;
                 }
-                Attempt::Retry { wait, mut error } => {
+                Attempt::Retry {
+                    wait,
+                    mut error,
+                    reason,
+                } => {
                     if let OpenEdxError::Network { attempts: n, .. } = &mut error {
                         *n = attempts;
                     }
@@ -402,6 +438,9 @@ impl OpenEdxClient {
                         None => delay,
                     };
                     self.counters.retries.fetch_add(1, Ordering::Relaxed);
+                    if let Some(metrics) = &self.metrics {
+                        metrics.count_retry(reason);
+                    }
                     tracing::debug!(
                         %method,
                         path = url.path(),
@@ -678,30 +717,18 @@ fn failed<T>(rows: &[T], reason: &str) -> Vec<KeyOutcome> {
         .collect()
 }
 
-/// Reads the body (a failed read is a transport problem, retried).
-async fn read_answer(
-    response: reqwest::Response,
-    method: &str,
-    path: &str,
-) -> Result<Answer, Attempt> {
-    let status = response.status().as_u16();
-    match response.text().await {
-        Ok(body) => Ok(Answer { status, body }),
-        Err(e) => Err(transport_attempt(&e, method, path)),
-    }
-}
-
 fn transport_attempt(e: &reqwest::Error, method: &str, path: &str) -> Attempt {
     // Without the URL: it is the configured one, and `path` names it.
-    let message = if e.is_timeout() {
-        "timed out".to_owned()
+    let (message, reason) = if e.is_timeout() {
+        ("timed out".to_owned(), "timeout")
     } else if e.is_connect() {
-        "cannot connect".to_owned()
+        ("cannot connect".to_owned(), "network")
     } else {
-        e.without_url_message()
+        (e.without_url_message(), "network")
     };
     Attempt::Retry {
         wait: None,
+        reason,
         error: OpenEdxError::Network {
             method: method.to_owned(),
             path: path.to_owned(),
@@ -712,25 +739,24 @@ fn transport_attempt(e: &reqwest::Error, method: &str, path: &str) -> Attempt {
 }
 
 /// 429 and 5xx are retried; anything else is returned as it is (the caller maps 404s).
-fn status_attempt(answer: &Answer, retry_after: Option<u64>, method: &str, path: &str) -> Attempt {
+fn status_attempt(answer: Answer, method: &str, path: &str) -> Attempt {
     match answer.status {
         429 => Attempt::Retry {
-            wait: Some(Duration::from_secs(retry_after.unwrap_or(1))),
+            wait: Some(Duration::from_secs(answer.retry_after.unwrap_or(1))),
+            reason: "throttled",
             error: OpenEdxError::Throttled {
                 method: method.to_owned(),
                 path: path.to_owned(),
-                retry_after_secs: retry_after,
+                retry_after_secs: answer.retry_after,
             },
         },
         500..=599 => Attempt::Retry {
             wait: None,
-            error: http_error(answer, method, path),
+            reason: "server_error",
+            error: http_error(&answer, method, path),
         },
-        404 => Attempt::Done(Answer {
-            status: answer.status,
-            body: answer.body.clone(),
-        }),
-        _ => Attempt::Fail(http_error(answer, method, path)),
+        404 => Attempt::Done(answer),
+        _ => Attempt::Fail(http_error(&answer, method, path)),
     }
 }
 

@@ -57,6 +57,18 @@ impl OpenEdxLearners {
             .collect())
     }
 
+    /// The programs in which rostersync wrote this learner's enrollment or saw it linked to an account.
+    pub async fn programs_of(&self, student_key: &str) -> Result<Vec<String>, DbError> {
+        sqlx::query_scalar(
+            "SELECT program_uuid FROM rostersync.openedx_learners WHERE student_key = lower($1) \
+             ORDER BY program_uuid",
+        )
+        .bind(student_key)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(DbError::query("reading the Open edX learners"))
+    }
+
     /// Remembers that these (program, lower-cased key) were listed linked to an account.
     pub async fn seen_linked(&self, rows: &[(String, String)]) -> Result<(), DbError> {
         self.upsert(

@@ -619,6 +619,44 @@ async fn openedx_held_cancels_are_applied_by_a_person_undone_and_explained() {
             .is_some_and(|h| h.len() >= 2),
         "{explained}"
     );
+
+    // The SIS drops a learner: Open edX cannot be asked for one learner's programs, but rostersync knows where
+    // it wrote them, and explain shows the live enrollment and the removal it faces.
+    sqlx::query("DELETE FROM sis_enrollments WHERE user_id = 'learner-04'")
+        .execute(&env.pool)
+        .await
+        .expect("drop a learner");
+    let out = env
+        .cli(&["explain", "--user", "learner-04", "--json"], &config)
+        .await;
+    let explained = json_report(&out);
+    assert_eq!(out.status.code(), Some(0), "{explained}");
+    assert_eq!(
+        explained["courses"],
+        serde_json::json!([PROGRAM]),
+        "{explained}"
+    );
+    assert_eq!(explained["sis_rows"], serde_json::json!([]), "{explained}");
+    assert_eq!(
+        explained["live"][0]["state"].as_str(),
+        Some("enrolled"),
+        "{explained}"
+    );
+    assert_eq!(
+        explained["would_do"][0]["state_after"].as_str(),
+        Some("ended"),
+        "removal = conclude ends a program enrollment: {explained}"
+    );
+    // One nobody knows is still an error, not an empty answer.
+    let out = env
+        .cli(&["explain", "--user", "learner-99", "--json"], &config)
+        .await;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     lms.shutdown().await;
 }
 
@@ -684,6 +722,19 @@ async fn openedx_the_daemon_is_ready_once_open_edx_accepts_it_and_its_cycles_con
     let log = daemon.log();
     assert!(!log.contains(SECRET), "{log}");
     assert_eq!(env.writes(), 0, "Canvas is never reached");
+    // The target's requests are in the same families a Canvas daemon's are: the token, the reads, the write.
+    let (_, text) = daemon.get("/metrics").await.expect("/metrics");
+    for series in [
+        "rostersync_canvas_requests_total{method=\"POST\",status=\"200\"}",
+        "rostersync_canvas_requests_total{method=\"GET\",status=\"200\"}",
+        "rostersync_canvas_requests_total{method=\"PUT\",status=\"200\"}",
+    ] {
+        assert!(
+            metric(&text, series).unwrap_or(0.0) >= 1.0,
+            "{series}\n{text}"
+        );
+    }
+    assert!(!text.contains(SECRET));
     lms.shutdown().await;
 }
 
