@@ -159,7 +159,10 @@ pub async fn explain(
     )
     .await
     .map_err(CycleError::from)?;
-    if own.is_empty() && canvas_user.is_none() && managed_live.is_empty() {
+    // An Open edX program named with `--course` is read whatever is on record: it is the one way to find a learner
+    // rostersync never wrote or saw.
+    let program_named = matches!(ctx.target, Target::OpenEdx(_)) && course.is_some();
+    if own.is_empty() && canvas_user.is_none() && managed_live.is_empty() && !program_named {
         let (target, why) = match (&ctx.target, kind) {
             (Target::OpenEdx(_), _) => (
                 "rostersync",

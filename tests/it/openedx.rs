@@ -647,15 +647,44 @@ async fn openedx_held_cancels_are_applied_by_a_person_undone_and_explained() {
         Some("ended"),
         "removal = conclude ends a program enrollment: {explained}"
     );
-    // One nobody knows is still an error, not an empty answer.
+    // One nobody knows is still an error, not an empty answer...
     let out = env
         .cli(&["explain", "--user", "learner-99", "--json"], &config)
         .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("neither the SIS nor rostersync knows"),
+        "{stderr}"
+    );
+    // ...unless the operator names the program: it is read, and a learner enrolled there by someone else is found.
+    lms.with_store(|s| {
+        s.add_program_enrollment(SeedProgramEnrollment::new(
+            "learner-77",
+            PROGRAM,
+            CURRICULUM,
+            "enrolled",
+        ))
+    });
+    let out = env
+        .cli(
+            &[
+                "explain",
+                "--user",
+                "learner-77",
+                "--course",
+                PROGRAM,
+                "--json",
+            ],
+            &config,
+        )
+        .await;
+    let explained = json_report(&out);
+    assert_eq!(out.status.code(), Some(0), "{explained}");
     assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        explained["live"][0]["state"].as_str(),
+        Some("enrolled"),
+        "{explained}"
     );
     lms.shutdown().await;
 }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use sha1::{Digest, Sha1};
 
 use super::replica::{Replica, ReplicaLag};
-use super::seed::{OpenEdxSeed, OpenEdxSeedError, SeedClient, SeedLmsUser};
+use super::seed::{OpenEdxSeed, OpenEdxSeedError, SeedClient, SeedLmsUser, SeedProgramEnrollment};
 
 /// Program enrollment statuses (facts §5.1, [R6]).
 pub const PROGRAM_STATUSES: [&str; 5] = ["enrolled", "pending", "suspended", "canceled", "ended"];
@@ -486,6 +486,22 @@ impl OpenEdxStore {
     /// Adds (or replaces) an LMS user.
     pub fn add_user(&mut self, user: SeedLmsUser) {
         self.users.insert(user.username.clone(), user);
+    }
+
+    /// A program enrollment made outside the API under test (by hand, by another script), as the seed makes them.
+    pub fn add_program_enrollment(&mut self, pe: SeedProgramEnrollment) {
+        let id = self.allocate_id();
+        let now = self.now();
+        self.tables.insert_program_enrollment(ProgramEnrollment {
+            id,
+            program_uuid: pe.program_uuid,
+            curriculum_uuid: pe.curriculum_uuid.to_ascii_lowercase(),
+            external_user_key: pe.student_key,
+            status: pe.status,
+            username: pe.username,
+            created: now,
+            modified: pe.modified.unwrap_or(now),
+        });
     }
 
     /// Whether the LMS knows this run (in some curriculum, or listed in the seed's `courses`).
