@@ -35,7 +35,7 @@ pub enum ExplainError {
     Unknown {
         user: String,
         target: &'static str,
-        why: &'static str,
+        why: String,
     },
     #[error("explain: {0}")]
     Cycle(#[from] CycleError),
@@ -136,7 +136,7 @@ pub async fn explain(
         Some(canvas) => canvas_enrollments(canvas, user).await?,
         None => (None, Vec::new()),
     };
-    let known_elsewhere: BTreeSet<String> = match &ctx.target {
+    let known_courses: BTreeSet<String> = match &ctx.target {
         Target::Canvas(_) => listed
             .iter()
             .filter_map(|e| e.sis_course_id.clone())
@@ -148,14 +148,14 @@ pub async fn explain(
             .chain(history.iter().filter_map(|h| h.course_id.clone()))
             .collect(),
     };
-    let canvas_courses: Vec<String> = known_elsewhere.into_iter().collect();
+    let known_courses: Vec<String> = known_courses.into_iter().collect();
     let (own, managed_live) = sis::courses_of_user(
         &ctx.sis,
         &settings.sis.enrollments_query,
         settings.sis.statement_timeout,
         user,
         kind == UserIdKind::SisLoginId,
-        &canvas_courses,
+        &known_courses,
     )
     .await
     .map_err(CycleError::from)?;
@@ -163,19 +163,19 @@ pub async fn explain(
     // rostersync never wrote or saw.
     let program_named = matches!(ctx.target, Target::OpenEdx(_)) && course.is_some();
     if own.is_empty() && canvas_user.is_none() && managed_live.is_empty() && !program_named {
-        let (target, why) = match (&ctx.target, kind) {
-            (Target::OpenEdx(_), _) => (
+        let (target, why) = match &ctx.target {
+            Target::OpenEdx(_) => (
                 "rostersync",
                 "the SIS query returns no row for it, and rostersync never wrote or saw that external key in an \
-                 Open edX program",
+                 Open edX program"
+                    .to_owned(),
             ),
-            (Target::Canvas(_), UserIdKind::SisUserId) => (
+            Target::Canvas(_) => (
                 "Canvas",
-                "the SIS query returns no row for it and Canvas has no user with that sis_user_id",
-            ),
-            (Target::Canvas(_), UserIdKind::SisLoginId) => (
-                "Canvas",
-                "the SIS query returns no row for it and Canvas has no user with that login_id",
+                format!(
+                    "the SIS query returns no row for it and Canvas has no user with that {}",
+                    kind.canvas_prefix()
+                ),
             ),
         };
         return Err(ExplainError::Unknown {

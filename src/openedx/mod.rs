@@ -171,13 +171,15 @@ impl OpenEdxClient {
         self
     }
 
-    /// Sends one request and reads its answer whole; the outcome is counted by status (or `timeout`/`error`).
+    /// Sends one request and reads its answer whole; it is counted for the cycle, and in the metrics by status (or
+    /// `timeout`/`error`).
     async fn exchange(
         &self,
         request: reqwest::RequestBuilder,
         method: &str,
         path: &str,
     ) -> Result<Answer, Attempt> {
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
         let result = match request.send().await {
             Ok(response) => {
                 let status = response.status().as_u16();
@@ -259,7 +261,6 @@ impl OpenEdxClient {
             path.pop_if_empty().extend(["oauth2", "access_token"]);
         }
         let path = url.path().to_owned();
-        self.counters.requests.fetch_add(1, Ordering::Relaxed);
         let request = self.http.post(url).form(&[
             ("grant_type", "client_credentials"),
             ("client_id", self.opts.client_id.as_str()),
@@ -335,7 +336,6 @@ impl OpenEdxClient {
         if let Some(body) = body {
             request = request.json(body);
         }
-        self.counters.requests.fetch_add(1, Ordering::Relaxed);
         match *method {
             Method::GET => &self.counters.gets,
             _ => &self.counters.writes,

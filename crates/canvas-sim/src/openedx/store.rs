@@ -339,17 +339,7 @@ impl OpenEdxStore {
                     pe.student_key, pe.curriculum_uuid
                 ))
             })?;
-            let id = store.allocate_id();
-            store.tables.insert_program_enrollment(ProgramEnrollment {
-                id,
-                program_uuid: pe.program_uuid.clone(),
-                curriculum_uuid,
-                external_user_key: pe.student_key.clone(),
-                status: pe.status.clone(),
-                username: pe.username.clone(),
-                created: now,
-                modified: pe.modified.unwrap_or(now),
-            });
+            store.insert_seeded(pe.clone(), curriculum_uuid, now);
         }
         for pce in &seed.program_course_enrollments {
             if !COURSE_STATUSES.contains(&pce.status.as_str()) {
@@ -490,12 +480,23 @@ impl OpenEdxStore {
 
     /// A program enrollment made outside the API under test (by hand, by another script), as the seed makes them.
     pub fn add_program_enrollment(&mut self, pe: SeedProgramEnrollment) {
-        let id = self.allocate_id();
+        let curriculum_uuid =
+            normalize_uuid(&pe.curriculum_uuid).unwrap_or_else(|| pe.curriculum_uuid.clone());
         let now = self.now();
+        self.insert_seeded(pe, curriculum_uuid, now);
+    }
+
+    fn insert_seeded(
+        &mut self,
+        pe: SeedProgramEnrollment,
+        curriculum_uuid: String,
+        now: DateTime<Utc>,
+    ) {
+        let id = self.allocate_id();
         self.tables.insert_program_enrollment(ProgramEnrollment {
             id,
             program_uuid: pe.program_uuid,
-            curriculum_uuid: pe.curriculum_uuid.to_ascii_lowercase(),
+            curriculum_uuid,
             external_user_key: pe.student_key,
             status: pe.status,
             username: pe.username,
